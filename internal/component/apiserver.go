@@ -1,0 +1,27 @@
+package component
+
+import (
+	"context"
+
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+)
+
+// APIServer runs kube-apiserver with the given flags until ctx ends.
+func APIServer(ctx context.Context, args []string) error {
+	s := options.NewServerRunOptions()
+	if err := parse("kube-apiserver", s.Flags(), args); err != nil {
+		return err
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	if err := invalid("kube-apiserver", completed.Validate()); err != nil {
+		return err
+	}
+	return app.Run(ctx, completed)
+}

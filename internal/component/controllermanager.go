@@ -1,0 +1,35 @@
+package component
+
+import (
+	"context"
+
+	"k8s.io/component-base/configz"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+)
+
+// ControllerManager runs kube-controller-manager with the given flags. It
+// returns when ctx ends or the leader lease is lost; the feature gate
+// ControllerManagerReleaseLeaderElectionLockOnExit must be on (skiff sets it)
+// so that losing the lease returns instead of exiting the process.
+func ControllerManager(ctx context.Context, args []string) error {
+	s, err := options.NewKubeControllerManagerOptions()
+	if err != nil {
+		return err
+	}
+	sets := s.Flags(app.KnownControllers(), app.ControllersDisabledByDefault(), app.ControllerAliases())
+	s.ParsedFlags = &sets
+	if err := parse("kube-controller-manager", sets, args); err != nil {
+		return err
+	}
+	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+		return invalid("kube-controller-manager", []error{err})
+	}
+	c, err := s.Config(ctx, app.KnownControllers(), app.ControllersDisabledByDefault(), app.ControllerAliases())
+	if err != nil {
+		return invalid("kube-controller-manager", []error{err})
+	}
+	// A restarted run registers its configz endpoint again.
+	configz.Delete(app.ConfigzName)
+	return app.Run(ctx, c.Complete())
+}

@@ -1,0 +1,77 @@
+package component
+
+import (
+	"context"
+	"errors"
+
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+)
+
+// ErrLostLease says a component stopped because another process took its lease.
+var ErrLostLease = errors.New("lost leader lease")
+
+// Scheduler runs kube-scheduler with the given flags. Unlike the upstream
+// binary it does not exit the process when it loses its lease: it returns,
+// and its supervisor starts it again as a candidate.
+func Scheduler(ctx context.Context, args []string) error {
+	opts := options.NewOptions()
+	if err := parse("kube-scheduler", *opts.Flags, args); err != nil {
+		return err
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return invalid("kube-scheduler", []error{err})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cc, sched, err := app.Setup(ctx, opts)
+	if err != nil {
+		return err
+	}
+	cc.EventBroadcaster.StartRecordingToSink(ctx.Done())
+	defer cc.EventBroadcaster.Shutdown()
+
+	startInformers := func(ctx context.Context) {
+		cc.InformerFactory.Start(ctx.Done())
+		if cc.DynInformerFactory != nil {
+			cc.DynInformerFactory.Start(ctx.Done())
+		}
+		cc.InformerFactory.WaitForCacheSync(ctx.Done())
+		if cc.DynInformerFactory != nil {
+			cc.DynInformerFactory.WaitForCacheSync(ctx.Done())
+		}
+		if err := sched.WaitForHandlersSync(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "scheduler handlers are not fully synchronized")
+		}
+	}
+	defer func() {
+		cc.InformerFactory.Shutdown()
+		if cc.DynInformerFactory != nil {
+			cc.DynInformerFactory.Shutdown()
+		}
+	}()
+	if cc.LeaderElection == nil {
+		startInformers(ctx)
+		sched.Run(ctx)
+		return ctx.Err()
+	}
+	le := *cc.LeaderElection
+	le.Callbacks = leaderelection.LeaderCallbacks{
+		OnStartedLeading: func(ctx context.Context) {
+			startInformers(ctx)
+			sched.Run(ctx)
+		},
+		OnStoppedLeading: cancel,
+	}
+	elector, err := leaderelection.NewLeaderElector(le)
+	if err != nil {
+		return err
+	}
+	elector.Run(ctx)
+	if ctx.Err() != nil && ctx.Err() != context.Canceled {
+		return ctx.Err()
+	}
+	return ErrLostLease
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+)
+
+// bootstrap writes what skiff adds to a fresh cluster: the node join token
+// (a bootstrap token, as kubeadm makes) and the RBAC bindings that let a node
+// join with it and have its client certificate approved. Each step is
+// idempotent: it runs at every start.
+func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) error {
+	token, err := ensureTokenFile(TokenPath(s.cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	id, secret, _ := strings.Cut(token, ".")
+	tokenSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + id, Namespace: metav1.NamespaceSystem},
+		Type:       bootstrapapi.SecretTypeBootstrapToken,
+		StringData: map[string]string{
+			bootstrapapi.BootstrapTokenIDKey:               id,
+			bootstrapapi.BootstrapTokenSecretKey:           secret,
+			bootstrapapi.BootstrapTokenUsageAuthentication: "true",
+			bootstrapapi.BootstrapTokenUsageSigningKey:     "true",
+			bootstrapapi.BootstrapTokenDescriptionKey:      "skiff node join token",
+		},
+	}
+	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, tokenSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create join token secret: %w", err)
+	}
+	for _, b := range []struct{ name, role, kind, subject string }{
+		{"skiff:kubelet-bootstrap", "system:node-bootstrapper", rbacv1.GroupKind, "system:bootstrappers"},
+		{"skiff:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", rbacv1.GroupKind, "system:bootstrappers"},
+		{"skiff:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", rbacv1.GroupKind, "system:nodes"},
+		{"skiff:node-proxier", "system:node-proxier", rbacv1.GroupKind, "system:nodes"},
+		{"skiff:kubelet-api-admin", "system:kubelet-api-admin", rbacv1.UserKind, "kube-apiserver-kubelet-client"},
+	} {
+		crb := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: b.name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.role},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: b.kind, Name: b.subject}},
+		}
+		if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+// ensureTokenFile returns the join token stored at path, creating one
+// ("abcdef.0123456789abcdef", the bootstrap-token format) if there is none.
+func ensureTokenFile(path string) (string, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(data)); t != "" {
+			return t, nil
+		}
+	}
+	token := randomString(6) + "." + randomString(16)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+func randomString(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on Linux
+		}
+		b[i] = alphabet[k.Int64()]
+	}
+	return string(b)
+}

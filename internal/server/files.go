@@ -1,0 +1,117 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+
+	"github.com/skiffdev/skiff/internal/kubeconfig"
+	"github.com/skiffdev/skiff/internal/pki"
+)
+
+// files are the paths of everything preparePKI wrote.
+type files struct {
+	caCert, caKey                                    string
+	servingCert, servingKey                          string
+	kubeletClientCert, kubeletClientKey              string
+	saKey, saPub                                     string
+	controllerManagerKubeconfig, schedulerKubeconfig string
+	authnConfig                                      string
+}
+
+// anonymous requests are refused (401) everywhere but on the health
+// endpoints, which load balancers and probes call without credentials.
+const authnConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: /livez
+  - path: /readyz
+  - path: /healthz
+`
+
+func preparePKI(cfg Config, url string) (files, error) {
+	dir := TLSDir(cfg.DataDir)
+	ca, err := pki.EnsureCA(dir)
+	if err != nil {
+		return files{}, err
+	}
+	f := files{
+		caCert: filepath.Join(dir, pki.CACert),
+		caKey:  filepath.Join(dir, pki.CAKey),
+	}
+	serving := pki.Leaf{
+		CommonName: "kube-apiserver",
+		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", Hostname()},
+		IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		Server:     true,
+	}
+	if ip, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
+		serving.IPs = append(serving.IPs, ip)
+	}
+	if ip, err := utilnet.ChooseHostInterface(); err == nil {
+		serving.IPs = append(serving.IPs, ip)
+	}
+	for _, san := range append([]string{cfg.AdvertiseAddress, cfg.BindAddress}, cfg.TLSSANs...) {
+		if ip := net.ParseIP(san); ip != nil {
+			if !ip.IsUnspecified() {
+				serving.IPs = append(serving.IPs, ip)
+			}
+		} else if san != "" {
+			serving.DNSNames = append(serving.DNSNames, san)
+		}
+	}
+	if f.servingCert, f.servingKey, err = ca.Ensure(dir, "serving", serving); err != nil {
+		return files{}, err
+	}
+	if f.kubeletClientCert, f.kubeletClientKey, err = ca.Ensure(dir, "apiserver-kubelet-client", pki.Leaf{
+		CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"},
+	}); err != nil {
+		return files{}, err
+	}
+	if f.saKey, f.saPub, err = pki.EnsureServiceAccountKey(dir); err != nil {
+		return files{}, err
+	}
+	clients := []struct {
+		path string
+		leaf pki.Leaf
+	}{
+		{KubeconfigPath(cfg.DataDir), pki.Leaf{CommonName: "skiff-admin", Organization: []string{"system:masters"}}},
+		{filepath.Join(dir, "controller-manager.kubeconfig"), pki.Leaf{CommonName: "system:kube-controller-manager"}},
+		{filepath.Join(dir, "scheduler.kubeconfig"), pki.Leaf{CommonName: "system:kube-scheduler"}},
+	}
+	for _, c := range clients {
+		if _, err := os.Stat(c.path); err == nil {
+			continue
+		}
+		certPEM, keyPEM, err := ca.Issue(c.leaf)
+		if err != nil {
+			return files{}, err
+		}
+		if err := kubeconfig.Write(c.path, url, ca.PEM, c.leaf.CommonName, kubeconfig.Credentials{CertPEM: certPEM, KeyPEM: keyPEM}); err != nil {
+			return files{}, fmt.Errorf("write %s: %w", c.path, err)
+		}
+	}
+	f.controllerManagerKubeconfig = clients[1].path
+	f.schedulerKubeconfig = clients[2].path
+	f.authnConfig = filepath.Join(dir, "authentication.yaml")
+	if err := os.WriteFile(f.authnConfig, []byte(authnConfig), 0o600); err != nil {
+		return files{}, err
+	}
+	return f, nil
+}
+
+// firstServiceIP is the kubernetes Service's ClusterIP: the range's first address.
+func firstServiceIP(cidr string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, err
+	}
+	ip := append(net.IP(nil), n.IP...)
+	ip[len(ip)-1]++
+	return ip, nil
+}

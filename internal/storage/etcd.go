@@ -1,0 +1,131 @@
+// Package storage owns skiff's datastore: an embedded single-member etcd in
+// the data directory, or the endpoints of an external etcd cluster. Only the
+// API server talks to it (through k8s.io/apiserver's etcd3 storage and watch
+// cache); every other component goes through the API.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config describes the datastore.
+type Config struct {
+	// DataDir holds the embedded etcd's files (ignored with Endpoints).
+	DataDir string
+	// Endpoints, when set, name an external etcd cluster and no etcd is embedded.
+	Endpoints []string
+	Log       *slog.Logger
+}
+
+// Store is a running datastore.
+type Store struct {
+	// Endpoints is what the API server connects to.
+	Endpoints []string
+	etcd      *embed.Etcd
+}
+
+// Start starts the embedded etcd (or only records the external endpoints)
+// and returns once it serves clients.
+func Start(ctx context.Context, cfg Config) (*Store, error) {
+	if len(cfg.Endpoints) > 0 {
+		return &Store{Endpoints: cfg.Endpoints}, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// The ports are picked free just before etcd binds them; another process
+	// may take one in between, so a bind failure is retried with new ports.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s, err := startEmbedded(ctx, cfg)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
+	clientURL, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
+	peerURL, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
+	ec := embed.NewConfig()
+	ec.Name = "skiff"
+	ec.Dir = cfg.DataDir
+	ec.ListenClientUrls = []url.URL{*clientURL}
+	ec.AdvertiseClientUrls = []url.URL{*clientURL}
+	ec.ListenPeerUrls = []url.URL{*peerURL}
+	ec.AdvertisePeerUrls = []url.URL{*peerURL}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	ec.LogLevel = zapcore.ErrorLevel.String()
+	// The API server compacts through its own client (every 5 minutes, as
+	// upstream); etcd's own auto-compaction keeps a bounded history besides.
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
+	ec.QuotaBackendBytes = 8 << 30
+	ec.MaxRequestBytes = 10 << 20
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("embedded etcd did not become ready within 60s")
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	if cfg.Log != nil {
+		cfg.Log.Info("embedded etcd ready", "dir", cfg.DataDir, "client", clientURL.String())
+	}
+	return &Store{Endpoints: []string{clientURL.String()}, etcd: e}, nil
+}
+
+// Close stops the embedded etcd, waiting at most five seconds.
+func (s *Store) Close() {
+	if s.etcd == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { s.etcd.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func freeURL() (*url.URL, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return &url.URL{Scheme: "http", Host: addr}, nil
+}
