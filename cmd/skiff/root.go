@@ -16,7 +16,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 		Version:       version.Get().GitVersion,
 	}
-	root.AddCommand(newServerCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand())
+	root.AddCommand(newSimCommand())
 	return root
 }
 

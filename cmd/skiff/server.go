@@ -2,21 +2,26 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffdev/skiff/internal/agent"
 	"github.com/skiffdev/skiff/internal/server"
 )
 
 func newServerCommand() *cobra.Command {
 	var (
-		cfg       server.Config
-		datastore string
+		cfg          server.Config
+		datastore    string
+		disableAgent bool
+		node         agentFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -31,9 +36,18 @@ func newServerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var agentCfg agent.Config
+			if !disableAgent {
+				if agentCfg, err = node.complete(cfg.DataDir); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			return s.Run(ctx)
+			if disableAgent {
+				return s.Run(ctx)
+			}
+			return runWithAgent(ctx, s, cfg.DataDir, agentCfg)
 		},
 	}
 	f := cmd.Flags()
@@ -50,5 +64,40 @@ func newServerCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.SchedulerArgs, "kube-scheduler-arg", nil, "extra kube-scheduler flag, key=value (repeatable)")
 	f.BoolVar(&cfg.DisableControllers, "disable-controller-manager", false, "do not run the controller manager")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
+	node.register(f)
 	return cmd
+}
+
+// runWithAgent runs the server and, once it is ready, a node agent in the
+// same process that joins it like any other node (with the join token).
+func runWithAgent(ctx context.Context, s *server.Server, dataDir string, cfg agent.Config) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.Run(ctx) }()
+	select {
+	case <-s.Ready:
+	case err := <-errc:
+		return err
+	}
+	token, err := os.ReadFile(server.TokenPath(dataDir))
+	if err != nil {
+		return err
+	}
+	cfg.Server, cfg.Token = s.URL, string(token)
+	cfg.CAFile = filepath.Join(server.TLSDir(dataDir), "ca.crt")
+	cfg.DataDir = filepath.Join(dataDir, "agent")
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := a.Run(ctx); err != nil {
+			errc <- fmt.Errorf("agent: %w", err)
+		}
+	}()
+	err = <-errc
+	cancel()
+	return err
 }

@@ -109,6 +109,11 @@ func (ca *CA) Ensure(dir, name string, leaf Leaf) (certPath, keyPath string, err
 	if err != nil {
 		return "", "", err
 	}
+	if leaf.Server {
+		// Serving certificates carry the CA in their chain, so a joining
+		// agent can check the CA against the hash in its join token.
+		certPEM = append(certPEM, ca.PEM...)
+	}
 	if err := writeFile(certPath, certPEM, 0o644); err != nil {
 		return "", "", err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -14,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+
+	"github.com/skiffdev/skiff/internal/jointoken"
 )
 
 // bootstrap writes what skiff adds to a fresh cluster: the node join token
@@ -21,11 +22,11 @@ import (
 // join with it and have its client certificate approved. Each step is
 // idempotent: it runs at every start.
 func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) error {
-	token, err := ensureTokenFile(TokenPath(s.cfg.DataDir))
+	token, err := ensureToken(TokenPath(s.cfg.DataDir), s.files.caCert)
 	if err != nil {
 		return err
 	}
-	id, secret, _ := strings.Cut(token, ".")
+	id, secret := token.ID, token.Secret
 	tokenSecret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + id, Namespace: metav1.NamespaceSystem},
 		Type:       bootstrapapi.SecretTypeBootstrapToken,
@@ -59,19 +60,25 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 	return nil
 }
 
-// ensureTokenFile returns the join token stored at path, creating one
-// ("abcdef.0123456789abcdef", the bootstrap-token format) if there is none.
-func ensureTokenFile(path string) (string, error) {
+// ensureToken returns the join token stored at path, creating one if there
+// is none; the file always names the current CA's hash.
+func ensureToken(path, caFile string) (jointoken.Token, error) {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return jointoken.Token{}, err
+	}
+	hash, err := jointoken.Hash(caPEM)
+	if err != nil {
+		return jointoken.Token{}, err
+	}
+	t := jointoken.Token{ID: randomString(6), Secret: randomString(16)}
 	if data, err := os.ReadFile(path); err == nil {
-		if t := strings.TrimSpace(string(data)); t != "" {
-			return t, nil
+		if old, err := jointoken.Parse(string(data)); err == nil {
+			t = old
 		}
 	}
-	token := randomString(6) + "." + randomString(16)
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return token, nil
+	t.CAHash = hash
+	return t, os.WriteFile(path, []byte(t.String()+"\n"), 0o600)
 }
 
 func randomString(n int) string {

@@ -1,0 +1,33 @@
+# skiff: `make run` builds and starts a one-node cluster; `make test` runs every test.
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+DATA_DIR ?= /var/lib/skiff
+TEST_TIMEOUT ?= 60m
+# skiff embeds Kubernetes v1.37.2; it reports that version, as k3s does (v1.37.2+k3s1).
+K8S_VERSION := v1.37.2
+SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/null | sed 's/^/./')
+VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
+LDFLAGS := $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
+
+.PHONY: run build deps test-deps test unit e2e bench clean
+
+run: deps build
+	./bin/skiff server --data-dir $(DATA_DIR)
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
+
+deps:
+	./scripts/deps.sh run
+
+test-deps:
+	./scripts/deps.sh test
+
+# Every test: unit, in-process integration and end-to-end (the e2e tests
+# drive bin/skiff and the standalone kubectl versions found on the machine).
+test: test-deps build
+	$(GO) vet ./...
+	SKIFF_BIN=$(CURDIR)/bin/skiff $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
+
+clean:
+	rm -rf bin

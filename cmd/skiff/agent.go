@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/skiffdev/skiff/internal/agent"
+)
+
+// agentFlags are the node flags `skiff agent` and `skiff server` share.
+type agentFlags struct {
+	cfg    agent.Config
+	labels []string
+}
+
+func (a *agentFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&a.cfg.NodeName, "node-name", "", "node name (default: the host name)")
+	f.StringVar(&a.cfg.NodeIP, "node-ip", "", "node's InternalIP (default: the host's main address)")
+	f.IntVar(&a.cfg.KubeletPort, "kubelet-port", 10250, "kubelet HTTPS port")
+	f.StringVar(&a.cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "existing CRI runtime socket (unix:///...) to use instead of skiff's own containerd")
+	f.StringVar(&a.cfg.ImagesDir, "images-dir", "", "directory of OCI image tarballs to import at start (default: DATA/images or the build's images/out)")
+	f.StringVar(&a.cfg.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
+	f.StringArrayVar(&a.cfg.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag, key=value (repeatable)")
+	f.StringArrayVar(&a.labels, "node-label", nil, "label to register the node with, key=value (repeatable)")
+}
+
+func (a *agentFlags) complete(dataDir string) (agent.Config, error) {
+	cfg := a.cfg
+	cfg.Labels = map[string]string{}
+	for _, l := range a.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return cfg, fmt.Errorf("--node-label %q: expected key=value", l)
+		}
+		cfg.Labels[k] = v
+	}
+	for i, arg := range cfg.KubeletArgs {
+		if !strings.HasPrefix(arg, "--") {
+			cfg.KubeletArgs[i] = "--" + arg
+		}
+	}
+	if cfg.ImagesDir == "" {
+		cfg.ImagesDir = defaultImagesDir(dataDir)
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "skiff-agent")
+	return cfg, nil
+}
+
+// defaultImagesDir is DATA/images if it exists, else images/out next to the
+// binary's bin/ directory (a source checkout after `make build`).
+func defaultImagesDir(dataDir string) string {
+	candidates := []string{filepath.Join(dataDir, "images")}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", "images", "out"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && st.IsDir() {
+			return c
+		}
+	}
+	return ""
+}
+
+func newAgentCommand() *cobra.Command {
+	var (
+		flags     agentFlags
+		tokenFile string
+		dataDir   string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Join this machine to a cluster as a node and run its pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := os.ReadFile(tokenFile)
+			if err != nil {
+				return fmt.Errorf("read --token-file: %w", err)
+			}
+			cfg, err := flags.complete(dataDir)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir, cfg.Token = dataDir, string(token)
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&flags.cfg.Server, "server", "", "API server URL, e.g. https://10.0.0.1:6443")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the join token (the server's DATA/token)")
+	f.StringVar(&flags.cfg.CAFile, "ca-file", "", "cluster CA (default: discovered from the server and checked against the token)")
+	f.StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "directory for containerd, the kubelet and the node's credentials")
+	flags.register(f)
+	_ = cmd.MarkFlagRequired("server")
+	_ = cmd.MarkFlagRequired("token-file")
+	return cmd
+}
+
+func defaultAgentDataDir() string { return filepath.Join(defaultDataDir(), "agent") }

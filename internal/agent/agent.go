@@ -1,0 +1,234 @@
+// Package agent is skiff's node agent: it joins a node to the cluster and
+// runs its pods. It supervises a private containerd, imports skiff's images,
+// and runs the upstream kubelet in-process against it (docs/adr/0002).
+//
+// It owns the node's runtime setup (containerd config, CNI template, images,
+// join credentials); pod lifecycle, probes, volumes, status and streaming are
+// the kubelet's own.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kubernetes/cmd/kubelet/app/options"
+
+	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/jointoken"
+	"github.com/skiffdev/skiff/internal/kubeconfig"
+	"github.com/skiffdev/skiff/internal/supervise"
+)
+
+// Config is what `skiff agent` is told on its command line.
+type Config struct {
+	// Server is the API server's URL.
+	Server string
+	// Token is the join token (the contents of the server's DATA/token).
+	Token string
+	// CAFile, if set, is the cluster CA; otherwise it is discovered from the
+	// server and checked against the token's hash.
+	CAFile string
+	// DataDir holds containerd, the kubelet's state and the node's credentials.
+	DataDir string
+	// NodeName defaults to the host name.
+	NodeName string
+	// NodeIP is the node's InternalIP (default: the host's main address).
+	NodeIP string
+	// KubeletPort is the kubelet's HTTPS port (default 10250).
+	KubeletPort int
+	// ContainerRuntimeEndpoint, if set, is an existing CRI runtime to use
+	// instead of the agent's own containerd.
+	ContainerRuntimeEndpoint string
+	// ImagesDir holds OCI image tarballs imported into the runtime at start.
+	ImagesDir string
+	// ClusterDNS and ClusterDomain are handed to pods' resolv.conf.
+	ClusterDNS    string
+	ClusterDomain string
+	// CNIBinDir holds the CNI plugins (Debian: /usr/lib/cni).
+	CNIBinDir string
+	// KubeletArgs are extra kubelet flags, "key=value" each.
+	KubeletArgs []string
+	// Labels and Taints are registered with the node.
+	Labels map[string]string
+
+	Log *slog.Logger
+}
+
+// Agent is a node agent.
+type Agent struct {
+	cfg   Config
+	token jointoken.Token
+}
+
+// New checks cfg and applies defaults.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Server == "" {
+		return nil, fmt.Errorf("%w: --server is required", component.ErrConfig)
+	}
+	tok, err := jointoken.Parse(cfg.Token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: data dir is empty", component.ErrConfig)
+	}
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
+	if cfg.KubeletPort == 0 {
+		cfg.KubeletPort = 10250
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.CNIBinDir == "" {
+		cfg.CNIBinDir = "/usr/lib/cni"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Agent{cfg: cfg, token: tok}, nil
+}
+
+// Run joins the node and runs it until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	cfg, log := a.cfg, a.cfg.Log
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	caFile, err := a.ensureCA()
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	bootstrapKubeconfig := filepath.Join(cfg.DataDir, "bootstrap.kubeconfig")
+	if err := kubeconfig.Write(bootstrapKubeconfig, cfg.Server, caPEM, "kubelet-bootstrap",
+		kubeconfig.Credentials{Token: a.token.Bootstrap()}); err != nil {
+		return err
+	}
+
+	endpoint := cfg.ContainerRuntimeEndpoint
+	errc := make(chan error, 2)
+	if endpoint == "" {
+		ctrd := &containerd{
+			dir:        filepath.Join(cfg.DataDir, "containerd"),
+			cniConfDir: filepath.Join(cfg.DataDir, "cni", "net.d"),
+			cniBinDir:  cfg.CNIBinDir,
+			ipamDir:    filepath.Join(cfg.DataDir, "cni", "ipam"),
+			log:        log,
+		}
+		endpoint = ctrd.Endpoint()
+		ready := make(chan struct{})
+		go func() { errc <- ctrd.Run(ctx, ready) }()
+		select {
+		case <-ready:
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+		if err := importImages(ctx, ctrd.socket(), cfg.ImagesDir, log); err != nil {
+			return err
+		}
+	}
+
+	configure := func(s *options.KubeletServer) { a.configureKubelet(s, endpoint, caFile, bootstrapKubeconfig) }
+	go func() {
+		errc <- supervise.Run(ctx, log, "kubelet", supervise.DefaultBackoff, func(ctx context.Context) error {
+			return component.Kubelet(ctx, configure, cfg.KubeletArgs)
+		})
+	}()
+	log.Info("node agent started", "node", cfg.NodeName, "runtime", endpoint)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func (a *Agent) configureKubelet(s *options.KubeletServer, endpoint, caFile, bootstrapKubeconfig string) {
+	cfg := a.cfg
+	f, kc := &s.KubeletFlags, &s.KubeletConfiguration
+	f.HostnameOverride = cfg.NodeName
+	f.NodeIP = cfg.NodeIP
+	f.RootDirectory = filepath.Join(cfg.DataDir, "kubelet")
+	f.CertDirectory = filepath.Join(cfg.DataDir, "kubelet", "pki")
+	f.KubeConfig = filepath.Join(cfg.DataDir, "kubelet.kubeconfig")
+	f.BootstrapKubeconfig = bootstrapKubeconfig
+	f.NodeLabels = cfg.Labels
+
+	kc.ContainerRuntimeEndpoint = endpoint
+	kc.ImageServiceEndpoint = endpoint
+	kc.CgroupDriver = "cgroupfs"
+	kc.FailSwapOn = false
+	kc.FailCgroupV1 = false
+	kc.Port = int32(cfg.KubeletPort)
+	kc.ReadOnlyPort = 0
+	kc.HealthzPort = 0
+	kc.Authentication.Anonymous.Enabled = false
+	kc.Authentication.Webhook.Enabled = true
+	kc.Authentication.X509.ClientCAFile = caFile
+	kc.Authorization.Mode = "Webhook"
+	kc.ClusterDomain = cfg.ClusterDomain
+	if cfg.ClusterDNS != "" {
+		kc.ClusterDNS = []string{cfg.ClusterDNS}
+	}
+	kc.PodLogsDir = filepath.Join(cfg.DataDir, "pod-logs")
+	kc.RotateCertificates = true
+	kc.SerializeImagePulls = false
+	kc.ProtectKernelDefaults = false
+	kc.StaticPodPath = ""
+	kc.ResolverConfig = resolvConf()
+	kc.NodeStatusReportFrequency = metav1.Duration{Duration: time.Minute}
+	// The machine's disk is shared with other work; do not evict pods for
+	// a disk a user did not give to skiff.
+	kc.EvictionHard = map[string]string{"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}
+	kc.ImageGCHighThresholdPercent = 100
+	kc.ImageGCLowThresholdPercent = 99
+}
+
+// resolvConf is the file pods with dnsPolicy Default get their resolvers from.
+func resolvConf() string {
+	// systemd-resolved's stub at 127.0.0.53 is unreachable from a pod.
+	if _, err := os.Stat("/run/systemd/resolve/resolv.conf"); err == nil {
+		return "/run/systemd/resolve/resolv.conf"
+	}
+	return "/etc/resolv.conf"
+}
+
+// ensureCA returns the path of the cluster CA, discovering it through the
+// join token's hash when no CA file was given.
+func (a *Agent) ensureCA() (string, error) {
+	if a.cfg.CAFile != "" {
+		return a.cfg.CAFile, nil
+	}
+	path := filepath.Join(a.cfg.DataDir, "ca.crt")
+	var lastErr error
+	for i := 0; i < 30; i++ {
+		pem, err := jointoken.DiscoverCA(a.cfg.Server, a.token)
+		if err == nil {
+			return path, os.WriteFile(path, pem, 0o644)
+		}
+		lastErr = err
+		var netErr net.Error
+		if !errors.As(err, &netErr) && !isConnRefused(err) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
+}

@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// containerd is the agent's private containerd: its own root, state, socket
+// and CNI directories under the agent's data dir, so it never touches a
+// system containerd. It keeps running when the agent is killed (as a
+// systemd-managed containerd outlives the kubelet), so pods survive an agent
+// restart; a restarted agent reuses it.
+type containerd struct {
+	dir        string // DATA/containerd
+	cniConfDir string
+	cniBinDir  string
+	ipamDir    string
+	mirror     string // http://host:port of the loopback registry, or ""
+	log        *slog.Logger
+}
+
+func (c *containerd) socket() string   { return filepath.Join(c.dir, "containerd.sock") }
+func (c *containerd) Endpoint() string { return "unix://" + c.socket() }
+
+// configTemplate is containerd 1.6's config (version 2). restrict_oom_score_adj
+// is required on these VMs (no CAP_SYS_RESOURCE; NOTES-runtime.md).
+var configTemplate = template.Must(template.New("config").Parse(`version = 2
+root = "{{.Dir}}/root"
+state = "{{.Dir}}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{{.Dir}}/containerd.sock"
+
+[ttrpc]
+  address = "{{.Dir}}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{{.Dir}}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/skiff/pause:latest"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{{.CNIBinDir}}"
+    conf_dir = "{{.CNIConfDir}}"
+    conf_template = "{{.Dir}}/cni-template.conflist"
+{{- if .Mirror}}
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
+    endpoint = ["{{.Mirror}}"]
+{{- end}}
+`))
+
+// cniTemplate is rendered by containerd (a Go template over the podCIDRs)
+// when the kubelet reports the node's podCIDR: a bridge with host-local
+// addresses from that CIDR, and portmap for hostPort. ipamDirToken is
+// replaced by the agent's own IPAM state directory first.
+const (
+	ipamDirToken = "@IPAM_DIR@"
+	cniTemplate  = `{
+  "cniVersion": "0.4.0",
+  "name": "skiff",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "skiff0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "@IPAM_DIR@",
+        "ranges": [{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`
+)
+
+func (c *containerd) writeConfig() (string, error) {
+	for _, d := range []string{c.dir, c.cniConfDir, c.ipamDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", err
+		}
+	}
+	cni := strings.ReplaceAll(cniTemplate, ipamDirToken, c.ipamDir)
+	if err := os.WriteFile(filepath.Join(c.dir, "cni-template.conflist"), []byte(cni), 0o600); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := configTemplate.Execute(&b, map[string]string{
+		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror,
+	}); err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.dir, "config.toml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// alive reports whether a containerd answers on the socket.
+func (c *containerd) alive() bool {
+	conn, err := net.DialTimeout("unix", c.socket(), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// Run keeps containerd running until ctx ends. It returns after the first
+// start is ready through ready (closed once the socket answers).
+func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
+	path, err := c.writeConfig()
+	if err != nil {
+		return err
+	}
+	signalled := false
+	for ctx.Err() == nil {
+		if c.alive() {
+			// Left running by an earlier agent: reuse it, and watch it.
+			if !signalled {
+				close(ready)
+				signalled = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		cmd := exec.Command("containerd", "--config", path)
+		logFile, err := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		// Its own process group: a Ctrl-C to the agent does not stop it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			return fmt.Errorf("start containerd: %w", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait(); logFile.Close() }()
+		if err := c.waitSocket(ctx, exited); err != nil {
+			return err
+		}
+		c.log.Info("containerd running", "pid", cmd.Process.Pid, "socket", c.socket())
+		if !signalled {
+			close(ready)
+			signalled = true
+		}
+		select {
+		case <-ctx.Done():
+			// Left running on purpose: pods outlive the agent process.
+			return nil
+		case err := <-exited:
+			c.log.Warn("containerd exited; restarting", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
+	return nil
+}
+
+func (c *containerd) waitSocket(ctx context.Context, exited <-chan error) error {
+	deadline := time.After(60 * time.Second)
+	for !c.alive() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			return fmt.Errorf("containerd exited at start (see %s): %v", filepath.Join(c.dir, "containerd.log"), err)
+		case <-deadline:
+			return errors.New("containerd did not open its socket within 60s")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
