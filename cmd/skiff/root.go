@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/component-base/version"
+	"k8s.io/component-base/version/verflag"
 )
 
 func newRootCommand() *cobra.Command {
@@ -14,7 +14,13 @@ func newRootCommand() *cobra.Command {
 		Short:         "skiff: a lightweight Kubernetes in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: false,
-		Version:       version.Get().GitVersion,
+		// --version comes from component-base's global flags, as in
+		// every Kubernetes binary.
+		PersistentPreRun: func(*cobra.Command, []string) { verflag.PrintAndExitIfRequested() },
+		Run: func(cmd *cobra.Command, _ []string) {
+			verflag.PrintAndExitIfRequested()
+			_ = cmd.Help()
+		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
 	root.AddCommand(newSimCommand())
