@@ -9,13 +9,18 @@ SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/n
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 LDFLAGS := $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
-.PHONY: run build deps test-deps test unit e2e bench clean
+.PHONY: run build images deps test-deps test unit e2e bench clean
 
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
 
-build:
+build: images
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
+
+# skiff's own container images (pause, testhost, busybox) as OCI tarballs in
+# images/out, tagged latest and the skiff version ("+" is not allowed in tags).
+images:
+	$(GO) run ./images/build -out images/out -version $(subst +,-,$(SKIFF_VERSION))
 
 deps:
 	./scripts/deps.sh run

@@ -30,6 +30,8 @@ func (a *agentFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&a.cfg.ImagesDir, "images-dir", "", "directory of OCI image tarballs to import at start (default: DATA/images or the build's images/out)")
 	f.StringVar(&a.cfg.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
 	f.StringArrayVar(&a.cfg.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag, key=value (repeatable)")
+	f.BoolVar(&a.cfg.DisableProxy, "disable-kube-proxy", false, "do not run kube-proxy (Services) on this node")
+	f.StringArrayVar(&a.cfg.ProxyArgs, "kube-proxy-arg", nil, "extra kube-proxy flag, key=value (repeatable)")
 	f.StringArrayVar(&a.labels, "node-label", nil, "label to register the node with, key=value (repeatable)")
 }
 
@@ -104,9 +106,25 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&tokenFile, "token-file", "", "file holding the join token (the server's DATA/token)")
 	f.StringVar(&flags.cfg.CAFile, "ca-file", "", "cluster CA (default: discovered from the server and checked against the token)")
 	f.StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "directory for containerd, the kubelet and the node's credentials")
+	f.StringVar(&flags.cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod network (must match the server's)")
 	flags.register(f)
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("token-file")
+	cmd.AddCommand(newTeardownCommand())
+	return cmd
+}
+
+func newTeardownCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "teardown",
+		Short: "Stop the containerd, containers and mounts a stopped agent left behind (pods are lost)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return agent.Teardown(cmd.Context(), dataDir)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "the agent's data dir (for the server's agent: SERVER_DATA_DIR/agent)")
 	return cmd
 }
 

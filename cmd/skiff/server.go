@@ -41,6 +41,7 @@ func newServerCommand() *cobra.Command {
 				if agentCfg, err = node.complete(cfg.DataDir); err != nil {
 					return err
 				}
+				agentCfg.ClusterCIDR = cfg.ClusterCIDR
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()

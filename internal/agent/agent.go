@@ -55,8 +55,13 @@ type Config struct {
 	CNIBinDir string
 	// KubeletArgs are extra kubelet flags, "key=value" each.
 	KubeletArgs []string
-	// Labels and Taints are registered with the node.
+	// Labels are registered with the node.
 	Labels map[string]string
+	// ClusterCIDR is the pod network (kube-proxy's --cluster-cidr).
+	ClusterCIDR string
+	// DisableProxy turns kube-proxy off; ProxyArgs are extra kube-proxy flags.
+	DisableProxy bool
+	ProxyArgs    []string
 
 	Log *slog.Logger
 }
@@ -90,6 +95,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = "10.42.0.0/16"
 	}
 	if cfg.CNIBinDir == "" {
 		cfg.CNIBinDir = "/usr/lib/cni"
@@ -131,6 +139,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			log:        log,
 		}
 		endpoint = ctrd.Endpoint()
+		mirror, err := startMirror(ctx, ctrd.dir, cfg.ImagesDir, log)
+		if err != nil {
+			return err
+		}
+		if mirror != nil {
+			ctrd.mirror = mirror.URL()
+			go func() { _ = mirror.Run(ctx) }()
+		}
 		ready := make(chan struct{})
 		go func() { errc <- ctrd.Run(ctx, ready) }()
 		select {
@@ -151,6 +167,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return component.Kubelet(ctx, configure, cfg.KubeletArgs)
 		})
 	}()
+	if !cfg.DisableProxy {
+		go func() { errc <- a.runProxy(ctx) }()
+	}
 	log.Info("node agent started", "node", cfg.NodeName, "runtime", endpoint)
 	select {
 	case <-ctx.Done():
@@ -231,4 +250,39 @@ func (a *Agent) ensureCA() (string, error) {
 		time.Sleep(time.Second)
 	}
 	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
+}
+
+// runProxy runs kube-proxy in nftables mode with the node's credentials,
+// once the kubelet has obtained them.
+func (a *Agent) runProxy(ctx context.Context) error {
+	kubeconfigPath := filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig")
+	clientCert := filepath.Join(a.cfg.DataDir, "kubelet", "pki", "kubelet-client-current.pem")
+	for {
+		_, err1 := os.Stat(kubeconfigPath)
+		_, err2 := os.Stat(clientCert)
+		if err1 == nil && err2 == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	flags := map[string]string{
+		"kubeconfig":             kubeconfigPath,
+		"hostname-override":      a.cfg.NodeName,
+		"proxy-mode":             "nftables",
+		"cluster-cidr":           a.cfg.ClusterCIDR,
+		"conntrack-max-per-core": "0",
+		"healthz-bind-address":   "",
+	}
+	merged, err := component.Merge(flags, a.cfg.ProxyArgs)
+	if err != nil {
+		return err
+	}
+	args := component.Args(merged, nil)
+	return supervise.Run(ctx, a.cfg.Log, "kube-proxy", supervise.DefaultBackoff, func(ctx context.Context) error {
+		return component.Proxy(ctx, args)
+	})
 }

@@ -151,7 +151,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	defer func() {
 		stopAPI()
-		waitBounded(&apiDone, 15*time.Second)
+		waitBounded(&apiDone, 10*time.Second)
 	}()
 
 	client, err := kubernetes.NewForConfig(s.AdminConfig)
@@ -200,7 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	waitBounded(&wg, 10*time.Second)
+	waitBounded(&wg, 5*time.Second)
 	return runErr
 }
 
