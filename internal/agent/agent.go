@@ -161,6 +161,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	if err := ensureCgroupRoot(a.cgroupRoot()); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", a.cgroupRoot(), err)
+	}
 	configure := func(s *options.KubeletServer) { a.configureKubelet(s, endpoint, caFile, bootstrapKubeconfig) }
 	go func() {
 		errc <- supervise.Run(ctx, log, "kubelet", supervise.DefaultBackoff, func(ctx context.Context) error {
@@ -193,6 +196,7 @@ func (a *Agent) configureKubelet(s *options.KubeletServer, endpoint, caFile, boo
 	kc.ContainerRuntimeEndpoint = endpoint
 	kc.ImageServiceEndpoint = endpoint
 	kc.CgroupDriver = "cgroupfs"
+	kc.CgroupRoot = a.cgroupRoot()
 	kc.FailSwapOn = false
 	kc.FailCgroupV1 = false
 	kc.Port = int32(cfg.KubeletPort)
@@ -219,6 +223,9 @@ func (a *Agent) configureKubelet(s *options.KubeletServer, endpoint, caFile, boo
 	kc.ImageGCHighThresholdPercent = 100
 	kc.ImageGCLowThresholdPercent = 99
 }
+
+// cgroupRoot is the parent of the node's pod cgroups: one per node name.
+func (a *Agent) cgroupRoot() string { return "/skiff/" + a.cfg.NodeName }
 
 // resolvConf is the file pods with dnsPolicy Default get their resolvers from.
 func resolvConf() string {
