@@ -7,7 +7,7 @@ TEST_TIMEOUT ?= 60m
 K8S_VERSION := v1.37.2
 SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/null | sed 's/^/./')
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
-LDFLAGS := $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
+LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
 .PHONY: run build images deps test-deps test unit e2e bench clean
 

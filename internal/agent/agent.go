@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,10 +18,16 @@ import (
 	"path/filepath"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/jointoken"
 	"github.com/skiffdev/skiff/internal/kubeconfig"
 	"github.com/skiffdev/skiff/internal/supervise"
@@ -129,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	endpoint := cfg.ContainerRuntimeEndpoint
-	errc := make(chan error, 2)
+	errc := make(chan error, 4) // containerd, kubelet, kube-proxy, pod network
 	if endpoint == "" {
 		ctrd := &containerd{
 			dir:        filepath.Join(cfg.DataDir, "containerd"),
@@ -173,6 +180,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !cfg.DisableProxy {
 		go func() { errc <- a.runProxy(ctx) }()
 	}
+	go func() { errc <- a.runPodNetwork(ctx) }()
+	go a.annotateStorageDir(ctx)
 	log.Info("node agent started", "node", cfg.NodeName, "runtime", endpoint)
 	select {
 	case <-ctx.Done():
@@ -259,22 +268,50 @@ func (a *Agent) ensureCA() (string, error) {
 	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
 }
 
-// runProxy runs kube-proxy in nftables mode with the node's credentials,
-// once the kubelet has obtained them.
-func (a *Agent) runProxy(ctx context.Context) error {
+// waitNodeCredentials waits until the kubelet has obtained its client
+// certificate, and returns the kubeconfig that uses it.
+func (a *Agent) waitNodeCredentials(ctx context.Context) (string, bool) {
 	kubeconfigPath := filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig")
 	clientCert := filepath.Join(a.cfg.DataDir, "kubelet", "pki", "kubelet-client-current.pem")
 	for {
 		_, err1 := os.Stat(kubeconfigPath)
 		_, err2 := os.Stat(clientCert)
 		if err1 == nil && err2 == nil {
-			break
+			return kubeconfigPath, true
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return "", false
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// runPodNetwork keeps routes to the other nodes' pod CIDRs, with the node's
+// credentials.
+func (a *Agent) runPodNetwork(ctx context.Context) error {
+	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
+	if !ok {
+		return nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+	if err != nil {
+		return err
+	}
+	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, client: client, log: a.cfg.Log}
+	return supervise.Run(ctx, a.cfg.Log, "pod-network", supervise.DefaultBackoff, pn.Run)
+}
+
+// runProxy runs kube-proxy in nftables mode with the node's credentials,
+// once the kubelet has obtained them.
+func (a *Agent) runProxy(ctx context.Context) error {
+	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
+	if !ok {
+		return nil
 	}
 	flags := map[string]string{
 		"kubeconfig":             kubeconfigPath,
@@ -292,4 +329,48 @@ func (a *Agent) runProxy(ctx context.Context) error {
 	return supervise.Run(ctx, a.cfg.Log, "kube-proxy", supervise.DefaultBackoff, func(ctx context.Context) error {
 		return component.Proxy(ctx, args)
 	})
+}
+
+// annotateStorageDir records on the Node where its local-path volumes live
+// (DATA/storage; internal/controller/localpath reads it), with the node's own
+// credentials, once the kubelet has registered the Node. It retries until it
+// has succeeded or ctx ends.
+func (a *Agent) annotateStorageDir(ctx context.Context) {
+	log := a.cfg.Log
+	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
+	if !ok {
+		return
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		log.Warn("cannot record the node's storage directory", "err", err)
+		return
+	}
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+	if err != nil {
+		log.Warn("cannot record the node's storage directory", "err", err)
+		return
+	}
+	dir := filepath.Join(a.cfg.DataDir, "storage")
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{localpath.NodeStorageDirAnnotation: dir},
+	}})
+	if err != nil {
+		panic(err) // a map of strings always marshals
+	}
+	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		_, err := client.CoreV1().Nodes().Patch(ctx, a.cfg.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil {
+			log.Info("recorded the node's storage directory", "node", a.cfg.NodeName, "dir", dir)
+			return
+		}
+		if !apierrors.IsNotFound(err) { // NotFound: the kubelet has not registered the Node yet
+			log.Warn("cannot record the node's storage directory; retrying", "node", a.cfg.NodeName, "err", err, "after", delay)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }

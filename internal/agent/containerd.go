@@ -85,7 +85,7 @@ const (
       "type": "bridge",
       "bridge": "skiff0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",

@@ -47,10 +47,11 @@ func Teardown(ctx context.Context, dataDir string) error {
 	}
 	time.Sleep(200 * time.Millisecond)
 	unmountUnder(dataDir)
-	// kube-proxy's rules, if this agent ran it.
+	// kube-proxy's rules, if this agent ran it, and the pod network's.
 	for _, family := range []string{"ip", "ip6"} {
 		_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "kube-proxy").Run()
 	}
+	_ = exec.CommandContext(ctx, "nft", "delete", "table", "ip", "skiff").Run()
 	return nil
 }
 

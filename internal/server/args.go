@@ -29,6 +29,7 @@ func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
 		"allow-privileged":                 "true",
 		"profiling":                        "false",
 		"endpoint-reconciler-type":         "lease",
+		"kubelet-preferred-address-types":  "InternalIP,ExternalIP,Hostname",
 	}
 	if s.cfg.AdvertiseAddress != "" {
 		flags["advertise-address"] = s.cfg.AdvertiseAddress

@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/knftables"
+)
+
+// routeProtocol marks the routes the agent owns, so a resync can find and
+// remove stale ones without touching anybody else's.
+const routeProtocol netlink.RouteProtocol = 0x53
+
+// podNetwork makes the pod network flat across nodes the host-gw way: a
+// route to every other node's podCIDR via that node's InternalIP, and
+// masquerading for pod traffic that leaves the cluster CIDR. Each sync
+// computes the whole desired state from the Node list and applies it.
+type podNetwork struct {
+	nodeName    string
+	clusterCIDR string
+	client      kubernetes.Interface
+	log         *slog.Logger
+}
+
+func (p *podNetwork) Run(ctx context.Context) error {
+	if err := p.ensureMasquerade(ctx); err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(p.client, 5*time.Minute)
+	nodes := factory.Core().V1().Nodes()
+	kick := make(chan struct{}, 1)
+	notify := func(any) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: notify, DeleteFunc: notify, UpdateFunc: func(_, n any) { notify(n) },
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	factory.WaitForCacheSync(ctx.Done())
+	for {
+		list, err := nodes.Lister().List(labels.Everything())
+		if err == nil {
+			if err := p.syncRoutes(desiredRoutes(p.nodeName, list)); err != nil {
+				p.log.Warn("sync pod routes", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kick:
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+// desiredRoutes maps each other node's podCIDRs to its InternalIP.
+func desiredRoutes(self string, nodes []*corev1.Node) map[string]net.IP {
+	out := map[string]net.IP{}
+	for _, n := range nodes {
+		if n.Name == self {
+			continue
+		}
+		var gw net.IP
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				if ip := net.ParseIP(a.Address); ip != nil && ip.To4() != nil {
+					gw = ip
+					break
+				}
+			}
+		}
+		if gw == nil {
+			continue
+		}
+		cidrs := n.Spec.PodCIDRs
+		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
+			cidrs = []string{n.Spec.PodCIDR}
+		}
+		for _, c := range cidrs {
+			if _, ipnet, err := net.ParseCIDR(c); err == nil && ipnet.IP.To4() != nil {
+				out[ipnet.String()] = gw
+			}
+		}
+	}
+	return out
+}
+
+func (p *podNetwork) syncRoutes(want map[string]net.IP) error {
+	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return err
+	}
+	for _, r := range have {
+		if r.Dst == nil {
+			continue
+		}
+		if gw, ok := want[r.Dst.String()]; !ok || !gw.Equal(r.Gw) {
+			if err := netlink.RouteDel(&r); err != nil {
+				p.log.Warn("delete stale pod route", "dst", r.Dst, "err", err)
+			}
+		}
+	}
+	var errs []error
+	for cidr, gw := range want {
+		_, dst, _ := net.ParseCIDR(cidr)
+		if err := netlink.RouteReplace(&netlink.Route{Dst: dst, Gw: gw, Protocol: routeProtocol}); err != nil {
+			errs = append(errs, fmt.Errorf("route %s via %s: %w", cidr, gw, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+// ensureMasquerade installs table ip skiff: pod traffic to anywhere outside
+// the cluster CIDR leaves with the node's address; pod-to-pod keeps its own.
+func (p *podNetwork) ensureMasquerade(ctx context.Context) error {
+	nft, err := knftables.New(knftables.IPv4Family, "skiff")
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	tx := nft.NewTransaction()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("skiff pod network")})
+	tx.Add(&knftables.Chain{
+		Name:     "postrouting",
+		Type:     knftables.PtrTo(knftables.NATType),
+		Hook:     knftables.PtrTo(knftables.PostroutingHook),
+		Priority: knftables.PtrTo(knftables.SNATPriority),
+	})
+	tx.Flush(&knftables.Chain{Name: "postrouting"})
+	tx.Add(&knftables.Rule{
+		Chain: "postrouting",
+		Rule:  knftables.Concat("ip saddr", p.clusterCIDR, "ip daddr !=", p.clusterCIDR, "masquerade"),
+	})
+	return nft.Run(ctx, tx)
+}
