@@ -9,6 +9,11 @@
 #
 # After `up`: KUBECONFIG=DIR/server/kubeconfig.yaml; nodes skiff-n1… at
 # 172.31.250.11…; the server at 172.31.250.1. Needs root, iproute2, nsenter.
+#
+# The bridge lives in its own namespace (skiff-lan), not the host's: bridged
+# traffic there passes through that namespace's (empty) netfilter hooks
+# instead of the host's, whose rules (another skiff, Docker, a firewall)
+# would see foreign pod addresses.
 set -euo pipefail
 
 cmd=${1:?usage: netns-cluster.sh up|down DIR [NODES] [PORT]}
@@ -24,18 +29,24 @@ dir=$(cd "$dir" && pwd)
 node_ip() { echo "$subnet.$((10 + $1))"; }
 
 up() {
-  if ! ip link show "$bridge" >/dev/null 2>&1; then
-    ip link add "$bridge" type bridge
-    ip addr add "$subnet.1/24" dev "$bridge"
+  ip netns add skiff-lan 2>/dev/null || true
+  lan="ip -n skiff-lan"
+  $lan link show "$bridge" >/dev/null 2>&1 || $lan link add "$bridge" type bridge
+  $lan link set "$bridge" up
+  # The host's leg: 172.31.250.1, where the server listens.
+  if ! ip link show skv0 >/dev/null 2>&1; then
+    ip link add skv0 type veth peer name skv0 netns skiff-lan
   fi
-  ip link set "$bridge" up
+  ip addr replace "$subnet.1/24" dev skv0
+  ip link set skv0 up
+  $lan link set skv0 master "$bridge" up
   for i in $(seq 1 "$nodes"); do
     ns=skiff-n$i
     ip netns add "$ns" 2>/dev/null || true
-    if ! ip link show "skv$i" >/dev/null 2>&1; then
-      ip link add "skv$i" type veth peer name eth0 netns "$ns"
+    if ! $lan link show "skv$i" >/dev/null 2>&1; then
+      ip -n "$ns" link add eth0 type veth peer name "skv$i" netns skiff-lan
     fi
-    ip link set "skv$i" master "$bridge" up
+    $lan link set "skv$i" master "$bridge" up
     ip -n "$ns" addr replace "$(node_ip "$i")/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
@@ -90,13 +101,13 @@ down() {
     fi
   done
   stop_pid "$dir/server.pid"
-  for ns in $(ip netns list | awk '/^skiff-n[0-9]+/{print $1}'); do
+  for ns in $(ip netns list 2>/dev/null | awk '/^skiff-n[0-9]+/{print $1}'); do
     i=${ns#skiff-n}
     [ -d "$dir/n$i" ] && nsenter --net=/var/run/netns/$ns "$skiff" agent teardown --data-dir "$dir/n$i" >/dev/null 2>&1 || true
     ip netns del "$ns" || true
   done
-  for l in $(ip -o link show | awk -F': ' '{print $2}' | grep '^skv[0-9]*@' | cut -d@ -f1); do ip link del "$l" 2>/dev/null || true; done
-  ip link del "$bridge" 2>/dev/null || true
+  ip link del skv0 2>/dev/null || true
+  ip netns del skiff-lan 2>/dev/null || true
 }
 
 case "$cmd" in
