@@ -71,6 +71,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 {{- end}}
 `))
 
+// bridgeName is the pods' bridge on each node.
+const bridgeName = "skiff0"
+
 // cniTemplate is rendered by containerd (a Go template over the podCIDRs)
 // when the kubelet reports the node's podCIDR: a bridge with host-local
 // addresses from that CIDR, and portmap for hostPort. ipamDirToken is
@@ -83,7 +86,7 @@ const (
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "skiff0",
+      "bridge": "@BRIDGE@",
       "isGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
@@ -106,7 +109,7 @@ func (c *containerd) writeConfig() (string, error) {
 			return "", err
 		}
 	}
-	cni := strings.ReplaceAll(cniTemplate, ipamDirToken, c.ipamDir)
+	cni := strings.NewReplacer(ipamDirToken, c.ipamDir, "@BRIDGE@", bridgeName).Replace(cniTemplate)
 	if err := os.WriteFile(filepath.Join(c.dir, "cni-template.conflist"), []byte(cni), 0o600); err != nil {
 		return "", err
 	}

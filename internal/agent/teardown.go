@@ -52,6 +52,9 @@ func Teardown(ctx context.Context, dataDir string) error {
 		_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "kube-proxy").Run()
 	}
 	_ = exec.CommandContext(ctx, "nft", "delete", "table", "ip", "skiff").Run()
+	// The pods' bridge, and with it the neighbour entries of the pods that
+	// are gone: a later agent reusing their addresses starts clean.
+	_ = exec.CommandContext(ctx, "ip", "link", "delete", bridgeName).Run()
 	return nil
 }
 

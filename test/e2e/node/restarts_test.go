@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestCrashLoopBackOff: a container that keeps exiting 1 is restarted with
+// a back-off: restartCount grows, it waits in CrashLoopBackOff, and its last
+// termination says exit code 1, reason Error.
+func TestCrashLoopBackOff(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	createPod(t, ns, pod("crash", command("/testhost", "exit", "--code", "1")))
+	// The back-off is 10 s, then 20 s: two restarts take about half a
+	// minute. Between back-offs the container runs for a moment, so what
+	// kubectl shows is sampled along the way.
+	shown := map[string]bool{}
+	got := waitPod(t, ns, "crash", slow, "in CrashLoopBackOff after 2 restarts, and shown so by kubectl", func(p *corev1.Pod) bool {
+		if f := strings.Fields(kubectl(t, "get", "pod", "crash", "-n", ns, "--no-headers").Stdout); len(f) > 2 {
+			shown[f[2]] = true
+		}
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.RestartCount >= 2 && waitingReason(p, "app") == "CrashLoopBackOff" && shown["CrashLoopBackOff"]
+	})
+	t.Logf("kubectl get pod STATUS values seen: %v", shown)
+	cs := containerStatus(got, "app")
+	lt := cs.LastTerminationState.Terminated
+	if lt == nil || lt.ExitCode != 1 || lt.Reason != "Error" {
+		t.Errorf("lastState.terminated = %+v, want exit code 1, reason Error", lt)
+	}
+	if got.Status.Phase != corev1.PodRunning {
+		t.Errorf("phase %s, want Running (restartPolicy Always)", got.Status.Phase)
+	}
+	if podCondition(got, corev1.PodReady) != corev1.ConditionFalse {
+		t.Errorf("Ready=%s, want False", podCondition(got, corev1.PodReady))
+	}
+	if msg := waitEvent(t, ns, "crash", "BackOff", 10*time.Second); !strings.Contains(msg, "Back-off restarting failed container") {
+		t.Errorf("BackOff event says %q", msg)
+	}
+}
+
+// TestRestartPolicies: restartPolicy Never leaves a failed container dead and
+// the pod Failed; OnFailure with exit 0 ends the pod Succeeded.
+func TestRestartPolicies(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	createPod(t, ns, pod("never", command("/testhost", "exit", "--code", "3"), restartPolicy(corev1.RestartPolicyNever)))
+	createPod(t, ns, pod("onfailure", busybox("echo done"), restartPolicy(corev1.RestartPolicyOnFailure)))
+
+	failed := waitPod(t, ns, "never", podStart, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	cs := containerStatus(failed, "app")
+	if term := cs.State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" || cs.RestartCount != 0 {
+		t.Errorf("never: state %+v restarts %d, want terminated exit 3 reason Error, 0 restarts", cs.State, cs.RestartCount)
+	}
+
+	done := waitPod(t, ns, "onfailure", podStart, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	cs = containerStatus(done, "app")
+	if term := cs.State.Terminated; term == nil || term.ExitCode != 0 || term.Reason != "Completed" || cs.RestartCount != 0 {
+		t.Errorf("onfailure: state %+v restarts %d, want terminated exit 0 reason Completed, 0 restarts", cs.State, cs.RestartCount)
+	}
+	if podCondition(done, corev1.PodReady) != corev1.ConditionFalse {
+		t.Errorf("onfailure: Ready=%s after completion, want False", podCondition(done, corev1.PodReady))
+	}
+}
+
+// TestJobLogs: a busybox Job completes and `kubectl logs job/NAME` prints
+// what it wrote.
+func TestJobLogs(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	ctx := context.Background()
+	tpl := pod("hello", busybox("echo hello from $(hostname); echo second line"), restartPolicy(corev1.RestartPolicyNever))
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr(int32(0)),
+			Template:     corev1.PodTemplateSpec{Spec: tpl.Spec},
+		},
+	}
+	if _, err := the.client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, podStart, "job hello Complete", func() (bool, string) {
+		j, err := the.client.BatchV1().Jobs(ns).Get(ctx, "hello", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range j.Status.Conditions {
+			if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+				return j.Status.Succeeded == 1, ""
+			}
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				t.Fatalf("job failed: %s", c.Message)
+			}
+		}
+		return false, "conditions: " + jobConditions(j)
+	})
+	out := mustKubectl(t, "logs", "-n", ns, "job/hello")
+	if !strings.HasPrefix(out, "hello from hello-") || !strings.HasSuffix(out, "\nsecond line\n") {
+		t.Errorf("kubectl logs job/hello printed %q, want \"hello from hello-…\\nsecond line\\n\"", out)
+	}
+}
+
+func jobConditions(j *batchv1.Job) string {
+	var out []string
+	for _, c := range j.Status.Conditions {
+		out = append(out, string(c.Type)+"="+string(c.Status))
+	}
+	return strings.Join(out, ",")
+}
