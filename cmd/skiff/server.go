@@ -31,6 +31,7 @@ func newServerCommand() *cobra.Command {
 			if datastore != "" {
 				cfg.DatastoreEndpoints = strings.Split(datastore, ",")
 			}
+			cfg.ClusterDNS = node.cfg.ClusterDNS
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "skiff-server")
 			s, err := server.New(cfg)
 			if err != nil {
@@ -65,6 +66,7 @@ func newServerCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.SchedulerArgs, "kube-scheduler-arg", nil, "extra kube-scheduler flag, key=value (repeatable)")
 	f.BoolVar(&cfg.DisableControllers, "disable-controller-manager", false, "do not run the controller manager")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	f.BoolVar(&cfg.DisableDNS, "disable-dns", false, "do not run the cluster DNS server (kube-dns Service at --cluster-dns)")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)
 	return cmd

@@ -14,13 +14,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
+	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/jointoken"
 )
 
 // bootstrap writes what skiff adds to a fresh cluster: the node join token
 // (a bootstrap token, as kubeadm makes) and the RBAC bindings that let a node
-// join with it and have its client certificate approved. Each step is
-// idempotent: it runs at every start.
+// join with it and have its client certificate approved, and the default
+// StorageClass (local-path). Each step is idempotent: it runs at every start.
 func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) error {
 	token, err := ensureToken(TokenPath(s.cfg.DataDir), s.files.caCert)
 	if err != nil {
@@ -56,6 +57,11 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 		if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create ClusterRoleBinding %s: %w", b.name, err)
 		}
+	}
+	// The built-in local-path provisioner's class, the default one; a class
+	// an administrator changed or made non-default is left as it is.
+	if _, err := client.StorageV1().StorageClasses().Create(ctx, localpath.StorageClass(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create StorageClass %s: %w", localpath.ClassName, err)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 // Package server composes skiff's control plane: the datastore, the API
 // server, the controller manager and the scheduler, each run in-process and
-// supervised, plus the first-start bootstrap (namespaces come from the API
-// server itself; skiff adds the node join token and its RBAC bindings).
+// supervised, plus the built-in local-path provisioner, the cluster DNS
+// server (internal/dns, published as the kube-dns Service) and the first-start
+// bootstrap (namespaces come from the API server itself; skiff adds the node
+// join token, its RBAC bindings and the default StorageClass).
 package server
 
 import (
@@ -21,6 +23,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/controller/localpath"
+	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/storage"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
@@ -48,6 +52,15 @@ type Config struct {
 	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
 	// DisableControllers and DisableScheduler run the API server alone.
 	DisableControllers, DisableScheduler bool
+	// ClusterDNS is the kube-dns Service's ClusterIP, the name server the
+	// kubelets give pods (default 10.43.0.10, inside ServiceCIDR).
+	ClusterDNS string
+	// DNSPort is where the cluster DNS server listens, on the advertise
+	// address or the host's main address (default 10053); the kube-dns
+	// Service sends port 53 there.
+	DNSPort int
+	// DisableDNS runs no cluster DNS server and publishes no kube-dns Service.
+	DisableDNS bool
 
 	Log *slog.Logger
 }
@@ -65,6 +78,12 @@ func (c *Config) Defaults() {
 	}
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = "10.43.0.0/16"
+	}
+	if c.ClusterDNS == "" {
+		c.ClusterDNS = "10.43.0.10"
+	}
+	if c.DNSPort == 0 {
+		c.DNSPort = 10053
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -99,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.DataDir = abs
+	if !cfg.DisableDNS && net.ParseIP(cfg.ClusterDNS) == nil {
+		return nil, fmt.Errorf("%w: cluster DNS address %q is not an IP address", component.ErrConfig, cfg.ClusterDNS)
+	}
 	s := &Server{cfg: cfg, Ready: make(chan struct{})}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
@@ -140,7 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The API server outlives the controllers: it stops only after them.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
-	errc := make(chan error, 3)
+	errc := make(chan error, 5) // API server, controller manager, scheduler, local-path provisioner, DNS
 	var apiDone sync.WaitGroup
 	apiDone.Add(1)
 	go func() {
@@ -178,6 +200,15 @@ func (s *Server) Run(ctx context.Context) error {
 				return component.ControllerManager(ctx, args)
 			})
 		}()
+		provisioner, err := s.localPathProvisioner()
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- supervise.Run(ctx, log, "local-path-provisioner", supervise.DefaultBackoff, provisioner.Run)
+		}()
 	}
 	if !s.cfg.DisableScheduler {
 		args, err := s.schedulerArgs()
@@ -192,6 +223,23 @@ func (s *Server) Run(ctx context.Context) error {
 			})
 		}()
 	}
+	if !s.cfg.DisableDNS {
+		ip, err := s.cfg.dnsAddress()
+		if err != nil {
+			return fmt.Errorf("cluster DNS address: %w", err)
+		}
+		dnsServer, err := clusterdns.New(clusterdns.Config{ListenAddr: dnsListenAddr(ip, s.cfg.DNSPort), Log: log}, client)
+		if err != nil {
+			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- supervise.Run(ctx, log, "dns", supervise.DefaultBackoff, func(ctx context.Context) error {
+				return s.runDNS(ctx, client, dnsServer, ip)
+			})
+		}()
+	}
 	close(s.Ready)
 	log.Info("skiff server is ready; the admin kubeconfig is at "+KubeconfigPath(s.cfg.DataDir), "url", s.URL)
 
@@ -202,6 +250,19 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	waitBounded(&wg, 5*time.Second)
 	return runErr
+}
+
+// localPathProvisioner is the built-in provisioner of the local-path
+// StorageClass, guarded by a Lease like the controller manager.
+func (s *Server) localPathProvisioner() (*localpath.Controller, error) {
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-local-path-provisioner"))
+	if err != nil {
+		return nil, err
+	}
+	return localpath.New(localpath.Config{
+		LeaseName: "skiff-local-path",
+		Log:       s.cfg.Log.With("controller", "local-path"),
+	}, client)
 }
 
 func waitBounded(wg *sync.WaitGroup, d time.Duration) {

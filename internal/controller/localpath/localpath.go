@@ -1,0 +1,319 @@
+package localpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Config tunes a Controller; the zero value is usable.
+type Config struct {
+	// Workers is how many keys are reconciled at once (default 2).
+	Workers int
+	// Resync is how often every claim and volume is reconciled again
+	// although nothing changed (default 10 minutes).
+	Resync time.Duration
+	// Namespace is where cleanup pods run (default kube-system).
+	Namespace string
+	// CleanupImage is the image of the cleanup pods; it must have rm
+	// (default localhost/skiff/busybox:latest, which skiff's agent imports).
+	CleanupImage string
+	// LeaseName, if set, is a Lease in kube-system that guards the
+	// controller: it reconciles only while it holds the Lease, so several
+	// servers may run it. Empty runs it unguarded.
+	LeaseName string
+	// Identity is this process's holder identity in the Lease (default the
+	// host name and a random suffix).
+	Identity string
+	// Recorder receives the Events (default: a recorder that writes them to
+	// the API server, started by Run).
+	Recorder record.EventRecorder
+	// Log is the controller's logger (default slog.Default()).
+	Log *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultCleanupImage = "localhost/skiff/busybox:latest"
+	defaultWorkers      = 2
+	defaultResync       = 10 * time.Minute
+)
+
+// Leader election timing, as the upstream controllers use by default.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// Controller is the local-path provisioner.
+type Controller struct {
+	cfg    Config
+	client kubernetes.Interface
+}
+
+// New applies cfg's defaults; Run starts the controller.
+func New(cfg Config, client kubernetes.Interface) (*Controller, error) {
+	if client == nil {
+		return nil, errors.New("localpath: client is nil")
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("localpath: Config.Workers is %d", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = defaultWorkers
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = defaultResync
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = metav1.NamespaceSystem
+	}
+	if cfg.CleanupImage == "" {
+		cfg.CleanupImage = DefaultCleanupImage
+	}
+	if cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = host + "_" + string(uuid.NewUUID())
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Controller{cfg: cfg, client: client}, nil
+}
+
+// Run reconciles until ctx ends (or, with a LeaseName, until the Lease is
+// lost: then it returns an error, and its caller may run it again). It
+// returns after its goroutines have exited.
+func (c *Controller) Run(ctx context.Context) error {
+	recorder := c.cfg.Recorder
+	if recorder == nil {
+		b := record.NewBroadcaster(record.WithContext(ctx))
+		defer b.Shutdown()
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+		recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ProvisionerName + "_" + c.cfg.Identity})
+	}
+	if c.cfg.LeaseName == "" {
+		return c.run(ctx, recorder)
+	}
+	return c.runElected(ctx, recorder)
+}
+
+// runElected runs the controller while it holds the Lease. The Lease is
+// released when ctx ends, possibly a moment before the workers have
+// stopped; an overlap with the next holder is harmless, since every write
+// is to an object with a name derived from the claim or volume.
+func (c *Controller) runElected(ctx context.Context, recorder record.EventRecorder) error {
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, metav1.NamespaceSystem, c.cfg.LeaseName,
+		c.client.CoreV1(), c.client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: c.cfg.Identity})
+	if err != nil {
+		return err
+	}
+	electCtx, stepDown := context.WithCancel(ctx)
+	defer stepDown()
+	var (
+		mu sync.Mutex // guards the following
+		// over is set once the elector has returned: a leading callback
+		// that starts after that does nothing.
+		over    bool
+		running sync.WaitGroup
+		runErr  error
+	)
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		Name:            c.cfg.LeaseName,
+		LeaseDuration:   leaseDuration,
+		RenewDeadline:   renewDeadline,
+		RetryPeriod:     retryPeriod,
+		ReleaseOnCancel: true,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				mu.Lock()
+				if over {
+					mu.Unlock()
+					return
+				}
+				running.Add(1)
+				mu.Unlock()
+				defer running.Done()
+				c.cfg.Log.Info("acquired the lease; provisioning", "lease", c.cfg.LeaseName, "identity", c.cfg.Identity)
+				err := c.run(ctx, recorder)
+				mu.Lock()
+				runErr = err
+				mu.Unlock()
+				stepDown() // a controller that stopped by itself gives up the Lease
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	elector.Run(electCtx)
+	mu.Lock()
+	over = true
+	mu.Unlock()
+	running.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return fmt.Errorf("lost the lease %s/%s", metav1.NamespaceSystem, c.cfg.LeaseName)
+}
+
+// run starts the informers and the workers and waits for ctx to end.
+func (c *Controller) run(ctx context.Context, recorder record.EventRecorder) error {
+	ctx, cancel := context.WithCancel(ctx)
+	r, stop, err := c.start(ctx, recorder)
+	if err != nil {
+		cancel()
+		stop()
+		return err
+	}
+	var workers sync.WaitGroup
+	for range c.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r.processNext(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	r.queue.ShutDown()
+	workers.Wait()
+	cancel()
+	stop()
+	return nil
+}
+
+// start builds a reconciler over freshly started informers and waits for
+// their caches. stop ends the informers (after ctx has ended) and waits for
+// their goroutines.
+func (c *Controller) start(ctx context.Context, recorder record.EventRecorder) (r *reconciler, stop func(), err error) {
+	factory := informers.NewSharedInformerFactory(c.client, c.cfg.Resync)
+	podFactory := informers.NewSharedInformerFactoryWithOptions(c.client, c.cfg.Resync,
+		informers.WithNamespace(c.cfg.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labelCleanup }))
+	claims := factory.Core().V1().PersistentVolumeClaims()
+	volumes := factory.Core().V1().PersistentVolumes()
+	nodes := factory.Core().V1().Nodes()
+	classes := factory.Storage().V1().StorageClasses()
+	pods := podFactory.Core().V1().Pods()
+	r = &reconciler{
+		client:   c.client,
+		recorder: recorder,
+		log:      c.cfg.Log,
+		cfg:      c.cfg,
+		claims:   claims.Lister(),
+		volumes:  volumes.Lister(),
+		nodes:    nodes.Lister(),
+		classes:  classes.Lister(),
+		pods:     pods.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[key](),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "local-path"}),
+	}
+	stop = func() {
+		r.queue.ShutDown()
+		factory.Shutdown()
+		podFactory.Shutdown()
+	}
+	handlers := []struct {
+		informer cache.SharedIndexInformer
+		key      func(obj any) (key, bool)
+	}{
+		{claims.Informer(), claimKeyOf},
+		{volumes.Informer(), volumeKeyOf},
+		{pods.Informer(), cleanupPodKeyOf},
+	}
+	for _, h := range handlers {
+		keyOf := h.key
+		enqueue := func(obj any) {
+			if k, ok := keyOf(obj); ok {
+				r.queue.Add(k)
+			}
+		}
+		if _, err := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, obj any) { enqueue(obj) },
+			DeleteFunc: enqueue,
+		}); err != nil {
+			return nil, stop, err
+		}
+	}
+	_ = nodes.Informer()
+	_ = classes.Informer()
+	factory.Start(ctx.Done())
+	podFactory.Start(ctx.Done())
+	for _, synced := range []map[reflect.Type]bool{factory.WaitForCacheSync(ctx.Done()), podFactory.WaitForCacheSync(ctx.Done())} {
+		for t, ok := range synced {
+			if !ok {
+				return nil, stop, fmt.Errorf("cache of %v did not sync", t)
+			}
+		}
+	}
+	return r, stop, nil
+}
+
+// The keys of the queue: a claim ("namespace/name") or a volume ("name").
+type kind int
+
+const (
+	claimKind kind = iota
+	volumeKind
+)
+
+type key struct {
+	kind kind
+	name string
+}
+
+func (k key) String() string {
+	if k.kind == claimKind {
+		return "PersistentVolumeClaim " + k.name
+	}
+	return "PersistentVolume " + k.name
+}
+
+func claimKeyOf(obj any) (key, bool) {
+	name, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	return key{claimKind, name}, err == nil
+}
+
+func volumeKeyOf(obj any) (key, bool) {
+	name, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	return key{volumeKind, name}, err == nil
+}
+
+// cleanupPodKeyOf maps a cleanup pod to the volume it cleans.
+func cleanupPodKeyOf(obj any) (key, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Annotations[annCleanupVolume] == "" {
+		return key{}, false
+	}
+	return key{volumeKind, pod.Annotations[annCleanupVolume]}, true
+}

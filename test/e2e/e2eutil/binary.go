@@ -1,0 +1,75 @@
+package e2eutil
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary returns the skiff binary the tests drive: $SKIFF_BIN, or else one
+// built once per test process from this module into a temporary directory.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("SKIFF_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("SKIFF_BIN=%s: %v", p, err)
+		}
+		return p
+	}
+	build.once.Do(func() { build.path, build.err = buildBinary() })
+	if build.err != nil {
+		t.Fatalf("build skiff: %v", build.err)
+	}
+	return build.path
+}
+
+func buildBinary() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", "skiff-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "skiff")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/skiff")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/skiff: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Main runs a test package's tests and then removes the skiff binary
+// Binary built, if it built one: func TestMain(m *testing.M) { e2eutil.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if build.path != "" {
+		os.RemoveAll(filepath.Dir(build.path))
+	}
+	os.Exit(code)
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

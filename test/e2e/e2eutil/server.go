@@ -1,0 +1,221 @@
+package e2eutil
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// readyLine is what `skiff server` logs once it serves and bootstrap is done.
+const readyLine = "skiff server is ready; the admin kubeconfig is at "
+
+// ServerOptions adjust a Server; the zero value is a server with embedded
+// etcd on a fresh data directory and a free port.
+type ServerOptions struct {
+	// Args are extra `skiff server` flags (e.g. --datastore-endpoint=…).
+	Args []string
+	// ReadyTimeout bounds the wait for the ready log line (default 3m).
+	ReadyTimeout time.Duration
+	// Agent keeps the node agent (kubelet) that newer builds run inside
+	// `skiff server`; by default it is disabled, so the tests see a control
+	// plane only, pods stay Pending and nothing is mounted under the data dir.
+	Agent bool
+}
+
+// Server is a `skiff server` subprocess; it can be stopped and started again
+// on the same data directory and port.
+type Server struct {
+	t          testing.TB
+	bin        string
+	opts       ServerOptions
+	logDir     string
+	starts     int
+	DataDir    string
+	Port       int
+	URL        string
+	Kubeconfig string
+
+	proc *process
+}
+
+// StartServer starts a server and waits until it is ready. The server is
+// killed when the test ends; if the test failed, the tail of its log is shown.
+func StartServer(t testing.TB, opts ServerOptions) *Server {
+	t.Helper()
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 3 * time.Minute
+	}
+	s := &Server{
+		t:       t,
+		bin:     Binary(t),
+		opts:    opts,
+		logDir:  t.TempDir(),
+		DataDir: filepath.Join(t.TempDir(), "data"),
+		Port:    FreePort(t),
+	}
+	s.URL = "https://127.0.0.1:" + strconv.Itoa(s.Port)
+	s.Kubeconfig = filepath.Join(s.DataDir, "kubeconfig.yaml")
+	t.Cleanup(func() {
+		if s.proc != nil {
+			s.proc.kill()
+			if t.Failed() {
+				logTail(t, "skiff server", s.proc.logPath, 80)
+			}
+		}
+	})
+	s.Start()
+	return s
+}
+
+// Start starts the server process (again) and waits until it is ready.
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.proc != nil && s.proc.running() {
+		s.t.Fatal("skiff server is already running")
+	}
+	s.starts++
+	argv := append([]string{s.bin, "server",
+		"--data-dir", s.DataDir,
+		"--https-listen-port", strconv.Itoa(s.Port),
+		"--bind-address", "127.0.0.1",
+	}, s.opts.Args...)
+	if !s.opts.Agent && serverHasFlag(s.t, s.bin, "--disable-agent") {
+		argv = append(argv, "--disable-agent")
+	}
+	p, err := startProcess(filepath.Join(s.logDir, fmt.Sprintf("server-%d.log", s.starts)), argv)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.proc = p
+	began := time.Now()
+	deadline := began.Add(s.opts.ReadyTimeout)
+	for !s.proc.logContains(readyLine) {
+		if !s.proc.running() {
+			logTail(s.t, "skiff server", p.logPath, 60)
+			s.t.Fatalf("skiff server exited before it was ready: %v", p.err)
+		}
+		if time.Now().After(deadline) {
+			logTail(s.t, "skiff server", p.logPath, 60)
+			s.t.Fatalf("skiff server not ready within %s", s.opts.ReadyTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.waitReadyz(30 * time.Second); err != nil {
+		s.t.Fatalf("skiff server logged ready but /readyz is not ok: %v", err)
+	}
+	s.t.Logf("skiff server (start %d, port %d) ready in %s", s.starts, s.Port, time.Since(began).Round(time.Millisecond))
+}
+
+// serverHasFlag reports whether `skiff server --help` lists flag.
+func serverHasFlag(t testing.TB, bin, flag string) bool {
+	out, err := exec.Command(bin, "server", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s server --help: %v\n%s", bin, err, out)
+	}
+	return regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(flag) + `\b`).Match(out)
+}
+
+// waitReadyz polls the anonymous /readyz until it answers 200 "ok".
+func (s *Server) waitReadyz(d time.Duration) error {
+	c := s.HTTPClient(false)
+	deadline := time.Now().Add(d)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(s.URL + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(body) == "ok" {
+				return nil
+			}
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return last
+}
+
+// Stop sends SIGTERM and waits at most d for the server to exit. It returns
+// the exit code and how long the exit took; a server still running after d
+// is killed and reported as exit code -1.
+func (s *Server) Stop(d time.Duration) (code int, took time.Duration) {
+	began := time.Now()
+	s.proc.signal(syscall.SIGTERM)
+	code, exited := s.proc.wait(d)
+	took = time.Since(began)
+	if !exited {
+		s.proc.kill()
+	}
+	return code, took
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (s *Server) Kill() { s.proc.kill() }
+
+// LogPath is the log file of the current (or last) server process.
+func (s *Server) LogPath() string { return s.proc.logPath }
+
+// RESTConfig is the admin configuration from the server's kubeconfig, with
+// client-side rate limits raised for load tests.
+func (s *Server) RESTConfig() *rest.Config {
+	s.t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		s.t.Fatalf("load %s: %v", s.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 1000, 2000
+	cfg.Timeout = 30 * time.Second
+	return cfg
+}
+
+// Client is a clientset with the admin credentials.
+func (s *Server) Client() kubernetes.Interface {
+	s.t.Helper()
+	c, err := kubernetes.NewForConfig(s.RESTConfig())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// HTTPClient is a plain HTTPS client that trusts the cluster CA and, with
+// admin set, presents the admin client certificate (else it is anonymous).
+func (s *Server) HTTPClient(admin bool) *http.Client {
+	s.t.Helper()
+	cfg := s.RESTConfig()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cfg.CAData) {
+		s.t.Fatalf("no CA certificate in %s", s.Kubeconfig)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if admin {
+		cert, err := tls.X509KeyPair(cfg.CertData, cfg.KeyData)
+		if err != nil {
+			s.t.Fatalf("admin client certificate: %v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+// Context returns a context that ends with the test or after d.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
