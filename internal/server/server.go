@@ -24,6 +24,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
+	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/storage"
 	"github.com/skiffdev/skiff/internal/supervise"
@@ -162,7 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The API server outlives the controllers: it stops only after them.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
-	errc := make(chan error, 5) // API server, controller manager, scheduler, local-path provisioner, DNS
+	errc := make(chan error, 6) // API server, controller manager, scheduler, local-path provisioner, service LB, DNS
 	var apiDone sync.WaitGroup
 	apiDone.Add(1)
 	go func() {
@@ -208,6 +209,16 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			errc <- supervise.Run(ctx, log, "local-path-provisioner", supervise.DefaultBackoff, provisioner.Run)
+		}()
+		lbClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-service-lb"))
+		if err != nil {
+			return err
+		}
+		lb := servicelb.New(lbClient, log.With("controller", "service-lb"))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- supervise.Run(ctx, log, "service-lb", supervise.DefaultBackoff, lb.Run)
 		}()
 	}
 	if !s.cfg.DisableScheduler {
