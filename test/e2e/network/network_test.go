@@ -347,3 +347,32 @@ func TestServiceWithoutEndpointsRejectsAtOnce(t *testing.T) {
 		t.Errorf("refusal took %s (the client's timeout is 10 s): %s", took, out)
 	}
 }
+
+func TestLoadBalancerFromHost(t *testing.T) {
+	ns := namespace(t)
+	spreadDeployment(t, ns, "lb", 2)
+	svc := service(t, ns, "lb", corev1.ServiceTypeLoadBalancer)
+	var ingress []corev1.LoadBalancerIngress
+	eventually(t, time.Minute, "EXTERNAL-IP: the three nodes' addresses", func() bool {
+		got, err := client.CoreV1().Services(ns).Get(context.Background(), svc.Name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		ingress = got.Status.LoadBalancer.Ingress
+		return len(ingress) == 3
+	})
+	for _, in := range ingress {
+		if !strings.HasPrefix(in.IP, nodeSubnet+".") {
+			t.Errorf("ingress IP %s is not a node address", in.IP)
+		}
+		url := fmt.Sprintf("http://%s:%d/hostname", in.IP, svc.Spec.Ports[0].Port)
+		eventually(t, time.Minute, "LoadBalancer answer at "+url, func() bool {
+			out, err := exec.Command("curl", "-s", "-m", "3", url).Output()
+			return err == nil && strings.HasPrefix(string(out), "lb-")
+		})
+	}
+	out, err := kubectl(t, "get", "svc", "-n", ns, "lb")
+	if err != nil || !strings.Contains(out, nodeSubnet+".") {
+		t.Errorf("kubectl get svc shows no EXTERNAL-IP: %v\n%s", err, out)
+	}
+}
