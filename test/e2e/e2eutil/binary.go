@@ -34,33 +34,25 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
+// buildBinary runs `make build` (version stamping and images included, as
+// a user gets them) and returns the repository's bin/skiff.
 func buildBinary() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
-	dir, err := os.MkdirTemp("", "skiff-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "skiff")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/skiff")
+	cmd := exec.Command("make", "-s", "build")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/skiff: %v\n%s", err, out)
+		return "", fmt.Errorf("make build: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(root, "bin", "skiff"), nil
 }
 
-// Main runs a test package's tests and then removes the skiff binary
-// Binary built, if it built one: func TestMain(m *testing.M) { e2eutil.Main(m) }
+// Main runs a test package's tests: func TestMain(m *testing.M) { e2eutil.Main(m) }
 func Main(m *testing.M) {
-	code := m.Run()
-	if build.path != "" {
-		os.RemoveAll(filepath.Dir(build.path))
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
