@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 
+	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/jointoken"
@@ -69,6 +70,9 @@ type Config struct {
 	// DisableProxy turns kube-proxy off; ProxyArgs are extra kube-proxy flags.
 	DisableProxy bool
 	ProxyArgs    []string
+	// DisableNetworkPolicy turns NetworkPolicy enforcement (internal/agent/
+	// netpol) off on this node.
+	DisableNetworkPolicy bool
 
 	Log *slog.Logger
 }
@@ -136,7 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	endpoint := cfg.ContainerRuntimeEndpoint
-	errc := make(chan error, 4) // containerd, kubelet, kube-proxy, pod network
+	errc := make(chan error, 5) // containerd, kubelet, kube-proxy, pod network, network policy
 	if endpoint == "" {
 		ctrd := &containerd{
 			dir:        filepath.Join(cfg.DataDir, "containerd"),
@@ -168,6 +172,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	// Teardown reads the node name to find the node's cgroups.
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, nodeNameFile), []byte(cfg.NodeName), 0o600); err != nil {
+		return err
+	}
 	if err := ensureCgroupRoot(a.cgroupRoot()); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", a.cgroupRoot(), err)
 	}
@@ -181,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { errc <- a.runProxy(ctx) }()
 	}
 	go func() { errc <- a.runPodNetwork(ctx) }()
+	if !cfg.DisableNetworkPolicy {
+		go func() { errc <- a.runNetworkPolicy(ctx) }()
+	}
 	go a.annotateStorageDir(ctx)
 	log.Info("node agent started", "node", cfg.NodeName, "runtime", endpoint)
 	select {
@@ -304,6 +315,28 @@ func (a *Agent) runPodNetwork(ctx context.Context) error {
 	}
 	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, client: client, log: a.cfg.Log}
 	return supervise.Run(ctx, a.cfg.Log, "pod-network", supervise.DefaultBackoff, pn.Run)
+}
+
+// runNetworkPolicy enforces NetworkPolicies for the node's pods, with the
+// node's credentials (bound to the skiff:network-policy ClusterRole).
+func (a *Agent) runNetworkPolicy(ctx context.Context) error {
+	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
+	if !ok {
+		return nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+	if err != nil {
+		return err
+	}
+	c, err := netpol.New(netpol.Config{NodeName: a.cfg.NodeName, Client: client, Log: a.cfg.Log})
+	if err != nil {
+		return err
+	}
+	return supervise.Run(ctx, a.cfg.Log, "network-policy", supervise.DefaultBackoff, c.Run)
 }
 
 // runProxy runs kube-proxy in nftables mode with the node's credentials,

@@ -47,11 +47,16 @@ func Teardown(ctx context.Context, dataDir string) error {
 	}
 	time.Sleep(200 * time.Millisecond)
 	unmountUnder(dataDir)
-	// kube-proxy's rules, if this agent ran it, and the pod network's.
+	if name, err := os.ReadFile(filepath.Join(dataDir, nodeNameFile)); err == nil && len(name) > 0 {
+		removeCgroupRoot("/skiff/" + string(name))
+	}
+	// kube-proxy's rules, if this agent ran it, the pod network's and the
+	// network policies'.
 	for _, family := range []string{"ip", "ip6"} {
 		_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "kube-proxy").Run()
 	}
 	_ = exec.CommandContext(ctx, "nft", "delete", "table", "ip", "skiff").Run()
+	_ = exec.CommandContext(ctx, "nft", "delete", "table", "inet", "skiff-netpol").Run()
 	// The pods' bridge, and with it the neighbour entries of the pods that
 	// are gone: a later agent reusing their addresses starts clean.
 	_ = exec.CommandContext(ctx, "ip", "link", "delete", bridgeName).Run()

@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 )
@@ -16,6 +17,14 @@ func APIServer(ctx context.Context, args []string) error {
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return invalid("kube-apiserver", []error{err})
 	}
+	// Upstream registers the informer name once per process; a restarted
+	// run (internal/supervise) must release it first.
+	name, err := cache.NewInformerName("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	defer name.Release()
+	s.InformerName = name
 	completed, err := s.Complete(ctx)
 	if err != nil {
 		return invalid("kube-apiserver", []error{err})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -24,6 +25,14 @@ func Scheduler(ctx context.Context, args []string) error {
 	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
 		return invalid("kube-scheduler", []error{err})
 	}
+	// The informer name is registered once per process: release it so a
+	// restarted run can take it again.
+	name, err := cache.NewInformerName("kube-scheduler")
+	if err != nil {
+		return err
+	}
+	defer name.Release()
+	opts.InformerName = name
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cc, sched, err := app.Setup(ctx, opts)

@@ -42,12 +42,26 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, tokenSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create join token secret: %w", err)
 	}
+	// Nodes enforce NetworkPolicies (internal/agent/netpol) with their own
+	// credentials; the Node authorizer lets them read neither policies nor
+	// every namespace.
+	netpolRole := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "skiff:network-policy"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+	if _, err := client.RbacV1().ClusterRoles().Create(ctx, netpolRole, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ClusterRole %s: %w", netpolRole.Name, err)
+	}
 	for _, b := range []struct{ name, role, kind, subject string }{
 		{"skiff:kubelet-bootstrap", "system:node-bootstrapper", rbacv1.GroupKind, "system:bootstrappers"},
 		{"skiff:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", rbacv1.GroupKind, "system:bootstrappers"},
 		{"skiff:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", rbacv1.GroupKind, "system:nodes"},
 		{"skiff:node-proxier", "system:node-proxier", rbacv1.GroupKind, "system:nodes"},
 		{"skiff:kubelet-api-admin", "system:kubelet-api-admin", rbacv1.UserKind, "kube-apiserver-kubelet-client"},
+		{"skiff:network-policy", "skiff:network-policy", rbacv1.GroupKind, "system:nodes"},
 	} {
 		crb := &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name},
