@@ -227,18 +227,24 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out after %s waiting for %s", d, what)
 }
 
-// hostnames fetches url n times from inside pod and counts the answers.
+// hostnames fetches url n times from inside pod and counts the answers by
+// pod name; failed requests count under "".
 func hostnames(t *testing.T, ns, pod, url string, n int) map[string]int {
 	t.Helper()
-	out, err := inPod(t, ns, pod, fmt.Sprintf(`for i in $(seq %d); do timeout 3 wget -qO- %s; echo; done`, n, url))
+	out, err := inPod(t, ns, pod, fmt.Sprintf(`for i in $(seq %d); do timeout 3 wget -qO- %s 2>/dev/null || echo; echo; done`, n, url))
 	if err != nil {
 		t.Fatalf("requests from %s to %s: %v\n%s", pod, url, err, out)
 	}
 	seen := map[string]int{}
+	answers := 0
 	for _, line := range strings.Split(out, "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			seen[line]++
+			answers++
 		}
+	}
+	if failed := n - answers; failed > 0 {
+		seen[""] = failed
 	}
 	return seen
 }
@@ -286,7 +292,7 @@ func TestClusterIPSpreadsAndDropsUnready(t *testing.T) {
 	var seen map[string]int
 	eventually(t, time.Minute, "requests spread over all three pods", func() bool {
 		seen = hostnames(t, ns, client0, url, 30)
-		return len(seen) == 3
+		return len(seen) == 3 && seen[""] == 0
 	})
 	// One pod fails its readiness probe: it leaves the rotation.
 	out, err := inPod(t, ns, pods[1].Name, "timeout 3 wget -qO- http://127.0.0.1:8080/readyz/fail")
@@ -295,12 +301,13 @@ func TestClusterIPSpreadsAndDropsUnready(t *testing.T) {
 	}
 	eventually(t, time.Minute, pods[1].Name+" out of rotation", func() bool {
 		seen = hostnames(t, ns, client0, url, 20)
-		return seen[pods[1].Name] == 0 && len(seen) == 2
+		return seen[pods[1].Name] == 0 && seen[""] == 0 && len(seen) == 2
 	})
 	// And the name works through the same path, from another node.
+	// And by the Service's name (cluster DNS, search path), from another node.
 	seen = hostnames(t, ns, pods[2].Name, "http://web/hostname", 10)
-	if len(seen) == 0 || seen[pods[1].Name] > 0 {
-		t.Errorf("by name from %s: %v", pods[2].Name, seen)
+	if seen[""] > 0 || seen[pods[1].Name] > 0 || len(seen) != 2 {
+		t.Errorf("by name from %s: %v (want the two ready pods, no failures)", pods[2].Name, seen)
 	}
 }
 
@@ -374,5 +381,52 @@ func TestLoadBalancerFromHost(t *testing.T) {
 	out, err := kubectl(t, "get", "svc", "-n", ns, "lb")
 	if err != nil || !strings.Contains(out, nodeSubnet+".") {
 		t.Errorf("kubectl get svc shows no EXTERNAL-IP: %v\n%s", err, out)
+	}
+}
+
+func TestClusterDNS(t *testing.T) {
+	ns := namespace(t)
+	pods := spreadDeployment(t, ns, "dns", 3)
+	svc := service(t, ns, "dns", corev1.ServiceTypeClusterIP)
+	headless, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns-headless"},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": "dns"},
+			Ports:     []corev1.ServicePort{{Name: "http", Port: 8080}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := pods[0].Name
+	lookup := func(name string) string {
+		out, _ := inPod(t, ns, from, "nslookup "+name+" 2>&1")
+		return out
+	}
+	// Fully qualified names (trailing dot): answered by the cluster DNS
+	// alone, nothing is forwarded to the host's resolvers.
+	eventually(t, time.Minute, "Service A record", func() bool {
+		return strings.Contains(lookup("dns."+ns+".svc.cluster.local."), svc.Spec.ClusterIP)
+	})
+	if out := lookup("kubernetes.default.svc.cluster.local."); !strings.Contains(out, "10.43.0.1") {
+		t.Errorf("kubernetes.default: %s", out)
+	}
+	eventually(t, time.Minute, "one A record per ready pod of the headless Service", func() bool {
+		out := lookup(headless.Name + "." + ns + ".svc.cluster.local.")
+		for _, p := range pods {
+			if !strings.Contains(out, p.Status.PodIP) {
+				return false
+			}
+		}
+		return true
+	})
+	if out := lookup("nosuch." + ns + ".svc.cluster.local."); !strings.Contains(strings.ToLower(out), "nxdomain") && !strings.Contains(out, "can't find") {
+		t.Errorf("unknown name: want NXDOMAIN, got %s", out)
+	}
+	// The resolver's search path (ClusterFirst, ndots:5) finds short names.
+	seen := hostnames(t, ns, pods[1].Name, "http://dns/hostname", 6)
+	if seen[""] > 0 {
+		t.Errorf("short name through the search path failed: %v", seen)
 	}
 }
