@@ -33,6 +33,7 @@ func (a *agentFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&a.cfg.DisableProxy, "disable-kube-proxy", false, "do not run kube-proxy (Services) on this node")
 	f.StringArrayVar(&a.cfg.ProxyArgs, "kube-proxy-arg", nil, "extra kube-proxy flag, key=value (repeatable)")
 	f.BoolVar(&a.cfg.DisableNetworkPolicy, "disable-network-policy", false, "do not enforce NetworkPolicies on this node")
+	f.StringVar(&a.cfg.PodNetwork, "pod-network", "host-gw", "how nodes reach each other's pods: host-gw (nodes share a link) or vxlan (an overlay)")
 	f.StringArrayVar(&a.labels, "node-label", nil, "label to register the node with, key=value (repeatable)")
 }
 

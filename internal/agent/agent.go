@@ -67,6 +67,9 @@ type Config struct {
 	Labels map[string]string
 	// ClusterCIDR is the pod network (kube-proxy's --cluster-cidr).
 	ClusterCIDR string
+	// PodNetwork is how nodes reach each other's pods: "host-gw" (default;
+	// direct routes, nodes share a link) or "vxlan" (an overlay).
+	PodNetwork string
 	// DisableProxy turns kube-proxy off; ProxyArgs are extra kube-proxy flags.
 	DisableProxy bool
 	ProxyArgs    []string
@@ -106,6 +109,13 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
+	}
+	switch cfg.PodNetwork {
+	case "":
+		cfg.PodNetwork = BackendHostGW
+	case BackendHostGW, BackendVXLAN:
+	default:
+		return nil, fmt.Errorf("%w: --pod-network %q: want host-gw or vxlan", component.ErrConfig, cfg.PodNetwork)
 	}
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = "10.42.0.0/16"
@@ -148,6 +158,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			cniBinDir:  cfg.CNIBinDir,
 			ipamDir:    filepath.Join(cfg.DataDir, "cni", "ipam"),
 			log:        log,
+		}
+		if cfg.PodNetwork == BackendVXLAN {
+			ctrd.mtu = 1500 - vxlanOverhead
 		}
 		endpoint = ctrd.Endpoint()
 		mirror, err := startMirror(ctx, ctrd.dir, cfg.ImagesDir, log)
@@ -313,7 +326,7 @@ func (a *Agent) runPodNetwork(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, client: client, log: a.cfg.Log}
+	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, backend: a.cfg.PodNetwork, client: client, log: a.cfg.Log}
 	return supervise.Run(ctx, a.cfg.Log, "pod-network", supervise.DefaultBackoff, pn.Run)
 }
 

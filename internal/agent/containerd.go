@@ -26,6 +26,7 @@ type containerd struct {
 	cniBinDir  string
 	ipamDir    string
 	mirror     string // http://host:port of the loopback registry, or ""
+	mtu        int    // pods' MTU; 0 keeps the plugin's default
 	log        *slog.Logger
 }
 
@@ -86,7 +87,7 @@ const (
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "@BRIDGE@",
+      "bridge": "@BRIDGE@",@MTU@
       "isGateway": true,
       "ipMasq": false,
       "hairpinMode": true,
@@ -109,7 +110,11 @@ func (c *containerd) writeConfig() (string, error) {
 			return "", err
 		}
 	}
-	cni := strings.NewReplacer(ipamDirToken, c.ipamDir, "@BRIDGE@", bridgeName).Replace(cniTemplate)
+	mtu := ""
+	if c.mtu > 0 {
+		mtu = fmt.Sprintf("\n      \"mtu\": %d,", c.mtu)
+	}
+	cni := strings.NewReplacer(ipamDirToken, c.ipamDir, "@BRIDGE@", bridgeName, "@MTU@", mtu).Replace(cniTemplate)
 	if err := os.WriteFile(filepath.Join(c.dir, "cni-template.conflist"), []byte(cni), 0o600); err != nil {
 		return "", err
 	}

@@ -27,8 +27,10 @@ const routeProtocol netlink.RouteProtocol = 0x53
 type podNetwork struct {
 	nodeName    string
 	clusterCIDR string
-	client      kubernetes.Interface
-	log         *slog.Logger
+	// backend is "host-gw" (direct routes; nodes share a link) or "vxlan".
+	backend string
+	client  kubernetes.Interface
+	log     *slog.Logger
 }
 
 func (p *podNetwork) Run(ctx context.Context) error {
@@ -55,8 +57,8 @@ func (p *podNetwork) Run(ctx context.Context) error {
 	for {
 		list, err := nodes.Lister().List(labels.Everything())
 		if err == nil {
-			if err := p.syncRoutes(desiredRoutes(p.nodeName, list)); err != nil {
-				p.log.Warn("sync pod routes", "err", err)
+			if err := p.sync(ctx, list); err != nil {
+				p.log.Warn("sync pod network", "backend", p.backend, "err", err)
 			}
 		}
 		select {
@@ -67,6 +69,32 @@ func (p *podNetwork) Run(ctx context.Context) error {
 		}
 	}
 }
+
+func (p *podNetwork) sync(ctx context.Context, nodes []*corev1.Node) error {
+	if p.backend != BackendVXLAN {
+		return p.syncRoutes(desiredRoutes(p.nodeName, nodes))
+	}
+	var self *corev1.Node
+	for _, n := range nodes {
+		if n.Name == p.nodeName {
+			self = n
+		}
+	}
+	if self == nil {
+		return nil // not registered yet
+	}
+	link, err := p.ensureVXLAN(ctx, self)
+	if err != nil {
+		return err
+	}
+	return p.syncVXLAN(link, vxlanPeers(p.nodeName, nodes))
+}
+
+// Pod network backends.
+const (
+	BackendHostGW = "host-gw"
+	BackendVXLAN  = "vxlan"
+)
 
 // desiredRoutes maps each other node's podCIDRs to its InternalIP.
 func desiredRoutes(self string, nodes []*corev1.Node) map[string]net.IP {

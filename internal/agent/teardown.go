@@ -60,6 +60,7 @@ func Teardown(ctx context.Context, dataDir string) error {
 	// The pods' bridge, and with it the neighbour entries of the pods that
 	// are gone: a later agent reusing their addresses starts clean.
 	_ = exec.CommandContext(ctx, "ip", "link", "delete", bridgeName).Run()
+	_ = exec.CommandContext(ctx, "ip", "link", "delete", vxlanDevice).Run()
 	return nil
 }
 

@@ -8,8 +8,9 @@ import (
 	"github.com/skiffdev/skiff/test/e2e/e2eutil"
 )
 
-// upstreamVersion is the Kubernetes release skiff embeds.
-var upstreamVersion = regexp.MustCompile(`^v1\.37\.\d+$`)
+// upstreamVersion is the Kubernetes release skiff embeds, with build
+// metadata naming skiff (as k3s reports v1.37.2+k3s1).
+var upstreamVersion = regexp.MustCompile(`^v1\.37\.\d+(\+[0-9A-Za-z.-]+)?$`)
 
 // testVersion checks the server reports the Kubernetes version it is, in the
 // semver form clients parse (kubectl's skew warning, Helm's kubeVersion).
