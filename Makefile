@@ -33,6 +33,9 @@ test-deps:
 test: test-deps build
 	$(GO) vet ./...
 	SKIFF_BIN=$(CURDIR)/bin/skiff $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
+	# The pod network again, over the VXLAN backend.
+	POD_NETWORK=vxlan SKIFF_BIN=$(CURDIR)/bin/skiff $(GO) test -ldflags "$(LDFLAGS)" -timeout 20m -count=1 \
+		-run 'TestPodToPodAcrossNodes|TestClusterIPSpreadsAndDropsUnready|TestClusterDNS' ./test/e2e/network
 
 clean:
 	rm -rf bin

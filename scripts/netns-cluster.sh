@@ -7,6 +7,9 @@
 #   scripts/netns-cluster.sh up   DIR [NODES] [PORT]   start (default 3 nodes, port 16443)
 #   scripts/netns-cluster.sh down DIR                  stop everything and remove the namespaces
 #
+# POD_NETWORK=vxlan in the environment makes the nodes use the VXLAN overlay
+# instead of direct routes (host-gw).
+#
 # After `up`: KUBECONFIG=DIR/server/kubeconfig.yaml; nodes skiff-n1… at
 # 172.31.250.11…; the server at 172.31.250.1. Needs root, iproute2, nsenter.
 #
@@ -69,6 +72,7 @@ up() {
     nsenter --net=/var/run/netns/skiff-n$i "$skiff" agent \
       --server "https://$subnet.1:$port" --token-file "$dir/server/token" \
       --data-dir "$dir/n$i" --node-name "skiff-n$i" --node-ip "$(node_ip "$i")" \
+      --pod-network "${POD_NETWORK:-host-gw}" \
       >"$dir/n$i.log" 2>&1 &
     echo $! >"$dir/n$i.pid"
   done
