@@ -21,13 +21,18 @@ func TestCrashLoopBackOff(t *testing.T) {
 	// The back-off is 10 s, then 20 s: two restarts take about half a
 	// minute. Between back-offs the container runs for a moment, so what
 	// kubectl shows is sampled along the way.
-	shown := map[string]bool{}
+	// Both the API's waiting reason and kubectl's STATUS column are sampled
+	// on every poll: each must have said CrashLoopBackOff at least once.
+	shown, waited := map[string]bool{}, false
 	got := waitPod(t, ns, "crash", slow, "in CrashLoopBackOff after 2 restarts, and shown so by kubectl", func(p *corev1.Pod) bool {
 		if f := strings.Fields(kubectl(t, "get", "pod", "crash", "-n", ns, "--no-headers").Stdout); len(f) > 2 {
 			shown[f[2]] = true
 		}
+		if waitingReason(p, "app") == "CrashLoopBackOff" {
+			waited = true
+		}
 		cs := containerStatus(p, "app")
-		return cs != nil && cs.RestartCount >= 2 && waitingReason(p, "app") == "CrashLoopBackOff" && shown["CrashLoopBackOff"]
+		return cs != nil && cs.RestartCount >= 2 && waited && shown["CrashLoopBackOff"]
 	})
 	t.Logf("kubectl get pod STATUS values seen: %v", shown)
 	cs := containerStatus(got, "app")
