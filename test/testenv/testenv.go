@@ -139,6 +139,12 @@ func (e *Env) Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		_ = e.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
 	})
+	// The ServiceAccount admission plugin refuses pods until the
+	// controller manager has made the namespace's default ServiceAccount.
+	Eventually(t, time.Minute, "default ServiceAccount in "+ns.Name, func() (bool, error) {
+		_, err := e.Client.CoreV1().ServiceAccounts(ns.Name).Get(context.Background(), "default", metav1.GetOptions{})
+		return err == nil, err
+	})
 	return ns.Name
 }
 
