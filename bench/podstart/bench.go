@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -62,7 +61,7 @@ func (b *bench) baselineRSS(ctx context.Context) (int64, error) {
 	s, err := benchkit.StartServer(benchkit.ServerOptions{
 		Binary:  b.opts.skiff,
 		DataDir: filepath.Join(b.root, "baseline"),
-		Args:    []string{"--disable-agent", "--cluster-cidr", b.opts.clusterCIDR},
+		Args:    []string{"--disable-agent"},
 	})
 	if err != nil {
 		return 0, err
@@ -89,7 +88,9 @@ func (b *bench) withAgent(ctx context.Context, baseline int64) error {
 	args := []string{
 		"--kubelet-port", strconv.Itoa(kubeletPort),
 		"--node-name", b.node,
-		"--cluster-cidr", b.opts.clusterCIDR,
+	}
+	if b.opts.clusterCIDR != "" {
+		args = append(args, "--cluster-cidr", b.opts.clusterCIDR)
 	}
 	if st, err := os.Stat(b.opts.imagesDir); err == nil && st.IsDir() {
 		args = append(args, "--images-dir", b.opts.imagesDir)
@@ -130,6 +131,7 @@ func (b *bench) withAgent(ctx context.Context, baseline int64) error {
 	}
 	sleep(ctx, 10*time.Second)
 	b.memory(fmt.Sprintf("%d pods Ready", b.opts.pods))
+	b.probeFailures(ctx)
 	return b.deletePods(ctx)
 }
 
@@ -155,13 +157,18 @@ func (b *bench) memory(state string) int64 {
 		return strings.HasPrefix(filepath.Base(argv[0]), "containerd-shim") && slices.ContainsFunc(argv, func(a string) bool { return strings.Contains(a, ctrdDir) })
 	})
 	if len(shims) > 0 {
-		var total int64
+		var total benchkit.Memory
 		for _, pid := range shims {
 			if sm, err := benchkit.ProcessMemory(pid); err == nil {
-				total += sm.RSS
+				total.RSS += sm.RSS
+				total.Anon += sm.Anon
+				total.File += sm.File
 			}
 		}
-		b.report.Add("containerd shims RSS, "+state, fmt.Sprintf("%s in %d shims", benchkit.MiB(total), len(shims)))
+		// The shims' file-backed pages are one executable's, shared, but
+		// VmRSS counts them in every process.
+		b.report.Add("containerd shims, "+state, fmt.Sprintf("%d shims: anon %s in all (file-backed, shared: %s per shim)",
+			len(shims), benchkit.MiB(total.Anon), benchkit.MiB(total.File/int64(len(shims)))))
 	}
 	return m.RSS
 }
@@ -256,6 +263,30 @@ func (b *bench) pods(ctx context.Context) error {
 	return waitErr
 }
 
+// probeFailures records the kubelet's Unhealthy events: readiness probes
+// that failed before a pod became Ready.
+func (b *bench) probeFailures(ctx context.Context) {
+	list, err := b.client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=Unhealthy"})
+	if err != nil {
+		return
+	}
+	var n int32
+	pods := map[string]bool{}
+	example := ""
+	for _, e := range list.Items {
+		n += max(e.Count, 1)
+		pods[e.InvolvedObject.Name] = true
+		if example == "" {
+			example = e.Message
+		}
+	}
+	value := fmt.Sprintf("%d failed probes on %d pods", n, len(pods))
+	if example != "" {
+		value += fmt.Sprintf(" (e.g. %q)", example)
+	}
+	b.report.Add("readiness probe failures (Unhealthy events)", value)
+}
+
 // deletePods deletes the namespace and waits until it is gone.
 func (b *bench) deletePods(ctx context.Context) error {
 	began := time.Now()
@@ -272,32 +303,6 @@ func (b *bench) deletePods(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("namespace %s not gone after 5 minutes", namespace)
-}
-
-// teardown stops the server and removes what its agent leaves running
-// (containerd, the pods' containers, mounts). `skiff agent teardown` also
-// deletes the skiff0 bridge and the skiff nftables table, which every
-// skiff agent on the machine shares; it warns first when others run.
-func (b *bench) teardown() error {
-	if b.server == nil {
-		return nil
-	}
-	var errs []error
-	if err := b.server.Stop(); err != nil {
-		errs = append(errs, err)
-	}
-	own := filepath.Join(b.dataDir, "agent")
-	if others := benchkit.FindProcesses(func(argv []string) bool {
-		return filepath.Base(argv[0]) == "containerd" && len(argv) == 3 && argv[1] == "--config" && !strings.HasPrefix(argv[2], own)
-	}); len(others) > 0 {
-		fmt.Printf("warning: %d other containerds run on this machine; `skiff agent teardown` deletes the shared skiff0 bridge\n", len(others))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, b.opts.skiff, "agent", "teardown", "--data-dir", own).CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("skiff agent teardown: %v\n%s", err, out))
-	}
-	return errors.Join(errs...)
 }
 
 func testPod(name string) *corev1.Pod {

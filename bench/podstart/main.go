@@ -56,7 +56,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 1, "pods created per second")
 	flag.DurationVar(&o.idle, "idle", 20*time.Second, "wait after the node is Ready before reading idle memory")
 	flag.StringVar(&o.imagesDir, "images-dir", "images/out", "OCI image tarballs for the agent to import (built by make build)")
-	flag.StringVar(&o.clusterCIDR, "cluster-cidr", "10.123.0.0/16", "pod network; other than the default 10.42.0.0/16 so pod IPs do not collide with other skiff agents on the machine, which share the skiff0 bridge")
+	flag.StringVar(&o.clusterCIDR, "cluster-cidr", "", "pod network (default: the server's, 10.42.0.0/16; every skiff agent on a machine shares the skiff0 bridge, whose gateway address must match)")
 	flag.BoolVar(&o.baseline, "baseline", true, "first measure an idle server with --disable-agent, to tell the agent's share of the process")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories and logs (the agent is still torn down)")
 	flag.Parse()
@@ -112,7 +112,11 @@ func header(o options, node string) {
 	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("skiff:   %s\n", binary)
 	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
-	fmt.Printf("plan:    %d pods at %g/s on node %s, pod network %s, idle wait %s\n\n", o.pods, o.rate, node, o.clusterCIDR, o.idle)
+	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s\n", o.pods, o.rate, node, o.idle)
+	others := benchkit.FindProcesses(func(argv []string) bool {
+		return filepath.Base(argv[0]) == "containerd" && len(argv) == 3 && argv[1] == "--config"
+	})
+	fmt.Printf("other skiff containerds on this machine at start: %d (they share the skiff0 bridge and 10.42.0.0/24: pod IPs may collide)\n\n", len(others))
 }
 
 func randomSuffix() string {

@@ -33,3 +33,6 @@ func FindProcesses(match func(argv []string) bool) []int {
 	}
 	return out
 }
+
+// Descendants lists every process below pid, by parent ids in /proc.
+func Descendants(pid int) []int { return descendants(pid) }
