@@ -26,6 +26,10 @@ var (
 	kubeconfig string
 	client     kubernetes.Interface
 	skiffBin   string
+	// clusterDir and serverPort are netns-cluster.sh's DIR and PORT: the
+	// fault tests restart agents as the script starts them.
+	clusterDir string
+	serverPort int
 )
 
 const nodeSubnet = "172.31.250"
@@ -74,6 +78,7 @@ func run(m *testing.M) int {
 		fmt.Println(err)
 		return 1
 	}
+	clusterDir, serverPort = dir, port
 	up := exec.Command(script, "up", dir, "3", fmt.Sprint(port))
 	up.Env = append(os.Environ(), "SKIFF_BIN="+skiffBin)
 	out, err := up.CombinedOutput()
