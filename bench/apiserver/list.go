@@ -32,7 +32,7 @@ func (b *bench) manyPods(ctx context.Context, s *benchkit.Server, cfg *rest.Conf
 		return err
 	})
 	closeClients(clients)
-	b.report.add(fmt.Sprintf("create %d pods, 50 clients", n), create.String())
+	b.report.Add(fmt.Sprintf("create %d pods, 50 clients", n), create.String())
 	if create.errs > 0 {
 		return fmt.Errorf("creating %d pods: %v", n, create.firstErr)
 	}
@@ -45,7 +45,7 @@ func (b *bench) manyPods(ctx context.Context, s *benchkit.Server, cfg *rest.Conf
 	if err != nil {
 		return err
 	}
-	b.report.add(fmt.Sprintf("server RSS holding %d pods (10 s after the last create)", n), m.String())
+	b.report.Add(fmt.Sprintf("server RSS holding %d pods (10 s after the last create)", n), m.String())
 	b.goMemory(ctx, s, fmt.Sprintf("holding %d pods", n))
 	return b.lists(ctx, s, admin, n)
 }
@@ -76,14 +76,14 @@ func (b *bench) lists(ctx context.Context, s *benchkit.Server, admin *kubernetes
 		after := b.scrape(ctx, admin)
 		target, ok := "", ""
 		if v.target {
-			target, ok = "< 150 ms", verdict(wire.P99 < 150*time.Millisecond)
+			target, ok = "< 150 ms", benchkit.Verdict(wire.P99 < 150*time.Millisecond)
 		}
-		b.report.addTarget(fmt.Sprintf("LIST %d pods, %s, response read", n, v.name),
+		b.report.AddTarget(fmt.Sprintf("LIST %d pods, %s, response read", n, v.name),
 			fmt.Sprintf("p50 %s, p99 %s (%d lists, %.1f MB protobuf)", benchkit.Ms(wire.P50), benchkit.Ms(wire.P99), wire.N, float64(size)/1e6),
 			target, ok)
-		b.report.add(fmt.Sprintf("LIST %d pods, %s, decoded by client-go", n, v.name),
+		b.report.Add(fmt.Sprintf("LIST %d pods, %s, decoded by client-go", n, v.name),
 			fmt.Sprintf("p50 %s, p99 %s", benchkit.Ms(typed.P50), benchkit.Ms(typed.P99)))
-		b.report.add("  where those LISTs were served", servedFrom(before, after))
+		b.report.Add("  where those LISTs were served", servedFrom(before, after))
 	}
 	for _, rv := range []string{"", "0"} {
 		name := fmt.Sprintf("limit=%d pages, no resourceVersion", b.plan.pageSize)
@@ -96,10 +96,10 @@ func (b *bench) lists(ctx context.Context, s *benchkit.Server, admin *kubernetes
 			return fmt.Errorf("list %s: %w", name, err)
 		}
 		after := b.scrape(ctx, admin)
-		b.report.add(fmt.Sprintf("LIST %d pods, %s, decoded, all pages", n, name),
+		b.report.Add(fmt.Sprintf("LIST %d pods, %s, decoded, all pages", n, name),
 			fmt.Sprintf("p50 %s, p99 %s (%d pages each; one page p50 %s, p99 %s)",
 				benchkit.Ms(whole.P50), benchkit.Ms(whole.P99), pages, benchkit.Ms(page.P50), benchkit.Ms(page.P99)))
-		b.report.add("  where those LISTs were served", servedFrom(before, after))
+		b.report.Add("  where those LISTs were served", servedFrom(before, after))
 	}
 	return nil
 }

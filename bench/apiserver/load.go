@@ -104,11 +104,11 @@ func (b *bench) level(ctx context.Context, cfg *rest.Config, admin *kubernetes.C
 	})
 	target, ok := "", ""
 	if n == 10 {
-		target, ok = "p99 < 10 ms", verdict(create.lat.P99 < 10*time.Millisecond && create.errs == 0)
+		target, ok = "p99 < 10 ms", benchkit.Verdict(create.lat.P99 < 10*time.Millisecond && create.errs == 0)
 	}
-	b.report.addTarget(fmt.Sprintf("create pod, %d clients", n), create.String(), target, ok)
+	b.report.AddTarget(fmt.Sprintf("create pod, %d clients", n), create.String(), target, ok)
 	events := ev.wait(create.done-create.errs, 30*time.Second)
-	b.report.add(fmt.Sprintf("watch event (create sent → ADDED received), %d clients", n),
+	b.report.Add(fmt.Sprintf("watch event (create sent → ADDED received), %d clients", n),
 		fmt.Sprintf("p50 %s, p99 %s (%d events)", benchkit.Ms(events.P50), benchkit.Ms(events.P99), events.N))
 
 	var pods []*corev1.Pod
@@ -124,7 +124,7 @@ func (b *bench) level(ctx context.Context, cfg *rest.Config, admin *kubernetes.C
 		_, err := c.CoreV1().Pods(ns).Get(ctx, pods[i%len(pods)].Name, metav1.GetOptions{})
 		return err
 	})
-	b.report.add(fmt.Sprintf("get pod, %d clients", n), get.String())
+	b.report.Add(fmt.Sprintf("get pod, %d clients", n), get.String())
 
 	// Unconditional updates (no resourceVersion), which pods allow, so
 	// that clients touching the same pod do not conflict.
@@ -135,7 +135,7 @@ func (b *bench) level(ctx context.Context, cfg *rest.Config, admin *kubernetes.C
 		_, err := c.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
 		return err
 	})
-	b.report.add(fmt.Sprintf("update pod, %d clients", n), update.String())
+	b.report.Add(fmt.Sprintf("update pod, %d clients", n), update.String())
 
 	list := runOps(ctx, clients, total, limit, func(ctx context.Context, c kubernetes.Interface, i int) error {
 		l, err := c.CoreV1().Pods(small).List(ctx, metav1.ListOptions{})
@@ -144,7 +144,7 @@ func (b *bench) level(ctx context.Context, cfg *rest.Config, admin *kubernetes.C
 		}
 		return err
 	})
-	b.report.add(fmt.Sprintf("list 10 pods (consistent), %d clients", n), list.String())
+	b.report.Add(fmt.Sprintf("list 10 pods (consistent), %d clients", n), list.String())
 
 	// Unscheduled pods are deleted at once; this keeps the store at the
 	// pods the later phases create.

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/skiffdev/skiff/bench/internal/benchkit"
 )
 
 // plan is how much work each measurement does.
@@ -89,7 +91,7 @@ func main() {
 	if *serverArgs != "" {
 		args = strings.Split(*serverArgs, ",")
 	}
-	b := &bench{skiff: *skiff, root: root, env: env, args: args, heapDir: *heapDir, plan: p, report: &report{}}
+	b := &bench{skiff: *skiff, root: root, env: env, args: args, heapDir: *heapDir, plan: p, report: &benchkit.Report{}}
 	err = b.run(ctx, strings.Split(*phases, ","))
 	cancel()
 	stop()
@@ -113,11 +115,11 @@ type bench struct {
 	// heapDir, when set, receives heap profiles at each memory reading.
 	heapDir string
 	plan    plan
-	report  *report
+	report  *benchkit.Report
 }
 
 func (b *bench) run(ctx context.Context, phases []string) error {
-	load := startLoadSampler(ctx)
+	load := benchkit.StartLoadSampler(ctx, 10*time.Second)
 	b.header()
 	for _, ph := range phases {
 		var err error
@@ -136,8 +138,8 @@ func (b *bench) run(ctx context.Context, phases []string) error {
 			return fmt.Errorf("phase %s: %w", ph, err)
 		}
 	}
-	b.report.print(os.Stdout)
-	fmt.Printf("\nload average (1 min) during the run: %s\n", load.stop())
+	b.report.Print(os.Stdout)
+	fmt.Printf("\nload average (1 min) during the run: %s\n", load.Stop())
 	return nil
 }
 

@@ -43,9 +43,9 @@ func (b *bench) startup(ctx context.Context) error {
 		d    []time.Duration
 	}{{"fresh data dir", fresh}, {"restart on existing data dir", restart}} {
 		s := benchkit.Summarize(x.d)
-		b.report.addTarget(fmt.Sprintf("start to /readyz 200, %s (median of %d)", x.name, s.N),
+		b.report.AddTarget(fmt.Sprintf("start to /readyz 200, %s (median of %d)", x.name, s.N),
 			fmt.Sprintf("%s (min %s, max %s)", benchkit.Ms(s.P50), benchkit.Ms(s.Min), benchkit.Ms(s.Max)),
-			"< 1 s", verdict(s.P50 < time.Second))
+			"< 1 s", benchkit.Verdict(s.P50 < time.Second))
 	}
 	return nil
 }
@@ -88,8 +88,8 @@ func (b *bench) idleRSS(ctx context.Context, s *benchkit.Server, what string) er
 	if err != nil {
 		return err
 	}
-	b.report.addTarget(fmt.Sprintf("idle RSS %s after ready, %s", b.plan.idle, what),
-		m.String(), "< 120 MiB", verdict(m.RSS < 120<<20))
+	b.report.AddTarget(fmt.Sprintf("idle RSS %s after ready, %s", b.plan.idle, what),
+		m.String(), "< 120 MiB", benchkit.Verdict(m.RSS < 120<<20))
 	b.goMemory(ctx, s, "idle, "+what)
 	return nil
 }
@@ -113,7 +113,7 @@ func (b *bench) goMemory(ctx context.Context, s *benchkit.Server, what string) {
 		fmt.Println("  (no /metrics:", err, ")")
 		return
 	}
-	b.report.add("Go memory "+what,
+	b.report.Add("Go memory "+what,
 		fmt.Sprintf("heap in use %s, heap idle %s (released %s), stacks %s, sys %s, %d goroutines",
 			benchkit.MiB(int64(m["go_memstats_heap_inuse_bytes"])), benchkit.MiB(int64(m["go_memstats_heap_idle_bytes"])),
 			benchkit.MiB(int64(m["go_memstats_heap_released_bytes"])), benchkit.MiB(int64(m["go_memstats_stack_inuse_bytes"])),

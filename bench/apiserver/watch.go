@@ -70,7 +70,7 @@ func (b *bench) watchFanout(ctx context.Context, s *benchkit.Server, cfg *rest.C
 	if err, ok := openErr.Load().(error); ok {
 		return fmt.Errorf("open watches: %w", err)
 	}
-	b.report.add(fmt.Sprintf("open %d watches on %d connections", nw, len(conns)), benchkit.Ms(openTime))
+	b.report.Add(fmt.Sprintf("open %d watches on %d connections", nw, len(conns)), benchkit.Ms(openTime))
 
 	// Each watcher counts ADDED events and records when it has them all.
 	var (
@@ -126,14 +126,14 @@ func (b *bench) watchFanout(ctx context.Context, s *benchkit.Server, cfg *rest.C
 	got := complete.Load()
 	sum := done.Summary()
 	if got < int64(nw) {
-		b.report.add(fmt.Sprintf("%d watchers × %d events", nw, burst),
+		b.report.Add(fmt.Sprintf("%d watchers × %d events", nw, burst),
 			fmt.Sprintf("only %d of %d watchers got every event within %s", got, nw, benchkit.Ms(all)))
 		return nil
 	}
-	b.report.add(fmt.Sprintf("%d watchers × %d events: until every watcher had every event", nw, burst),
+	b.report.Add(fmt.Sprintf("%d watchers × %d events: until every watcher had every event", nw, burst),
 		fmt.Sprintf("%s (burst created in %s; per watcher p50 %s, p99 %s; %.0f events/s delivered)",
 			benchkit.Ms(sum.Max), benchkit.Ms(create.wall), benchkit.Ms(sum.P50), benchkit.Ms(sum.P99),
 			float64(nw*burst)/sum.Max.Seconds()))
-	b.report.add(fmt.Sprintf("server RSS with %d watches open (and the pods above)", nw), memWatching.String())
+	b.report.Add(fmt.Sprintf("server RSS with %d watches open (and the pods above)", nw), memWatching.String())
 	return nil
 }

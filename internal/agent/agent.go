@@ -311,19 +311,29 @@ func (a *Agent) waitNodeCredentials(ctx context.Context) (string, bool) {
 	}
 }
 
-// runPodNetwork keeps routes to the other nodes' pod CIDRs, with the node's
-// credentials.
-func (a *Agent) runPodNetwork(ctx context.Context) error {
+// nodeClient waits for the kubelet's credentials and returns a client that
+// acts as the node; it returns (nil, nil) if ctx ends first.
+func (a *Agent) nodeClient(ctx context.Context) (kubernetes.Interface, error) {
 	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
 	if err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
+// runPodNetwork keeps routes to the other nodes' pod CIDRs, with the node's
+// credentials.
+func (a *Agent) runPodNetwork(ctx context.Context) error {
+	client, err := a.nodeClient(ctx)
+	if err != nil || client == nil { // nil, nil: ctx ended first
 		return err
 	}
 	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, backend: a.cfg.PodNetwork, client: client, log: a.cfg.Log}
@@ -333,16 +343,8 @@ func (a *Agent) runPodNetwork(ctx context.Context) error {
 // runNetworkPolicy enforces NetworkPolicies for the node's pods, with the
 // node's credentials (bound to the skiff:network-policy ClusterRole).
 func (a *Agent) runNetworkPolicy(ctx context.Context) error {
-	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
-	if !ok {
-		return nil
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
-	if err != nil {
+	client, err := a.nodeClient(ctx)
+	if err != nil || client == nil { // nil, nil: ctx ended first
 		return err
 	}
 	c, err := netpol.New(netpol.Config{NodeName: a.cfg.NodeName, Client: client, Log: a.cfg.Log})
@@ -383,18 +385,11 @@ func (a *Agent) runProxy(ctx context.Context) error {
 // has succeeded or ctx ends.
 func (a *Agent) annotateStorageDir(ctx context.Context) {
 	log := a.cfg.Log
-	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
-	if !ok {
-		return
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
-	if err != nil {
-		log.Warn("cannot record the node's storage directory", "err", err)
-		return
-	}
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
-	if err != nil {
-		log.Warn("cannot record the node's storage directory", "err", err)
+	client, err := a.nodeClient(ctx)
+	if err != nil || client == nil {
+		if err != nil {
+			log.Warn("cannot record the node's storage directory", "err", err)
+		}
 		return
 	}
 	dir := filepath.Join(a.cfg.DataDir, "storage")
