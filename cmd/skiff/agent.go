@@ -117,16 +117,20 @@ func newAgentCommand() *cobra.Command {
 }
 
 func newTeardownCommand() *cobra.Command {
-	var dataDir string
+	var (
+		dataDir    string
+		keepShared bool
+	)
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Stop the containerd, containers and mounts a stopped agent left behind (pods are lost)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return agent.Teardown(cmd.Context(), dataDir)
+			return agent.Teardown(cmd.Context(), dataDir, keepShared)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "the agent's data dir (for the server's agent: SERVER_DATA_DIR/agent)")
+	cmd.Flags().BoolVar(&keepShared, "keep-shared", false, "leave the pod bridge and nftables tables other agents in this network namespace share")
 	return cmd
 }
 

@@ -22,7 +22,11 @@ import (
 // (its containerd, the pods' containers and network namespaces) and
 // unmounts everything under its data dir, so the directory can be deleted.
 // Tests and `skiff agent teardown` use it; it is idempotent.
-func Teardown(ctx context.Context, dataDir string) error {
+//
+// With keepShared it leaves what every agent in the same network namespace
+// shares — the skiff0 bridge and the nftables tables — for when other agents
+// still run beside it (benchmarks and tests on a busy machine).
+func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 	dataDir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return err
