@@ -43,9 +43,9 @@ func TestCrashLoopBackOff(t *testing.T) {
 	if got.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s, want Running (restartPolicy Always)", got.Status.Phase)
 	}
-	if podCondition(got, corev1.PodReady) != corev1.ConditionFalse {
-		t.Errorf("Ready=%s, want False", podCondition(got, corev1.PodReady))
-	}
+	// Ready is not checked on this snapshot: between back-offs the container
+	// runs for a moment (with no readiness probe it is Ready then), as
+	// upstream's kubelet reports it.
 	if msg := waitEvent(t, ns, "crash", "BackOff", 10*time.Second); !strings.Contains(msg, "Back-off restarting failed container") {
 		t.Errorf("BackOff event says %q", msg)
 	}
