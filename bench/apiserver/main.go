@@ -152,7 +152,7 @@ func (b *bench) header() {
 	fmt.Printf("# skiff control-plane benchmark\n")
 	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("skiff:   %s\n", binary)
-	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), memTotal(), loadAvg())
+	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
 	fmt.Printf("plan:    %+v\n", b.plan)
 	if len(b.env) > 0 {
 		fmt.Printf("server environment: %s\n", strings.Join(b.env, " "))
@@ -164,24 +164,3 @@ func (b *bench) header() {
 }
 
 func (b *bench) dataDir(name string) string { return filepath.Join(b.root, name) }
-
-func memTotal() string {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "memory unknown"
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	return strings.Join(strings.Fields(line), " ")
-}
-
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}

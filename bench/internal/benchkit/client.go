@@ -1,11 +1,9 @@
 package benchkit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -47,23 +45,7 @@ func Scrape(ctx context.Context, c rest.Interface) (Samples, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := Samples{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
+	return ParseSamples(bytes.NewReader(body))
 }
 
 // Sum adds the series of metric name whose labels contain every one of
