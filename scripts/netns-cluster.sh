@@ -8,7 +8,8 @@
 #   scripts/netns-cluster.sh down DIR                  stop everything and remove the namespaces
 #
 # POD_NETWORK=vxlan in the environment makes the nodes use the VXLAN overlay
-# instead of direct routes (host-gw).
+# instead of direct routes (host-gw). SERVER_ARGS adds flags to `skiff
+# server` (split on spaces), e.g. SERVER_ARGS="--dns-upstream 127.0.0.1:5353".
 #
 # After `up`: KUBECONFIG=DIR/server/kubeconfig.yaml; nodes skiff-n1… at
 # 172.31.250.11…; the server at 172.31.250.1. Needs root, iproute2, nsenter.
@@ -58,7 +59,7 @@ up() {
 
   "$skiff" server --data-dir "$dir/server" --https-listen-port "$port" \
     --advertise-address "$subnet.1" --tls-san "$subnet.1" --disable-agent \
-    >"$dir/server.log" 2>&1 &
+    ${SERVER_ARGS:-} >"$dir/server.log" 2>&1 &
   echo $! >"$dir/server.pid"
   for _ in $(seq 1 600); do
     grep -q "skiff server is ready" "$dir/server.log" && break

@@ -6,6 +6,7 @@
 //	testhost pause [--ignore-sigterm]
 //	testhost exit --code N [--after DURATION]
 //	testhost sleep DURATION
+//	testhost udp-client --to HOST:PORT [--source-port N] [--message hostname] [--interval 200ms] [--count 100]
 //
 // It ships as /testhost in the localhost/skiff/testhost image next to
 // busybox (see internal/images), so netexec's /shell endpoint has a shell.
@@ -40,6 +41,7 @@ var modes = map[string]mode{
 	"pause":          {"block until SIGTERM or SIGINT, then exit 0", pause},
 	"exit":           {"exit with --code N, optionally --after DURATION", exitMode},
 	"sleep":          {"sleep DURATION, then exit 0", sleepMode},
+	"udp-client":     {"send a datagram every --interval from one source port, print the answers", udpClient},
 }
 
 // exitError ends the process with the given status.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -210,5 +211,26 @@ func TestGRPCHealthFollowsHealthz(t *testing.T) {
 	get(t, n, "/healthz/ok")
 	if got := check(); got != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("after /healthz/ok: status %v, want SERVING", got)
+	}
+}
+
+func TestUDPClient(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go serveUDP(ctx, pc, func(msg string, from net.Addr) string { return udpReply("web-0", msg, from) })
+	var out bytes.Buffer
+	err = udpClient(context.Background(), []string{"--to", pc.LocalAddr().String(), "--interval", "20ms", "--count", "3"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "web-0\nweb-0\nweb-0\n" {
+		t.Errorf("answers %q, want three web-0 lines", got)
+	}
+	if err := udpClient(context.Background(), []string{"--count", "3"}, &out); err == nil {
+		t.Error("accepted a missing --to")
 	}
 }

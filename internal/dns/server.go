@@ -94,6 +94,11 @@ func New(cfg Config, client kubernetes.Interface) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	for _, u := range cfg.Upstreams {
+		if err := checkUpstream(u); err != nil {
+			return nil, err
+		}
+	}
 	ups := cfg.Upstreams
 	if len(ups) == 0 {
 		ups = upstreamsFrom(cfg.ResolvConf, systemdResolvConf)
@@ -377,4 +382,20 @@ func (s *Server) chase(ctx context.Context, z *Zone, q dns.Question, do, cd bool
 		resp.Answer = append(resp.Answer, m.Answer...)
 		return
 	}
+}
+
+// checkUpstream accepts an upstream resolver given as an IP address, with or
+// without a port.
+func checkUpstream(u string) error {
+	host, port, err := net.SplitHostPort(u)
+	if err != nil {
+		host, port = u, "53"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("dns: upstream resolver %q: the port is not a number from 1 to 65535", u)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("dns: upstream resolver %q is not an IP address or IP:port", u)
+	}
+	return nil
 }

@@ -300,6 +300,8 @@ func TestNewRejects(t *testing.T) {
 		{"address without port", Config{ListenAddr: "127.0.0.1"}},
 		{"bad domain", Config{ListenAddr: "127.0.0.1:0", ClusterDomain: "a..b"}},
 		{"TTL under a second", Config{ListenAddr: "127.0.0.1:0", TTL: time.Millisecond}},
+		{"upstream not an address", Config{ListenAddr: "127.0.0.1:0", Upstreams: []string{"dns.example"}}},
+		{"upstream port out of range", Config{ListenAddr: "127.0.0.1:0", Upstreams: []string{"192.0.2.1:70000"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(tc.cfg, client); err == nil {

@@ -62,6 +62,9 @@ type Config struct {
 	DNSPort int
 	// DisableDNS runs no cluster DNS server and publishes no kube-dns Service.
 	DisableDNS bool
+	// DNSUpstreams resolve the names outside the cluster domain, "host" or
+	// "host:port" each (default: the name servers of /etc/resolv.conf).
+	DNSUpstreams []string
 
 	Log *slog.Logger
 }
@@ -239,7 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cluster DNS address: %w", err)
 		}
-		dnsServer, err := clusterdns.New(clusterdns.Config{ListenAddr: dnsListenAddr(ip, s.cfg.DNSPort), Log: log}, client)
+		dnsServer, err := clusterdns.New(clusterdns.Config{ListenAddr: dnsListenAddr(ip, s.cfg.DNSPort), Upstreams: s.cfg.DNSUpstreams, Log: log}, client)
 		if err != nil {
 			return fmt.Errorf("%w: %v", component.ErrConfig, err)
 		}

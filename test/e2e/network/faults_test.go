@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -235,11 +236,25 @@ func TestAgentRestartKeepsEstablishedConnections(t *testing.T) {
 
 // A node that stops heartbeating goes NotReady/Unknown, its pods' endpoints
 // turn not ready, and traffic through a ClusterIP from another node stops
-// going there. (Eviction, 300 s later with default tolerations, is not
-// waited for.) The agent is started again and the node is Ready after.
-func TestLostNodeLeavesServiceRotation(t *testing.T) {
+// going there. The node is then tainted unreachable; the pods tolerate that
+// for 5 s (instead of the default 300 s), are evicted and replaced on the
+// other nodes, and the Service spreads over three ready pods again. When
+// the node's agent comes back, its kubelet finishes the evicted pod's
+// deletion and the node is Ready.
+func TestLostNodeEvictsAndReroutes(t *testing.T) {
 	ns := namespace(t)
-	pods := spreadDeployment(t, ns, "lost", 3)
+	tolerate := int64(5)
+	pods := spreadDeployment(t, ns, "lost", 3, func(s *corev1.PodSpec) {
+		// A tainted node does not count for the spread, so the replacement
+		// may go to a node that already has a pod.
+		honor := corev1.NodeInclusionPolicyHonor
+		s.TopologySpreadConstraints[0].NodeTaintsPolicy = &honor
+		for _, key := range []string{corev1.TaintNodeUnreachable, corev1.TaintNodeNotReady} {
+			s.Tolerations = append(s.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &tolerate,
+			})
+		}
+	})
 	svc := service(t, ns, "lost", corev1.ServiceTypeClusterIP)
 	var lost, from corev1.Pod
 	for _, p := range pods {
@@ -261,12 +276,13 @@ func TestLostNodeLeavesServiceRotation(t *testing.T) {
 
 	stopAgent(t, 3, syscall.SIGKILL)
 	killed := time.Now()
+	since := func() time.Duration { return time.Since(killed).Round(time.Second) }
 	eventually(t, 90*time.Second, "skiff-n3 not Ready", func() bool {
 		s := nodeReady("skiff-n3")
 		return s == corev1.ConditionUnknown || s == corev1.ConditionFalse
 	})
-	t.Logf("skiff-n3 not Ready %s after its agent was killed", time.Since(killed).Round(time.Second))
-	eventually(t, 90*time.Second, lost.Name+"'s endpoint not ready", func() bool {
+	t.Logf("skiff-n3 not Ready %s after its agent was killed", since())
+	eventually(t, 90*time.Second, lost.Name+"'s endpoint gone or not ready", func() bool {
 		list, err := client.DiscoveryV1().EndpointSlices(ns).List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=lost"})
 		if err != nil {
 			return false
@@ -278,18 +294,40 @@ func TestLostNodeLeavesServiceRotation(t *testing.T) {
 				}
 			}
 		}
-		return false
+		return true
 	})
 	eventually(t, 90*time.Second, "traffic from skiff-n1 no longer reaching "+lost.Name, func() bool {
 		seen := hostnames(t, ns, from.Name, url, 20)
-		return seen[lost.Name] == 0 && seen[""] == 0 && len(seen) == 2
+		return seen[lost.Name] == 0 && seen[""] == 0
 	})
-	t.Logf("out of rotation %s after its agent was killed", time.Since(killed).Round(time.Second))
+	t.Logf("out of rotation %s after its agent was killed", since())
+
+	// Eviction: the pod is marked for deletion (it cannot finish while its
+	// kubelet is away) and a replacement runs elsewhere.
+	eventually(t, 2*time.Minute, lost.Name+" evicted", func() bool {
+		p, err := client.CoreV1().Pods(ns).Get(context.Background(), lost.Name, metav1.GetOptions{})
+		return err != nil || p.DeletionTimestamp != nil
+	})
+	t.Logf("%s evicted %s after its agent was killed", lost.Name, since())
+	eventually(t, 2*time.Minute, "traffic spread over three ready pods, none on skiff-n3", func() bool {
+		seen := hostnames(t, ns, from.Name, url, 30)
+		return len(seen) == 3 && seen[""] == 0 && seen[lost.Name] == 0
+	})
+	t.Logf("three pods serving again %s after the agent was killed", since())
+	list, err := client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil && p.Spec.NodeName == "skiff-n3" {
+			t.Errorf("replacement %s placed on the lost node", p.Name)
+		}
+	}
 
 	startAgent(t, 3)
 	eventually(t, 2*time.Minute, "skiff-n3 Ready again", func() bool { return nodeReady("skiff-n3") == corev1.ConditionTrue })
-	eventually(t, 2*time.Minute, lost.Name+" back in rotation", func() bool {
-		seen := hostnames(t, ns, from.Name, url, 30)
-		return seen[lost.Name] > 0 && seen[""] == 0
+	eventually(t, 2*time.Minute, "the evicted "+lost.Name+" deleted by its returning kubelet", func() bool {
+		_, err := client.CoreV1().Pods(ns).Get(context.Background(), lost.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
 	})
 }
