@@ -30,12 +30,18 @@ test-deps:
 
 # Every test: unit, in-process integration and end-to-end (the e2e tests
 # drive bin/skiff and the standalone kubectl versions found on the machine).
-test: test-deps build
+test: test-deps build bin/coredns
 	$(GO) vet ./...
-	SKIFF_BIN=$(CURDIR)/bin/skiff $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
+	SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
 	# The pod network again, over the VXLAN backend.
-	POD_NETWORK=vxlan SKIFF_BIN=$(CURDIR)/bin/skiff $(GO) test -ldflags "$(LDFLAGS)" -timeout 20m -count=1 \
+	POD_NETWORK=vxlan SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns $(GO) test -ldflags "$(LDFLAGS)" -timeout 20m -count=1 \
 		-run 'TestPodToPodAcrossNodes|TestClusterIPSpreadsAndDropsUnready|TestClusterDNS' ./test/e2e/network
+
+# CoreDNS, the reference the cluster DNS's answers are compared with
+# (test/e2e/network), built from the Go module proxy.
+COREDNS_VERSION = v1.12.1
+bin/coredns:
+	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install github.com/coredns/coredns@$(COREDNS_VERSION)
 
 clean:
 	rm -rf bin

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -266,6 +268,30 @@ func TestClusterDNS(t *testing.T) {
 		t.Errorf("the stub resolver saw no query: names outside the cluster were not forwarded to --dns-upstream")
 	}
 
+	// The same questions to CoreDNS's kubernetes plugin: the same answers.
+	reverse := func(ip string) string { r, _ := dns.ReverseAddr(ip); return r }
+	var questions []dns.Question
+	for _, q := range []struct {
+		name string
+		typ  uint16
+	}{
+		{"dns." + domain, dns.TypeA}, {"dns." + domain, dns.TypeAAAA}, {"dns." + domain, dns.TypeSRV},
+		{"dns-headless." + domain, dns.TypeA}, {"dns-headless." + domain, dns.TypeSRV},
+		{"_http._tcp.dns." + domain, dns.TypeSRV}, {"_http._tcp.dns-headless." + domain, dns.TypeSRV},
+		{"_http._udp.dns." + domain, dns.TypeSRV},
+		{"nosuch." + domain, dns.TypeA}, {"nosuch.svc.cluster.local.", dns.TypeA},
+		{"kubernetes.default.svc.cluster.local.", dns.TypeA},
+		{"web-0.web." + domain, dns.TypeA}, {"web." + domain, dns.TypeA},
+		{dashed + "." + ns + ".pod.cluster.local.", dns.TypeA},
+		{reverse(svc.Spec.ClusterIP), dns.TypePTR}, {reverse(web0.Status.PodIP), dns.TypePTR},
+		{"ext." + domain, dns.TypeCNAME}, {"ext." + domain, dns.TypeA},
+		{"dns-version.cluster.local.", dns.TypeTXT}, {"cluster.local.", dns.TypeSOA},
+		{stubName, dns.TypeA}, {"nosuch.example.", dns.TypeA},
+	} {
+		questions = append(questions, dns.Question{Name: q.name, Qtype: q.typ, Qclass: dns.ClassINET})
+	}
+	t.Run("matches CoreDNS", func(t *testing.T) { matchesCoreDNS(t, questions) })
+
 	// The resolver's search path (ClusterFirst, ndots:5) finds short names.
 	seen := hostnames(t, ns, pods[1].Name, "http://dns/hostname", 6)
 	if seen[""] > 0 {
@@ -306,4 +332,100 @@ func hostResolvConf(t *testing.T) string {
 		}
 	}
 	return ""
+}
+
+// matchesCoreDNS asks skiff's cluster DNS (at the server's :10053, where the
+// kube-dns Service points) and CoreDNS with its kubernetes plugin, run here
+// against the same API server and the same stub upstream, the same
+// questions, and compares rcode, answers (TTLs aside) and the authority
+// section's record types. COREDNS_BIN names the coredns binary (`make test`
+// builds v1.12.1 from the Go module proxy into bin/).
+func matchesCoreDNS(t *testing.T, questions []dns.Question) {
+	t.Helper()
+	bin := os.Getenv("COREDNS_BIN")
+	if bin == "" {
+		t.Fatal("COREDNS_BIN is not set: `make test` builds bin/coredns and sets it")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	corefile := fmt.Sprintf(`cluster.local:%[1]d in-addr.arpa:%[1]d ip6.arpa:%[1]d {
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %[2]s
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . %[3]s
+}
+.:%[1]d {
+    bind 127.0.0.1
+    forward . %[3]s
+}
+`, port, kubeconfig, stubAddr)
+	if err := os.WriteFile(filepath.Join(dir, "Corefile"), []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-conf", filepath.Join(dir, "Corefile"))
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	coredns := fmt.Sprintf("127.0.0.1:%d", port)
+	skiff := nodeSubnet + ".1:10053"
+	ask := func(server string, q dns.Question) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(q.Name, q.Qtype)
+		c := &dns.Client{Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(m, server)
+		return r, err
+	}
+	// CoreDNS answers once its informers have synced.
+	eventually(t, time.Minute, "CoreDNS answering", func() bool {
+		r, err := ask(coredns, dns.Question{Name: "kubernetes.default.svc.cluster.local.", Qtype: dns.TypeA})
+		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
+	})
+	for _, q := range questions {
+		want, err := ask(coredns, q)
+		if err != nil {
+			t.Errorf("CoreDNS, %s %s: %v", q.Name, dns.TypeToString[q.Qtype], err)
+			continue
+		}
+		got, err := ask(skiff, q)
+		if err != nil {
+			t.Errorf("skiff, %s %s: %v", q.Name, dns.TypeToString[q.Qtype], err)
+			continue
+		}
+		if g, w := summary(got), summary(want); g != w {
+			t.Errorf("%s %s:\nskiff:   %s\nCoreDNS: %s", q.Name, dns.TypeToString[q.Qtype], g, w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("CoreDNS's log:\n%s", log.String())
+	}
+}
+
+// summary is what a client sees of an answer: rcode and the answer and
+// authority records, sorted, without TTLs and SOA serials (both count down
+// or follow the clock).
+func summary(m *dns.Msg) string {
+	records := func(rrs []dns.RR) string {
+		var out []string
+		for _, rr := range rrs {
+			rr = dns.Copy(rr)
+			rr.Header().Ttl = 0
+			if soa, ok := rr.(*dns.SOA); ok {
+				soa.Serial = 0
+			}
+			out = append(out, strings.ToLower(rr.String()))
+		}
+		slices.Sort(out)
+		return strings.Join(out, " | ")
+	}
+	return fmt.Sprintf("%s; answer [%s]; authority [%s]", dns.RcodeToString[m.Rcode], records(m.Answer), records(m.Ns))
 }
