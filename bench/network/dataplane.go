@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -96,25 +100,73 @@ func dataplane(ctx context.Context, c *cluster, o options, report *benchkit.Repo
 		if err != nil {
 			return fmt.Errorf("restart: %w", err)
 		}
-		var s benchkit.Samples
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			s, err = benchkit.ScrapeURL(ctx, metricsURL)
-			if err == nil && s.Histogram(syncMetrics[1].name).Count >= 1 {
-				break
-			}
-			if time.Now().After(deadline) || !sleep(ctx, 100*time.Millisecond) {
-				return fmt.Errorf("no full sync within 5m of restart (%v)", err)
-			}
-		}
-		_, _, err = waitInNft(ctx, probe, time.Minute)
+		s, err := waitFullSync(ctx)
 		if err != nil {
+			return fmt.Errorf("after the restart: %w", err)
+		}
+		if _, _, err = waitInNft(ctx, probe, time.Minute); err != nil {
 			return err
 		}
 		report.Add(label+": after restart, first full sync", describe(s.Histogram(syncMetrics[1].name), "syncs"))
 		report.Add(label+": server restart → its ClusterIPs in nft", benchkit.Ms(time.Since(restarted)))
+		if o.kubeProxy != "" {
+			if err := anchor(ctx, c, o, report, label, probe, s.Histogram(syncMetrics[1].name)); err != nil {
+				return fmt.Errorf("kube-proxy anchor: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+// anchor measures upstream kube-proxy's first full sync in the same state:
+// the server restarted without its own kube-proxy (--disable-kube-proxy),
+// the table the agent's kube-proxy left in place, and the kube-proxy binary
+// started with the flags the agent gives its own. Then the server is
+// restarted as before, so later steps find the cluster as they expect.
+func anchor(ctx context.Context, c *cluster, o options, report *benchkit.Report, label, probe string, skiffFull benchkit.Histogram) error {
+	if _, err := c.restart(ctx, "--disable-kube-proxy"); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(c.root, fmt.Sprintf("kube-proxy-%d.log", time.Now().Unix())))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(o.kubeProxy, "--kubeconfig", c.server.Kubeconfig(), "--hostname-override", nodeName,
+		"--proxy-mode", "nftables", "--cluster-cidr", "10.42.0.0/16", "--conntrack-max-per-core", "0",
+		"--healthz-bind-address", "", "--metrics-bind-address", "127.0.0.1:10249")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	s, err := waitFullSync(ctx)
+	if err != nil {
+		return fmt.Errorf("upstream kube-proxy (log %s): %w", logf.Name(), err)
+	}
+	if _, _, err := waitInNft(ctx, probe, time.Minute); err != nil {
+		return err
+	}
+	full := s.Histogram(syncMetrics[1].name)
+	report.Add(label+": upstream kube-proxy, first full sync", describe(full, "syncs"))
+	report.Add(label+": upstream kube-proxy start → ClusterIPs in nft", benchkit.Ms(time.Since(started)))
+	if full.Sum > 0 {
+		report.Add(label+": first full sync, skiff / upstream kube-proxy", fmt.Sprintf("%.2f (sum of the first full syncs' durations)", skiffFull.Sum/full.Sum))
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_, err = c.restart(ctx)
+	return err
 }
 
 func describe(h benchkit.Histogram, unit string) string {
@@ -140,6 +192,21 @@ func printNftGauges(s benchkit.Samples) {
 	}
 	sort.Strings(lines)
 	fmt.Println(strings.Join(lines, "\n"))
+}
+
+// waitFullSync scrapes kube-proxy until it reports a full sync (bounded:
+// 5 minutes).
+func waitFullSync(ctx context.Context) (benchkit.Samples, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		s, err := benchkit.ScrapeURL(ctx, metricsURL)
+		if err == nil && s.Histogram(syncMetrics[1].name).Count >= 1 {
+			return s, nil
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 100*time.Millisecond) {
+			return nil, fmt.Errorf("no full sync within 5m (%v)", err)
+		}
+	}
 }
 
 // waitMetrics scrapes kube-proxy, waiting up to 2 minutes for it to serve.
@@ -280,14 +347,15 @@ func probeService(ctx context.Context, c *cluster, i, n int) (string, time.Durat
 }
 
 // restart stops the server and starts it again on the same data directory
-// and port; it returns when the node is Ready, with the start time.
-func (c *cluster) restart(ctx context.Context) (time.Time, error) {
+// and port, with extra flags; it returns when the node is Ready, with the
+// start time.
+func (c *cluster) restart(ctx context.Context, extra ...string) (time.Time, error) {
 	if err := c.server.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop:", err)
 	}
 	var err error
 	c.server, err = benchkit.StartServer(benchkit.ServerOptions{
-		Binary: c.skiff, DataDir: c.server.DataDir, Port: c.server.Port, Args: c.args,
+		Binary: c.skiff, DataDir: c.server.DataDir, Port: c.server.Port, Args: append(slices.Clone(c.args), extra...),
 	})
 	if err != nil {
 		return time.Time{}, err

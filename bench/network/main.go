@@ -52,6 +52,7 @@ type options struct {
 	dnsDuration time.Duration
 	dnsRounds   int
 	coredns     string
+	kubeProxy   string
 	imagesDir   string
 	netns       string
 	keep        bool
@@ -74,6 +75,7 @@ func main() {
 	flag.DurationVar(&o.dnsDuration, "dns-duration", 10*time.Second, "load time per DNS round")
 	flag.IntVar(&o.dnsRounds, "dns-rounds", 2, "rounds per DNS server, alternating skiff and CoreDNS")
 	flag.StringVar(&o.coredns, "coredns", "", "CoreDNS binary (empty: skiff's DNS alone)")
+	flag.StringVar(&o.kubeProxy, "kube-proxy", "", "upstream kube-proxy binary, the dataplane anchor (go build -o bin/kube-proxy k8s.io/kubernetes/cmd/kube-proxy; empty: skiff alone)")
 	flag.StringVar(&o.imagesDir, "images-dir", "images/out", "OCI image tarballs for the agent (built by make build)")
 	flag.StringVar(&o.netns, "netns", "skiff-bench-net", "network namespace created for the cluster phases")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and logs")
@@ -109,7 +111,7 @@ func main() {
 		fail(2, fmt.Errorf("needs root (network namespaces, containerd, nftables)"))
 	}
 	var err error
-	for _, p := range []*string{&o.skiff, &o.imagesDir, &o.coredns} {
+	for _, p := range []*string{&o.skiff, &o.imagesDir, &o.coredns, &o.kubeProxy} {
 		if *p == "" {
 			continue
 		}
