@@ -40,7 +40,7 @@ fresh() {
   ip netns add $ns
   ip netns exec $ns nft -f "$dir/chains.nft"
 }
-secs() { local s; s=$(date +%s.%N); "$@"; echo "$(date +%s.%N) - $s" | bc; }
+secs() { local s; s=$(date +%s.%N); "$@"; awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 echo "N=$n Services: $(wc -l <"$dir/chains.nft") chains, $(wc -l <"$dir/rules.nft") rules and elements; $(nft --version); kernel $(uname -r)"
 fresh
@@ -50,6 +50,6 @@ split -n "l/$k" -d "$dir/rules.nft" "$dir/part."
 total=0
 for p in "$dir"/part.*; do
   t=$(secs ip netns exec $ns nft -f "$p")
-  total=$(echo "$total + $t" | bc)
+  total=$(awk -v a="$total" -v b="$t" 'BEGIN { printf "%.2f", a + b }')
 done
 echo "$k transactions:       $total s"
