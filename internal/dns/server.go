@@ -95,7 +95,7 @@ func New(cfg Config, client kubernetes.Interface) (*Server, error) {
 		cfg.Log = slog.Default()
 	}
 	for _, u := range cfg.Upstreams {
-		if err := checkUpstream(u); err != nil {
+		if err := CheckUpstream(u); err != nil {
 			return nil, err
 		}
 	}
@@ -384,9 +384,9 @@ func (s *Server) chase(ctx context.Context, z *Zone, q dns.Question, do, cd bool
 	}
 }
 
-// checkUpstream accepts an upstream resolver given as an IP address, with or
+// CheckUpstream accepts an upstream resolver given as an IP address, with or
 // without a port.
-func checkUpstream(u string) error {
+func CheckUpstream(u string) error {
 	host, port, err := net.SplitHostPort(u)
 	if err != nil {
 		host, port = u, "53"

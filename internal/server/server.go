@@ -125,6 +125,11 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableDNS && net.ParseIP(cfg.ClusterDNS) == nil {
 		return nil, fmt.Errorf("%w: cluster DNS address %q is not an IP address", component.ErrConfig, cfg.ClusterDNS)
 	}
+	for _, u := range cfg.DNSUpstreams {
+		if err := clusterdns.CheckUpstream(u); err != nil {
+			return nil, fmt.Errorf("%w: --dns-upstream: %v", component.ErrConfig, err)
+		}
+	}
 	s := &Server{cfg: cfg, Ready: make(chan struct{})}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {

@@ -1,0 +1,33 @@
+package server
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/skiffdev/skiff/internal/component"
+)
+
+// New refuses configurations that could never run, before touching the
+// data directory, with errors marked as configuration errors (not retried).
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"no data dir", Config{}},
+		{"cluster DNS not an address", Config{ClusterDNS: "dns.example"}},
+		{"upstream not an address", Config{DNSUpstreams: []string{"resolver.example"}}},
+		{"upstream port out of range", Config{DNSUpstreams: []string{"192.0.2.1:0"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != "no data dir" {
+				tc.cfg.DataDir = t.TempDir()
+			}
+			_, err := New(tc.cfg)
+			if !errors.Is(err, component.ErrConfig) {
+				t.Fatalf("New: %v, want a configuration error", err)
+			}
+			t.Log(err)
+		})
+	}
+}
