@@ -32,5 +32,25 @@ func APIServer(ctx context.Context, args []string) error {
 	if err := invalid("kube-apiserver", completed.Validate()); err != nil {
 		return err
 	}
-	return app.Run(ctx, completed)
+	// app.Run's steps, so that a failure to set the server up (a bad
+	// advertise address, say) ends skiff with a configuration error:
+	// upstream's process would exit there, and a run restarted in this one
+	// would find its own listener from the failed run still bound.
+	config, err := app.NewConfig(completed)
+	if err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	completedConfig, err := config.Complete()
+	if err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	server, err := app.CreateServerChain(completedConfig)
+	if err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return invalid("kube-apiserver", []error{err})
+	}
+	return prepared.Run(ctx)
 }

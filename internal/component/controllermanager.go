@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/configz"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -31,5 +32,23 @@ func ControllerManager(ctx context.Context, args []string) error {
 	}
 	// A restarted run registers its configz endpoint again.
 	configz.Delete(app.ConfigzName)
-	return app.Run(ctx, c.Complete())
+	err = app.Run(ctx, c.Complete())
+	if err != nil && ctx.Err() == nil && !informerNameFree("kube-controller-manager") {
+		// The run failed before its informers started (building a
+		// controller, say) and left its informer name registered, which
+		// upstream's process never releases because it exits. No run in
+		// this process can start again: end skiff with the cause.
+		return invalid("kube-controller-manager", []error{err})
+	}
+	return err
+}
+
+// informerNameFree reports whether a run could register informer name n.
+func informerNameFree(n string) bool {
+	name, err := cache.NewInformerName(n)
+	if err != nil {
+		return false
+	}
+	name.Release()
+	return true
 }

@@ -125,6 +125,16 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableDNS && net.ParseIP(cfg.ClusterDNS) == nil {
 		return nil, fmt.Errorf("%w: cluster DNS address %q is not an IP address", component.ErrConfig, cfg.ClusterDNS)
 	}
+	for _, c := range []struct{ flag, cidr string }{{"--cluster-cidr", cfg.ClusterCIDR}, {"--service-cidr", cfg.ServiceCIDR}} {
+		if _, _, err := net.ParseCIDR(c.cidr); err != nil {
+			return nil, fmt.Errorf("%w: %s %q is not a CIDR such as 10.42.0.0/16", component.ErrConfig, c.flag, c.cidr)
+		}
+	}
+	if cfg.AdvertiseAddress != "" {
+		if err := checkAdvertiseAddress(cfg.AdvertiseAddress); err != nil {
+			return nil, fmt.Errorf("%w: --advertise-address: %v", component.ErrConfig, err)
+		}
+	}
 	for _, u := range cfg.DNSUpstreams {
 		if err := clusterdns.CheckUpstream(u); err != nil {
 			return nil, fmt.Errorf("%w: --dns-upstream: %v", component.ErrConfig, err)
@@ -308,9 +318,9 @@ func waitReady(ctx context.Context, client kubernetes.Interface, errc <-chan err
 			return ctx.Err()
 		case err := <-errc:
 			if err == nil {
-				err = errors.New("stopped before it was ready")
+				err = errors.New("kube-apiserver stopped before it was ready")
 			}
-			return fmt.Errorf("kube-apiserver: %w", err)
+			return err // component.APIServer names kube-apiserver
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -324,4 +334,22 @@ func Hostname() string {
 		return "localhost"
 	}
 	return h
+}
+
+// checkAdvertiseAddress applies the API server's rules for the address it
+// publishes in the kubernetes Service's endpoints: every node must be able
+// to reach it.
+func checkAdvertiseAddress(a string) error {
+	ip := net.ParseIP(a)
+	switch {
+	case ip == nil:
+		return fmt.Errorf("%q is not an IP address", a)
+	case ip.IsUnspecified():
+		return fmt.Errorf("%s is unspecified: give an address of this host that nodes and pods reach", a)
+	case ip.IsLoopback():
+		return fmt.Errorf("%s is in the loopback range: pods reach the API server through it, and a loopback address is their own", a)
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsMulticast():
+		return fmt.Errorf("%s is link-local or multicast: give an address of this host that nodes and pods reach", a)
+	}
+	return nil
 }

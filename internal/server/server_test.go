@@ -16,6 +16,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no data dir", Config{}},
 		{"cluster DNS not an address", Config{ClusterDNS: "dns.example"}},
+		{"cluster CIDR", Config{ClusterCIDR: "10.42.0.0/99"}},
+		{"service CIDR", Config{ServiceCIDR: "10.43.0.0"}},
+		{"advertise address not an address", Config{AdvertiseAddress: "my-host"}},
+		{"advertise address loopback", Config{AdvertiseAddress: "127.0.0.1"}},
+		{"advertise address unspecified", Config{AdvertiseAddress: "0.0.0.0"}},
+		{"advertise address link-local", Config{AdvertiseAddress: "169.254.1.1"}},
 		{"upstream not an address", Config{DNSUpstreams: []string{"resolver.example"}}},
 		{"upstream port out of range", Config{DNSUpstreams: []string{"192.0.2.1:0"}}},
 	} {
