@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffdev/skiff/internal/agent"
+	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/server"
 )
 
@@ -43,6 +44,11 @@ func newServerCommand() *cobra.Command {
 					return err
 				}
 				agentCfg.ClusterCIDR = cfg.ClusterCIDR
+				// The in-process agent starts once the server is ready:
+				// refuse its bad flags now.
+				if err := agentCfg.Check(); err != nil {
+					return fmt.Errorf("%w: %v", component.ErrConfig, err)
+				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()

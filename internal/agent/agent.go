@@ -16,11 +16,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -102,7 +104,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	if cfg.NodeName == "" {
-		cfg.NodeName, _ = os.Hostname()
+		// Node names are lower case; the kubelet lowercases host names too.
+		host, _ := os.Hostname()
+		cfg.NodeName = strings.ToLower(host)
 	}
 	if cfg.KubeletPort == 0 {
 		cfg.KubeletPort = 10250
@@ -120,6 +124,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = "10.42.0.0/16"
 	}
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
+	}
 	if cfg.CNIBinDir == "" {
 		cfg.CNIBinDir = "/usr/lib/cni"
 	}
@@ -127,6 +134,39 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log = slog.Default()
 	}
 	return &Agent{cfg: cfg, token: tok}, nil
+}
+
+// Check refuses, before anything starts, the settings the node could never
+// run with.
+func (cfg *Config) Check() error {
+	if cfg.NodeIP != "" && net.ParseIP(cfg.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q is not an IP address", cfg.NodeIP)
+	}
+	if cfg.ClusterDNS != "" && net.ParseIP(cfg.ClusterDNS) == nil {
+		return fmt.Errorf("--cluster-dns %q is not an IP address", cfg.ClusterDNS)
+	}
+	if _, _, err := net.ParseCIDR(cfg.ClusterCIDR); err != nil {
+		return fmt.Errorf("--cluster-cidr %q is not a CIDR such as 10.42.0.0/16", cfg.ClusterCIDR)
+	}
+	if errs := validation.IsDNS1123Subdomain(cfg.NodeName); cfg.NodeName != "" && len(errs) > 0 {
+		return fmt.Errorf("--node-name %q: %s", cfg.NodeName, strings.Join(errs, "; "))
+	}
+	for k, v := range cfg.Labels {
+		if errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(errs) > 0 {
+			return fmt.Errorf("--node-label %s=%s: %s", k, v, strings.Join(errs, "; "))
+		}
+	}
+	for _, args := range []struct {
+		flag string
+		args []string
+	}{{"--kubelet-arg", cfg.KubeletArgs}, {"--kube-proxy-arg", cfg.ProxyArgs}} {
+		for _, a := range args.args {
+			if _, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok {
+				return fmt.Errorf("%s %q is not key=value", args.flag, a)
+			}
+		}
+	}
+	return nil
 }
 
 // Run joins the node and runs it until ctx ends.

@@ -1,0 +1,42 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/skiffdev/skiff/internal/component"
+)
+
+const testToken = "K10" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" + "::abcdef.0123456789abcdef"
+
+// New refuses settings the node could never run with, as configuration
+// errors naming the flag, before anything starts.
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		want string
+		edit func(*Config)
+	}{
+		{"--server is required", func(c *Config) { c.Server = "" }},
+		{"--pod-network", func(c *Config) { c.PodNetwork = "bogus" }},
+		{"--node-ip", func(c *Config) { c.NodeIP = "300.1.1.1" }},
+		{"--cluster-dns", func(c *Config) { c.ClusterDNS = "nope" }},
+		{"--cluster-cidr", func(c *Config) { c.ClusterCIDR = "10.42.0.0/99" }},
+		{"--node-name", func(c *Config) { c.NodeName = "Node_1" }},
+		{"--node-label", func(c *Config) { c.Labels = map[string]string{"": "x"} }},
+		{"--node-label", func(c *Config) { c.Labels = map[string]string{"tier": "not a value"} }},
+		{"--kubelet-arg", func(c *Config) { c.KubeletArgs = []string{"nonsense"} }},
+		{"--kube-proxy-arg", func(c *Config) { c.ProxyArgs = []string{"nonsense"} }},
+	} {
+		cfg := Config{Server: "https://192.0.2.1:6443", Token: testToken, DataDir: t.TempDir(), NodeName: "n1"}
+		tc.edit(&cfg)
+		_, err := New(cfg)
+		if !errors.Is(err, component.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New: %v, want a configuration error naming it", tc.want, err)
+		}
+	}
+	if _, err := New(Config{Server: "https://192.0.2.1:6443", Token: testToken, DataDir: t.TempDir(), NodeName: "n1",
+		Labels: map[string]string{"tier": "edge"}, KubeletArgs: []string{"v=2"}}); err != nil {
+		t.Errorf("a good configuration: %v", err)
+	}
+}
