@@ -107,6 +107,7 @@ func runWithAgent(ctx context.Context, s *server.Server, dataDir string, cfg age
 			errc <- fmt.Errorf("agent: %w", err)
 		}
 	}()
+	go s.LabelControlPlaneNode(ctx, a.NodeName())
 	err = <-errc
 	cancel()
 	return err

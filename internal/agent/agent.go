@@ -136,6 +136,9 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, token: tok}, nil
 }
 
+// NodeName is the name the node registers with.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
 // Check refuses, before anything starts, the settings the node could never
 // run with.
 func (cfg *Config) Check() error {

@@ -137,3 +137,16 @@ func jobConditions(j *batchv1.Job) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// TestServerNodeRole: the node of the server's own agent shows ROLES
+// control-plane, as on kubeadm and k3s clusters (the server sets the label;
+// a kubelet may not).
+func TestServerNodeRole(t *testing.T) {
+	t.Parallel()
+	var out string
+	eventually(t, podStart, "ROLES control-plane in kubectl get nodes", func() (bool, string) {
+		out = kubectl(t, "get", "node", the.nodeName, "--no-headers").Stdout
+		f := strings.Fields(out)
+		return len(f) > 2 && f[2] == "control-plane", out
+	})
+}
