@@ -2,11 +2,16 @@ package component
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 )
+
+// ShutdownTimeout bounds how long kube-apiserver's HTTP server waits for
+// open connections when it stops.
+const ShutdownTimeout = 2 * time.Second
 
 // APIServer runs kube-apiserver with the given flags until ctx ends.
 func APIServer(ctx context.Context, args []string) error {
@@ -48,6 +53,11 @@ func APIServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return invalid("kube-apiserver", []error{err})
 	}
+	// On shutdown, upstream lets open connections finish for up to its
+	// request timeout (60 s) before closing them. In skiff the clients on
+	// those connections are the same process's kubelet and kube-proxy,
+	// stopping too: a short grace is enough, and SIGTERM returns promptly.
+	server.GenericAPIServer.ShutdownTimeout = ShutdownTimeout
 	prepared, err := server.PrepareRun()
 	if err != nil {
 		return invalid("kube-apiserver", []error{err})

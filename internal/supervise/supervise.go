@@ -31,6 +31,7 @@ func Run(ctx context.Context, log *slog.Logger, name string, b Backoff, run func
 		started := time.Now()
 		err := run(ctx)
 		if ctx.Err() != nil {
+			log.Info("component stopped", "component", name)
 			return nil
 		}
 		if errors.Is(err, component.ErrConfig) {

@@ -208,6 +208,22 @@ func (c *cluster) start() error {
 	return nil
 }
 
+// stop sends SIGTERM to the server process alone (as systemd or Ctrl-C
+// would) and waits up to d for it to exit; it returns how long that took
+// and the exit status (-1: still running after d, then killed).
+func (c *cluster) stop(d time.Duration) (time.Duration, int) {
+	began := time.Now()
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(d):
+		c.kill()
+		return time.Since(began), -1
+	}
+	c.logf.Close()
+	return time.Since(began), c.cmd.ProcessState.ExitCode()
+}
+
 // kill SIGKILLs the server's process group and waits for it to be gone.
 func (c *cluster) kill() {
 	if c.cmd == nil {

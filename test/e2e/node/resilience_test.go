@@ -117,6 +117,25 @@ func TestServerKilled(t *testing.T) {
 	waitRunning(t, ns, "new")
 }
 
+// TestServerStopsPromptly: SIGTERM stops the server with its node agent
+// cleanly (exit 0) within seconds, pods running on, and it starts again on
+// the same data dir with them.
+func TestServerStopsPromptly(t *testing.T) {
+	ns := namespace(t)
+	createPod(t, ns, pod("stays"))
+	stays := waitRunning(t, ns, "stays")
+	took, code := the.stop(10 * time.Second)
+	t.Logf("SIGTERM: exit status %d after %s", code, took.Round(time.Millisecond))
+	if code != 0 {
+		t.Errorf("SIGTERM: exit status %d after %s, want 0 within 10 s", code, took.Round(time.Millisecond))
+	}
+	mustAnswer(t, stays)
+	if err := the.start(); err != nil {
+		t.Fatalf("start the server again: %v", err)
+	}
+	waitRunning(t, ns, "stays")
+}
+
 // containerdPID finds the containerd started with --config config, or 0.
 func containerdPID(config string) int {
 	entries, _ := os.ReadDir("/proc")
