@@ -1,0 +1,87 @@
+// Package archtest guards skiff's architecture (STYLE.md habit 14): which of
+// skiff's packages may import which. A new package, or a new edge between
+// packages, is a decision: make it here, where the reviewer sees it.
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/skiffdev/skiff/"
+
+// allowed lists, for every non-test package of the binary and its images,
+// the skiff packages it may import. The shape: cmd/skiff composes; server
+// and agent assemble components; the leaves import no skiff package at all.
+var allowed = map[string][]string{
+	"cmd/skiff":                     {"internal/agent", "internal/component", "internal/server", "internal/sim"},
+	"internal/server":               {"internal/component", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/storage", "internal/supervise"},
+	"internal/agent":                {"internal/agent/netpol", "internal/component", "internal/controller/localpath", "internal/images", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
+	"internal/supervise":            {"internal/component"},
+	"internal/agent/netpol":         nil,
+	"internal/component":            nil,
+	"internal/controller/localpath": nil,
+	"internal/controller/servicelb": nil,
+	"internal/dns":                  nil,
+	"internal/images":               nil,
+	"internal/jointoken":            nil,
+	"internal/kubeconfig":           nil,
+	"internal/pki":                  nil,
+	"internal/sim":                  nil,
+	"internal/storage":              nil,
+	"images/build":                  {"internal/images"},
+	"images/pause":                  nil,
+	"images/testhost":               nil,
+}
+
+func TestImports(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, top := range []string{"cmd", "internal", "images"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			pkg := filepath.ToSlash(rel)
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			want, known := allowed[pkg]
+			if !known {
+				if !seen[pkg] {
+					t.Errorf("package %s is not in the architecture's list: add it to allowed with the skiff packages it may import", pkg)
+				}
+				seen[pkg] = true
+				return nil
+			}
+			seen[pkg] = true
+			for _, imp := range f.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				dep, ok := strings.CutPrefix(p, module)
+				if ok && !slices.Contains(want, dep) {
+					t.Errorf("%s imports %s, which the architecture does not allow (allowed: %v)", filepath.Base(path), dep, want)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pkg := range allowed {
+		if !seen[pkg] {
+			t.Errorf("package %s is in the architecture's list but not in the tree: remove it", pkg)
+		}
+	}
+}
