@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -144,15 +143,7 @@ func (b *bench) run(ctx context.Context, phases []string) error {
 }
 
 func (b *bench) header() {
-	binary := b.skiff
-	if fi, err := os.Stat(b.skiff); err == nil {
-		binary = fmt.Sprintf("%s (%.0f MB, built %s)", b.skiff, float64(fi.Size())/1e6, fi.ModTime().UTC().Format(time.RFC3339))
-	}
-	host, _ := os.Hostname()
-	fmt.Printf("# skiff control-plane benchmark\n")
-	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("skiff:   %s\n", binary)
-	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
+	benchkit.PrintHeader(os.Stdout, "skiff control-plane benchmark", b.skiff)
 	fmt.Printf("plan:    %+v\n", b.plan)
 	if len(b.env) > 0 {
 		fmt.Printf("server environment: %s\n", strings.Join(b.env, " "))

@@ -157,23 +157,6 @@ func (c *cluster) teardown() error {
 	return errors.Join(errs...)
 }
 
-// newNamespace creates a namespace and waits for its default ServiceAccount.
-func (c *cluster) newNamespace(ctx context.Context, name string) error {
-	_, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	for range 600 {
-		if _, err := c.client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return nil
-		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-	return errors.New("no default ServiceAccount after 60s")
-}
-
 // serviceIPs lists kube-proxy's map from ClusterIP, protocol and port to
 // each Service's chain: one `nft list map`, cheaper than the whole table.
 func serviceIPs(ctx context.Context) (string, error) {
@@ -181,11 +164,4 @@ func serviceIPs(ctx context.Context) (string, error) {
 	return string(out), err
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return benchkit.Sleep(ctx, d) }

@@ -41,7 +41,7 @@ var syncMetrics = []struct{ short, name, unit string }{
 // to each count of o.services and reads what kube-proxy reports.
 func dataplane(ctx context.Context, c *cluster, o options, report *benchkit.Report) error {
 	fmt.Println("\n## dataplane: kube-proxy (nftables) sync time")
-	if err := c.newNamespace(ctx, svcNS); err != nil {
+	if err := benchkit.CreateNamespace(ctx, c.client, svcNS); err != nil {
 		return err
 	}
 	if _, err := waitMetrics(ctx); err != nil {

@@ -21,7 +21,7 @@ import (
 func latency(ctx context.Context, c *cluster, o options, report *benchkit.Report) error {
 	const ns = "bench-latency"
 	fmt.Println("\n## latency: ClusterIP against pod IP")
-	if err := c.newNamespace(ctx, ns); err != nil {
+	if err := benchkit.CreateNamespace(ctx, c.client, ns); err != nil {
 		return err
 	}
 	labels := map[string]string{"app": "web"}

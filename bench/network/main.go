@@ -32,7 +32,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -143,15 +142,8 @@ func fail(code int, err error) {
 }
 
 func header(o options) {
-	binary := o.skiff
-	if fi, err := os.Stat(o.skiff); err == nil {
-		binary = fmt.Sprintf("%s (%.0f MB, built %s)", o.skiff, float64(fi.Size())/1e6, fi.ModTime().UTC().Format(time.RFC3339))
-	}
-	host, _ := os.Hostname()
-	fmt.Printf("# skiff networking benchmark\n")
-	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("skiff:   %s\n", binary)
-	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
+	benchkit.PrintHeader(os.Stdout, "skiff networking benchmark", o.skiff)
+	fmt.Println()
 }
 
 // runPhases runs inside the benchmark's network namespace.

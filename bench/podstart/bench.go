@@ -113,7 +113,7 @@ func (b *bench) withAgent(ctx context.Context, baseline int64) error {
 		return err
 	}
 	b.report.Add("server start → node Ready", benchkit.Ms(time.Since(b.server.Started)))
-	if err := b.newNamespace(ctx); err != nil {
+	if err := benchkit.CreateNamespace(ctx, b.client, namespace); err != nil {
 		return err
 	}
 
@@ -191,22 +191,6 @@ func (b *bench) waitNodeReady(ctx context.Context, limit time.Duration) error {
 			return ctx.Err()
 		}
 	}
-}
-
-func (b *bench) newNamespace(ctx context.Context) error {
-	_, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	for range 600 {
-		if _, err := b.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return nil
-		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-	return errors.New("no default ServiceAccount after 60s")
 }
 
 // pods creates the pods at the configured rate and times each to Running
@@ -404,12 +388,4 @@ func (t *tracker) waitReady(ctx context.Context, n int, limit time.Duration) err
 	}
 }
 
-// sleep waits d or until ctx ends, and says which.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return benchkit.Sleep(ctx, d) }

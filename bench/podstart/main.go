@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -103,15 +102,7 @@ func main() {
 }
 
 func header(o options, node string) {
-	binary := o.skiff
-	if fi, err := os.Stat(o.skiff); err == nil {
-		binary = fmt.Sprintf("%s (%.0f MB, built %s)", o.skiff, float64(fi.Size())/1e6, fi.ModTime().UTC().Format(time.RFC3339))
-	}
-	host, _ := os.Hostname()
-	fmt.Printf("# skiff node agent pod start-up benchmark\n")
-	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("skiff:   %s\n", binary)
-	fmt.Printf("machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
+	benchkit.PrintHeader(os.Stdout, "skiff node agent pod start-up benchmark", o.skiff)
 	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s\n", o.pods, o.rate, node, o.idle)
 	others := benchkit.FindProcesses(func(argv []string) bool {
 		return filepath.Base(argv[0]) == "containerd" && len(argv) == 3 && argv[1] == "--config"

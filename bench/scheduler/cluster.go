@@ -211,24 +211,6 @@ func (b *bench) stop() {
 	}
 }
 
-// newNamespace creates ns and waits for its default ServiceAccount, without
-// which admission refuses pods.
-func (b *bench) newNamespace(ctx context.Context, ns string) error {
-	_, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("create namespace %s: %w", ns, err)
-	}
-	for range 600 {
-		if _, err := b.client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return nil
-		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-	return fmt.Errorf("namespace %s: no default ServiceAccount after 60s", ns)
-}
-
 // deleteNamespace force-deletes the namespace's pods (grace period 0: the
 // simulated kubelets need not play out 30,000 graceful deletions), deletes
 // the namespace and waits until it is gone.
@@ -256,12 +238,4 @@ func (b *bench) deleteNamespace(ctx context.Context, ns string, limit time.Durat
 	}
 }
 
-// sleep waits d or until ctx ends, and says which.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return benchkit.Sleep(ctx, d) }

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -127,15 +126,7 @@ func parseScenarios(list string) ([]scenario, error) {
 }
 
 func header(o options) {
-	binary := o.skiff
-	if fi, err := os.Stat(o.skiff); err == nil {
-		binary = fmt.Sprintf("%s (%.0f MB, built %s)", o.skiff, float64(fi.Size())/1e6, fi.ModTime().UTC().Format(time.RFC3339))
-	}
-	host, _ := os.Hostname()
-	fmt.Printf("# skiff scheduler and controllers benchmark\n")
-	fmt.Printf("date:      %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("skiff:     %s\n", binary)
-	fmt.Printf("machine:   %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), benchkit.MemTotal(), benchkit.LoadAvg())
-	fmt.Printf("nodes:     %d simulated (skiff sim subprocess, client limit %d QPS)\n", o.nodes, o.simQPS)
+	benchkit.PrintHeader(os.Stdout, "skiff scheduler and controllers benchmark", o.skiff)
+	fmt.Printf("nodes:   %d simulated (skiff sim subprocess, client limit %d QPS)\n", o.nodes, o.simQPS)
 	fmt.Printf("scenarios: %v, %d creating clients, each bounded at %s\n\n", o.scenarios, o.clients, o.scenarioTimeout)
 }

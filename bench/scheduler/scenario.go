@@ -23,7 +23,7 @@ import (
 // server's memory while its pods exist, and deletes the namespace.
 func (b *bench) scenario(ctx context.Context, sc scenario) error {
 	ns := "bench-" + sc.String()
-	if err := b.newNamespace(ctx, ns); err != nil {
+	if err := benchkit.CreateNamespace(ctx, b.client, ns); err != nil {
 		return err
 	}
 	tr, err := startTracker(ctx, b.client, ns)

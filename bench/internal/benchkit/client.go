@@ -3,10 +3,13 @@ package benchkit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -66,4 +69,32 @@ next:
 		total += v
 	}
 	return total
+}
+
+// CreateNamespace creates namespace name and waits (up to 60 s) for its
+// default ServiceAccount, without which admission refuses pods.
+func CreateNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	for range 600 {
+		if _, err := client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			return nil
+		}
+		if !Sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("namespace %s: no default ServiceAccount after 60s", name)
+}
+
+// Sleep waits d or until ctx ends, and says which (true: d passed).
+func Sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }

@@ -3,7 +3,9 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -78,4 +80,18 @@ func (s *LoadSampler) Stop() string {
 		lo, hi, sum = min(lo, v), max(hi, v), sum+v
 	}
 	return fmt.Sprintf("min %.2f, mean %.2f, max %.2f over %d samples", lo, sum/float64(len(s.samples)), hi, len(s.samples))
+}
+
+// PrintHeader prints a benchmark report's first lines: its title, the date,
+// the skiff binary measured (size and build time) and the machine.
+func PrintHeader(w io.Writer, title, skiff string) {
+	binary := skiff
+	if fi, err := os.Stat(skiff); err == nil {
+		binary = fmt.Sprintf("%s (%.0f MB, built %s)", skiff, float64(fi.Size())/1e6, fi.ModTime().UTC().Format(time.RFC3339))
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "# %s\n", title)
+	fmt.Fprintf(w, "date:    %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "skiff:   %s\n", binary)
+	fmt.Fprintf(w, "machine: %s, %d CPUs (runtime.NumCPU), %s, load %s\n", host, runtime.NumCPU(), MemTotal(), LoadAvg())
 }
