@@ -86,9 +86,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	var args []string
+	// The control plane alone: no node agent (bench/podstart measures it),
+	// so no kubelet, kube-proxy or containerd in the figures.
+	args := []string{"--disable-agent"}
 	if *serverArgs != "" {
-		args = strings.Split(*serverArgs, ",")
+		args = append(args, strings.Split(*serverArgs, ",")...)
 	}
 	b := &bench{skiff: *skiff, root: root, env: env, args: args, heapDir: *heapDir, plan: p, report: &benchkit.Report{}}
 	err = b.run(ctx, strings.Split(*phases, ","))
