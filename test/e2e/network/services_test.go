@@ -170,13 +170,16 @@ func TestTrafficPolicyLocal(t *testing.T) {
 	if out, err := curl(fmt.Sprintf("http://%s.11:%d/hostname", nodeSubnet, nodePort)); err == nil {
 		t.Errorf("NodePort on skiff-n1 (no local endpoint) answered %q", out)
 	}
-	// kube-proxy's health check: 200 where the endpoint is, 503 elsewhere.
+	// kube-proxy's health check: 200 where the endpoint is, 503 elsewhere
+	// (each node's kube-proxy serves it once it has synced the Service).
 	for i, want := range map[int]string{1: "503", 2: "200", 3: "503"} {
-		out, _ := exec.Command("curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}",
-			fmt.Sprintf("http://%s.%d:%d/", nodeSubnet, 10+i, ext.Spec.HealthCheckNodePort)).Output()
-		if string(out) != want {
-			t.Errorf("health check node port on skiff-n%d: HTTP %s, want %s", i, out, want)
-		}
+		var code string
+		eventually(t, 30*time.Second, fmt.Sprintf("health check node port on skiff-n%d: HTTP %s", i, want), func() bool {
+			out, _ := exec.Command("curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}",
+				fmt.Sprintf("http://%s.%d:%d/", nodeSubnet, 10+i, ext.Spec.HealthCheckNodePort)).Output()
+			code = string(out)
+			return code == want
+		})
 	}
 
 	url := "http://" + itp.Spec.ClusterIP + "/hostname"
