@@ -164,8 +164,8 @@ func (cfg *Config) Check() error {
 		args []string
 	}{{"--kubelet-arg", cfg.KubeletArgs}, {"--kube-proxy-arg", cfg.ProxyArgs}} {
 		for _, a := range args.args {
-			if _, _, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); !ok {
-				return fmt.Errorf("%s %q is not key=value", args.flag, a)
+			if _, _, err := component.SplitArg(a); err != nil {
+				return fmt.Errorf("%s %v", args.flag, err)
 			}
 		}
 	}

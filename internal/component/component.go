@@ -62,11 +62,21 @@ func Merge(defaults map[string]string, overrides []string) (map[string]string, e
 		out[k] = v
 	}
 	for _, o := range overrides {
-		k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: %q is not key=value", ErrConfig, o)
+		k, v, err := SplitArg(o)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		out[k] = v
 	}
 	return out, nil
+}
+
+// SplitArg splits one user override, "key=value" with or without leading
+// dashes.
+func SplitArg(o string) (key, value string, err error) {
+	k, v, ok := strings.Cut(strings.TrimLeft(o, "-"), "=")
+	if !ok {
+		return "", "", fmt.Errorf("%q is not key=value", o)
+	}
+	return k, v, nil
 }
