@@ -115,34 +115,27 @@ func TestClusterDNS(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
 	// Everything is created first, then waited for.
-	headless, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+	headless := createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "dns-headless"},
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
 			Selector:  map[string]string{"app": "dns"},
 			Ports:     []corev1.ServicePort{{Name: "http", Port: 8080}},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+	})
+	createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "ext"},
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: strings.TrimSuffix(stubName, ".")},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	// A StatefulSet's pods get hostname and subdomain: web-N.web.NS.svc.
-	if _, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+	createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
 			Selector:  map[string]string{"app": "web"},
 			Ports:     []corev1.ServicePort{{Name: "http", Port: 8080}},
 		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	two := int32(2)
 	webLabels := map[string]string{"app": "web"}
 	if _, err := client.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{

@@ -119,29 +119,16 @@ func nodeReady(name string) corev1.ConditionStatus {
 	return ""
 }
 
-// podOn runs one pod of testhost's image with command script on node.
+// podOn runs one pod of testhost's image with command script on node
+// (spec.nodeName, past the scheduler) and waits for it to run.
 func podOn(t *testing.T, ns, name, node, script string, labels map[string]string) *corev1.Pod {
 	t.Helper()
-	_, err := client.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: corev1.PodSpec{
-			NodeName:                      node,
-			TerminationGracePeriodSeconds: new(int64),
-			Containers: []corev1.Container{{
-				Name: "main", Image: "localhost/skiff/testhost:latest",
-				Command: []string{"sh", "-c", script},
-			}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pod *corev1.Pod
-	eventually(t, 2*time.Minute, name+" running", func() bool {
-		pod, err = client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-		return err == nil && pod.Status.Phase == corev1.PodRunning
+	createPod(t, ns, name, labels, func(s *corev1.PodSpec) {
+		s.NodeName = node
+		s.Containers[0].Command = []string{"sh", "-c", script}
+		s.Containers[0].Args = nil
 	})
-	return pod
+	return waitRunning(t, ns, name)
 }
 
 // serviceIPs lists kube-proxy's ClusterIP map on node skiff-nI ("" on error).
@@ -154,14 +141,23 @@ func serviceIPs(t *testing.T, i int) string {
 	return string(out)
 }
 
-// lines is the pod's log, one entry a line.
+// podLog is the pod's log, one entry a line.
+func podLog(ns, pod string) ([]string, error) {
+	out, err := client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// lines is podLog, failing the test when the log cannot be read.
 func lines(t *testing.T, ns, pod string) []string {
 	t.Helper()
-	out, err := client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+	l, err := podLog(ns, pod)
 	if err != nil {
 		t.Fatalf("logs of %s: %v", pod, err)
 	}
-	return strings.Fields(string(out))
+	return l
 }
 
 // A connection through a ClusterIP outlives a restart of the client node's
@@ -172,16 +168,13 @@ func TestAgentRestartKeepsEstablishedConnections(t *testing.T) {
 	// The sink prints what it receives (its stdin never ends nor sends, so
 	// busybox nc keeps the connection open); its log is the record.
 	podOn(t, ns, "sink", "skiff-n2", "sleep 100000 | nc -l -p 9000", map[string]string{"app": "sink"})
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+	svc := createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "sink"},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "sink"},
 			Ports:    []corev1.ServicePort{{Port: 9000, TargetPort: intstr.FromInt32(9000)}},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	// The sink accepts one connection only: connect once kube-proxy on
 	// skiff-n1 routes the ClusterIP to it (in service-ips only with a ready
 	// endpoint).

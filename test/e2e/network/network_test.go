@@ -217,18 +217,14 @@ func spreadDeployment(t *testing.T, ns, name string, n int32, mutate ...func(*co
 
 func service(t *testing.T, ns, name string, typ corev1.ServiceType) *corev1.Service {
 	t.Helper()
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+	return createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.ServiceSpec{
 			Type:     typ,
 			Selector: map[string]string{"app": name},
 			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	})
 }
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -346,16 +342,13 @@ func TestNodePortFromHost(t *testing.T) {
 func TestServiceWithoutEndpointsRejectsAtOnce(t *testing.T) {
 	ns := namespace(t)
 	pods := spreadDeployment(t, ns, "probe", 1)
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+	svc := createService(t, ns, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "empty"},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "nothing-matches"},
 			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	// Without endpoints the connection is refused (ICMP reject from the
 	// service rules) at once, instead of hanging until the client times out.
 	var out string

@@ -214,11 +214,8 @@ func TestUDPServiceFlushesStaleConntrack(t *testing.T) {
 		s.Containers[0].Args = []string{"udp-client", "--to", svc.Spec.ClusterIP + ":53", "--source-port", "40000", "--count", "600"}
 	})
 	answers := func() []string {
-		out, err := client.CoreV1().Pods(ns).GetLogs("udp-client", &corev1.PodLogOptions{}).DoRaw(context.Background())
-		if err != nil { // not started yet
-			return nil
-		}
-		return strings.Fields(string(out))
+		l, _ := podLog(ns, "udp-client") // no log before it starts
+		return l
 	}
 	eventually(t, time.Minute, "udp-a answering", func() bool {
 		l := answers()
