@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"internal/controller/localpath": nil,
 	"internal/controller/servicelb": nil,
 	"internal/dns":                  nil,
+	"internal/freeport":             nil,
 	"internal/images":               nil,
 	"internal/jointoken":            nil,
 	"internal/kubeconfig":           nil,

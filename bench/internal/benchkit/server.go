@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/skiffdev/skiff/internal/freeport"
 )
 
 // ServerOptions say how to start one `skiff server`.
@@ -162,18 +164,5 @@ func (s *Server) Stop() error {
 	return fmt.Errorf("server %d did not stop within 30s of SIGTERM; killed", s.PID())
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	for range 10 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port != 6443 {
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free port")
-}
+// FreePort returns a port free now, below the ephemeral range (internal/freeport).
+func FreePort() (int, error) { return freeport.Pick() }

@@ -2,13 +2,14 @@ package e2eutil
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/skiffdev/skiff/internal/freeport"
 )
 
 var build struct {
@@ -55,13 +56,13 @@ func Main(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// FreePort returns a TCP port free now, below the kernel's ephemeral range
+// (internal/freeport), for a server the test starts.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }

@@ -18,6 +18,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffdev/skiff/internal/freeport"
 )
 
 // The stub resolver stands for the world outside the cluster: the server's
@@ -339,7 +341,7 @@ func matchesCoreDNS(t *testing.T, questions []dns.Question) {
 	if bin == "" {
 		t.Fatal("COREDNS_BIN is not set: `make test` builds bin/coredns and sets it")
 	}
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}

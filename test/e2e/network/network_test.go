@@ -6,7 +6,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiffdev/skiff/internal/freeport"
 )
 
 var (
@@ -73,7 +74,7 @@ func run(m *testing.M) int {
 		fmt.Println(err)
 		return 1
 	}
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		fmt.Println(err)
 		return 1
@@ -118,15 +119,6 @@ func run(m *testing.M) int {
 func repoRoot() string {
 	wd, _ := os.Getwd()
 	return filepath.Join(wd, "..", "..", "..")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // kubectl runs the embedded kubectl against the cluster.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiffdev/skiff/internal/freeport"
 )
 
 // readyLine is what `skiff server` logs once it serves and bootstrap is done.
@@ -107,10 +108,10 @@ func newCluster() (*cluster, error) {
 	}
 	c := &cluster{bin: bin, dir: dir, dataDir: filepath.Join(dir, "data"), nodeName: "e2e-node-" + randomSuffix()}
 	c.kubeconfig = filepath.Join(c.dataDir, "kubeconfig.yaml")
-	if c.port, err = freePort(); err != nil {
+	if c.port, err = freeport.Pick(); err != nil {
 		return nil, err
 	}
-	if c.kubelet, err = freePort(); err != nil {
+	if c.kubelet, err = freeport.Pick(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -270,15 +271,6 @@ func tail(data []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomSuffix() string {
