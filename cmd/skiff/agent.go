@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,7 +27,6 @@ func (a *agentFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&a.cfg.KubeletPort, "kubelet-port", 10250, "kubelet HTTPS port")
 	f.StringVar(&a.cfg.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "existing CRI runtime socket (unix:///...) to use instead of skiff's own containerd")
 	f.StringVar(&a.cfg.ImagesDir, "images-dir", "", "directory of OCI image tarballs to import at start (default: DATA/images or the build's images/out)")
-	f.StringVar(&a.cfg.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
 	f.StringArrayVar(&a.cfg.KubeletArgs, "kubelet-arg", nil, "extra kubelet flag, key=value (repeatable)")
 	f.BoolVar(&a.cfg.DisableProxy, "disable-kube-proxy", false, "do not run kube-proxy (Services) on this node")
 	f.StringArrayVar(&a.cfg.ProxyArgs, "kube-proxy-arg", nil, "extra kube-proxy flag, key=value (repeatable)")
@@ -55,7 +53,7 @@ func (a *agentFlags) complete(dataDir string) (agent.Config, error) {
 	if cfg.ImagesDir == "" {
 		cfg.ImagesDir = defaultImagesDir(dataDir)
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "skiff-agent")
+	cfg.Log = newLogger("skiff-agent")
 	return cfg, nil
 }
 
@@ -108,7 +106,11 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&tokenFile, "token-file", "", "file holding the join token (the server's DATA/token)")
 	f.StringVar(&flags.cfg.CAFile, "ca-file", "", "cluster CA (default: discovered from the server and checked against the token)")
 	f.StringVar(&dataDir, "data-dir", defaultAgentDataDir(), "directory for containerd, the kubelet and the node's credentials")
-	f.StringVar(&flags.cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod network (must match the server's)")
+	// The cluster's settings come from the server now (internal/clusterconfig).
+	for _, name := range []string{"cluster-cidr", "cluster-dns"} {
+		f.String(name, "", "ignored: the server's --"+name+" applies")
+		_ = f.MarkDeprecated(name, "the agent takes it from the server; this flag is ignored and will be removed")
+	}
 	flags.register(f)
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("token-file")

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 
+	"github.com/spf13/cobra"
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // client auth plugins, as kubectl has them
 	"k8s.io/component-base/cli"
 	"k8s.io/component-base/logs"
@@ -17,7 +18,7 @@ import (
 // --kubeconfig it uses the local server's admin kubeconfig, as k3s does.
 func runKubectl(args []string) {
 	if os.Getenv("KUBECONFIG") == "" && !hasFlag(args, "kubeconfig") {
-		path := server.KubeconfigPath(defaultDataDir())
+		path := server.PathsIn(defaultDataDir()).Kubeconfig
 		if _, err := os.Stat(path); err == nil {
 			os.Setenv("KUBECONFIG", path)
 		}
@@ -37,4 +38,16 @@ func hasFlag(args []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// newKubectlCommand lists kubectl in skiff's help. main runs `skiff kubectl`
+// before cobra sees it, so kubectl parses its own flags and prints its own
+// help; this command is reached only through `skiff help kubectl`.
+func newKubectlCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl [flags] COMMAND",
+		Short:              "Run kubectl (the real one, embedded) against this machine's server by default",
+		DisableFlagParsing: true,
+		Run:                func(_ *cobra.Command, args []string) { runKubectl(args) },
+	}
 }

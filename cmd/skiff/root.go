@@ -16,14 +16,18 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 		// --version comes from component-base's global flags, as in
 		// every Kubernetes binary.
-		PersistentPreRun: func(*cobra.Command, []string) { verflag.PrintAndExitIfRequested() },
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			verflag.PrintAndExitIfRequested()
+			setUpLogging(cmd.Flags())
+		},
 		Run: func(cmd *cobra.Command, _ []string) {
 			verflag.PrintAndExitIfRequested()
 			_ = cmd.Help()
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand())
+	registerLogFlags(root)
 	return root
 }
 

@@ -3,18 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiffdev/skiff/internal/agent"
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/server"
+	"github.com/skiffdev/skiff/internal/supervise"
 )
 
 func newServerCommand() *cobra.Command {
@@ -32,8 +33,7 @@ func newServerCommand() *cobra.Command {
 			if datastore != "" {
 				cfg.DatastoreEndpoints = strings.Split(datastore, ",")
 			}
-			cfg.ClusterDNS = node.cfg.ClusterDNS
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "skiff-server")
+			cfg.Log = newLogger("skiff-server")
 			s, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -43,7 +43,6 @@ func newServerCommand() *cobra.Command {
 				if agentCfg, err = node.complete(cfg.DataDir); err != nil {
 					return err
 				}
-				agentCfg.ClusterCIDR = cfg.ClusterCIDR
 				// The in-process agent starts once the server is ready:
 				// refuse its bad flags now.
 				if err := agentCfg.Check(); err != nil {
@@ -55,7 +54,7 @@ func newServerCommand() *cobra.Command {
 			if disableAgent {
 				return s.Run(ctx)
 			}
-			return runWithAgent(ctx, s, cfg.DataDir, agentCfg)
+			return runWithAgent(ctx, s, agentCfg)
 		},
 	}
 	f := cmd.Flags()
@@ -64,8 +63,11 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "address the API server listens on")
 	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "address published for the kubernetes Service (default: the host's main address)")
 	f.StringVar(&datastore, "datastore-endpoint", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd in the data dir)")
-	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "pod network, split into a podCIDR per node")
-	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range ClusterIPs are allocated from")
+	def := clusterconfig.Default()
+	f.StringVar(&cfg.Cluster.ClusterCIDR, "cluster-cidr", def.ClusterCIDR, "pod network, split into a podCIDR per node")
+	f.StringVar(&cfg.Cluster.ServiceCIDR, "service-cidr", def.ServiceCIDR, "range ClusterIPs are allocated from")
+	f.StringVar(&cfg.Cluster.ClusterDNS, "cluster-dns", "", "ClusterIP of the kube-dns Service, written into pods' resolv.conf (default: the tenth address of --service-cidr, "+def.ClusterDNS+")")
+	f.StringVar(&cfg.Cluster.ClusterDomain, "cluster-domain", def.ClusterDomain, "DNS domain of Services and pods")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or addresses for the API server's certificate")
 	f.StringArrayVar(&cfg.APIServerArgs, "kube-apiserver-arg", nil, "extra kube-apiserver flag, key=value (repeatable)")
 	f.StringArrayVar(&cfg.ControllerManagerArgs, "kube-controller-manager-arg", nil, "extra kube-controller-manager flag, key=value (repeatable)")
@@ -80,35 +82,22 @@ func newServerCommand() *cobra.Command {
 }
 
 // runWithAgent runs the server and, once it is ready, a node agent in the
-// same process that joins it like any other node (with the join token).
-func runWithAgent(ctx context.Context, s *server.Server, dataDir string, cfg agent.Config) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- s.Run(ctx) }()
-	select {
-	case <-s.Ready:
-	case err := <-errc:
-		return err
-	}
-	token, err := os.ReadFile(server.TokenPath(dataDir))
-	if err != nil {
-		return err
-	}
-	cfg.Server, cfg.Token = s.URL, string(token)
-	cfg.CAFile = filepath.Join(server.TLSDir(dataDir), "ca.crt")
-	cfg.DataDir = filepath.Join(dataDir, "agent")
-	a, err := agent.New(cfg)
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := a.Run(ctx); err != nil {
-			errc <- fmt.Errorf("agent: %w", err)
-		}
-	}()
-	go s.LabelControlPlaneNode(ctx, a.NodeName())
-	err = <-errc
-	cancel()
-	return err
+// same process that joins it like any other node (with the join token), and
+// labels the agent's node as the control plane's.
+func runWithAgent(ctx context.Context, s *server.Server, cfg agent.Config) error {
+	var a *agent.Agent
+	return supervise.Group{Log: cfg.Log, Components: []supervise.Component{
+		{Name: "server", Run: s.Run, Ready: s.WaitReady, StopTimeout: 30 * time.Second},
+		{Name: "agent-config", Step: true, Run: func(context.Context) error {
+			token, err := os.ReadFile(s.Paths.Token)
+			if err != nil {
+				return err
+			}
+			cfg.Server, cfg.Token, cfg.CAFile, cfg.DataDir = s.URL, string(token), s.Paths.CACert, s.Paths.Agent
+			a, err = agent.New(cfg)
+			return err
+		}},
+		{Name: "agent", Run: func(ctx context.Context) error { return a.Run(ctx) }, StopTimeout: 30 * time.Second},
+		{Name: "control-plane-label", Run: func(ctx context.Context) error { return s.LabelControlPlaneNode(ctx, a.NodeName()) }},
+	}}.Run(ctx)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -55,7 +54,7 @@ exit code and run time. When sim stops, its Nodes stay and go NotReady.`,
 			if err != nil {
 				return fmt.Errorf("kubeconfig: %w", err)
 			}
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "skiff-sim")
+			cfg.Log = newLogger("skiff-sim")
 			s, err := sim.New(cfg, rc)
 			if err != nil {
 				return err

@@ -29,6 +29,8 @@ import (
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 
 	"github.com/skiffdev/skiff/internal/agent/netpol"
+	"github.com/skiffdev/skiff/internal/agent/podnet"
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/jointoken"
@@ -58,17 +60,12 @@ type Config struct {
 	ContainerRuntimeEndpoint string
 	// ImagesDir holds OCI image tarballs imported into the runtime at start.
 	ImagesDir string
-	// ClusterDNS and ClusterDomain are handed to pods' resolv.conf.
-	ClusterDNS    string
-	ClusterDomain string
 	// CNIBinDir holds the CNI plugins (Debian: /usr/lib/cni).
 	CNIBinDir string
 	// KubeletArgs are extra kubelet flags, "key=value" each.
 	KubeletArgs []string
 	// Labels are registered with the node.
 	Labels map[string]string
-	// ClusterCIDR is the pod network (kube-proxy's --cluster-cidr).
-	ClusterCIDR string
 	// PodNetwork is how nodes reach each other's pods: "host-gw" (default;
 	// direct routes, nodes share a link) or "vxlan" (an overlay).
 	PodNetwork string
@@ -82,10 +79,25 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// clusterConfigFile, in the data dir, keeps the cluster configuration last
+// read from the server.
+const clusterConfigFile = "cluster-config.json"
+
 // Agent is a node agent.
 type Agent struct {
 	cfg   Config
 	token jointoken.Token
+
+	// Set by the start-up steps of Run, read by the components after them.
+	caFile, bootstrapKubeconfig string
+	// cluster is what the server publishes for every node.
+	cluster clusterconfig.Config
+	// endpoint is the CRI runtime's socket.
+	endpoint string
+	// nodeKubeconfig and nodeClient act as the node, once the kubelet has
+	// its client certificate.
+	nodeKubeconfig string
+	nodeClient     kubernetes.Interface
 }
 
 // New checks cfg and applies defaults.
@@ -111,18 +123,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.KubeletPort == 0 {
 		cfg.KubeletPort = 10250
 	}
-	if cfg.ClusterDomain == "" {
-		cfg.ClusterDomain = "cluster.local"
+	if err := podnet.CheckBackend(cfg.PodNetwork); err != nil {
+		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
 	}
-	switch cfg.PodNetwork {
-	case "":
-		cfg.PodNetwork = BackendHostGW
-	case BackendHostGW, BackendVXLAN:
-	default:
-		return nil, fmt.Errorf("%w: --pod-network %q: want host-gw or vxlan", component.ErrConfig, cfg.PodNetwork)
-	}
-	if cfg.ClusterCIDR == "" {
-		cfg.ClusterCIDR = "10.42.0.0/16"
+	if cfg.PodNetwork == "" {
+		cfg.PodNetwork = podnet.BackendHostGW
 	}
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
@@ -144,12 +149,6 @@ func (a *Agent) NodeName() string { return a.cfg.NodeName }
 func (cfg *Config) Check() error {
 	if cfg.NodeIP != "" && net.ParseIP(cfg.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q is not an IP address", cfg.NodeIP)
-	}
-	if cfg.ClusterDNS != "" && net.ParseIP(cfg.ClusterDNS) == nil {
-		return fmt.Errorf("--cluster-dns %q is not an IP address", cfg.ClusterDNS)
-	}
-	if _, _, err := net.ParseCIDR(cfg.ClusterCIDR); err != nil {
-		return fmt.Errorf("--cluster-cidr %q is not a CIDR such as 10.42.0.0/16", cfg.ClusterCIDR)
 	}
 	if errs := validation.IsDNS1123Subdomain(cfg.NodeName); cfg.NodeName != "" && len(errs) > 0 {
 		return fmt.Errorf("--node-name %q: %s", cfg.NodeName, strings.Join(errs, "; "))
@@ -174,8 +173,98 @@ func (cfg *Config) Check() error {
 
 // Run joins the node and runs it until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	return supervise.Group{Log: a.cfg.Log, Components: a.components()}.Run(ctx)
+}
+
+// components lists the node in start order: join (the cluster CA and its
+// settings), the runtime and its images, the kubelet, then what runs with
+// the node's own credentials once the kubelet has them.
+func (a *Agent) components() []supervise.Component {
 	cfg, log := a.cfg, a.cfg.Log
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	restart := &supervise.DefaultBackoff
+	list := []supervise.Component{
+		{Name: "join", Step: true, Run: a.join},
+		{Name: "cluster-config", Step: true, Run: a.fetchClusterConfig},
+	}
+	a.endpoint = cfg.ContainerRuntimeEndpoint
+	if a.endpoint == "" {
+		ctrd := &containerd{
+			dir:        filepath.Join(cfg.DataDir, "containerd"),
+			cniConfDir: filepath.Join(cfg.DataDir, "cni", "net.d"),
+			cniBinDir:  cfg.CNIBinDir,
+			ipamDir:    filepath.Join(cfg.DataDir, "cni", "ipam"),
+			podNetwork: cfg.PodNetwork,
+			log:        log,
+		}
+		a.endpoint = ctrd.Endpoint()
+		mirrorReady, ctrdReady := make(chan struct{}), make(chan struct{})
+		list = append(list,
+			supervise.Component{
+				Name: "image-mirror",
+				Run: func(ctx context.Context) error {
+					mirror, err := startMirror(ctx, ctrd.dir, cfg.ImagesDir, log)
+					if err != nil || mirror == nil {
+						close(mirrorReady)
+						return err
+					}
+					ctrd.mirror = mirror.URL()
+					close(mirrorReady)
+					return mirror.Run(ctx)
+				},
+				Ready: func(ctx context.Context) error { return waitClosed(ctx, mirrorReady) },
+			},
+			supervise.Component{
+				Name:  "containerd",
+				Run:   func(ctx context.Context) error { return ctrd.Run(ctx, ctrdReady) },
+				Ready: func(ctx context.Context) error { return waitClosed(ctx, ctrdReady) },
+			},
+			supervise.Component{Name: "images", Step: true, Run: func(ctx context.Context) error {
+				return importImages(ctx, ctrd.socket(), cfg.ImagesDir, log)
+			}},
+		)
+	}
+	list = append(list,
+		supervise.Component{Name: "node", Step: true, Run: func(context.Context) error {
+			// Teardown reads the node name to find the node's cgroups.
+			if err := os.WriteFile(filepath.Join(cfg.DataDir, nodeNameFile), []byte(cfg.NodeName), 0o600); err != nil {
+				return err
+			}
+			if err := ensureCgroupRoot(a.cgroupRoot()); err != nil {
+				return fmt.Errorf("create cgroup %s: %w", a.cgroupRoot(), err)
+			}
+			return nil
+		}},
+		supervise.Component{Name: "kubelet", Restart: restart, Run: func(ctx context.Context) error {
+			return component.Kubelet(ctx, a.configureKubelet, cfg.KubeletArgs)
+		}},
+		supervise.Component{Name: "node-credentials", Step: true, Run: a.waitNodeClient},
+	)
+	if !cfg.DisableProxy {
+		list = append(list, supervise.Component{Name: "kube-proxy", Restart: restart, Run: a.runProxy})
+	}
+	list = append(list, supervise.Component{Name: "pod-network", Restart: restart, Run: func(ctx context.Context) error {
+		pn, err := podnet.New(podnet.Config{NodeName: cfg.NodeName, ClusterCIDR: a.cluster.ClusterCIDR, Backend: cfg.PodNetwork, Client: a.nodeClient, Log: log})
+		if err != nil {
+			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+		}
+		return pn.Run(ctx)
+	}})
+	if !cfg.DisableNetworkPolicy {
+		list = append(list, supervise.Component{Name: "network-policy", Restart: restart, Run: func(ctx context.Context) error {
+			c, err := netpol.New(netpol.Config{NodeName: cfg.NodeName, Client: a.nodeClient, Log: log})
+			if err != nil {
+				return err
+			}
+			return c.Run(ctx)
+		}})
+	}
+	return append(list, supervise.Component{Name: "storage-dir", Run: a.annotateStorageDir})
+}
+
+// join finds the cluster CA (discovered through the join token's hash when
+// no CA file was given) and writes the kubelet's bootstrap kubeconfig.
+func (a *Agent) join(context.Context) error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return err
 	}
 	caFile, err := a.ensureCA()
@@ -186,87 +275,84 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bootstrapKubeconfig := filepath.Join(cfg.DataDir, "bootstrap.kubeconfig")
-	if err := kubeconfig.Write(bootstrapKubeconfig, cfg.Server, caPEM, "kubelet-bootstrap",
+	bootstrapKubeconfig := filepath.Join(a.cfg.DataDir, "bootstrap.kubeconfig")
+	if err := kubeconfig.Write(bootstrapKubeconfig, a.cfg.Server, caPEM, "kubelet-bootstrap",
 		kubeconfig.Credentials{Token: a.token.Bootstrap()}); err != nil {
 		return err
 	}
+	a.caFile, a.bootstrapKubeconfig = caFile, bootstrapKubeconfig
+	return nil
+}
 
-	endpoint := cfg.ContainerRuntimeEndpoint
-	errc := make(chan error, 5) // containerd, kubelet, kube-proxy, pod network, network policy
-	if endpoint == "" {
-		ctrd := &containerd{
-			dir:        filepath.Join(cfg.DataDir, "containerd"),
-			cniConfDir: filepath.Join(cfg.DataDir, "cni", "net.d"),
-			cniBinDir:  cfg.CNIBinDir,
-			ipamDir:    filepath.Join(cfg.DataDir, "cni", "ipam"),
-			log:        log,
+// fetchClusterConfig reads the settings the server publishes for every node
+// (internal/clusterconfig), as the node once it has joined, else with the
+// join token. The last copy read is kept in the data dir: an agent that
+// restarts while the server is down goes on with it.
+func (a *Agent) fetchClusterConfig(ctx context.Context) error {
+	log, cached := a.cfg.Log, filepath.Join(a.cfg.DataDir, clusterConfigFile)
+	for attempt := 0; ; attempt++ {
+		kc := a.bootstrapKubeconfig
+		if path, ok := a.nodeCredentials(); ok {
+			kc = path
 		}
-		if cfg.PodNetwork == BackendVXLAN {
-			ctrd.mtu = 1500 - vxlanOverhead
+		cc, err := fetchClusterConfig(ctx, kc)
+		if err == nil {
+			a.cluster = cc
+			data, _ := json.Marshal(cc)
+			return os.WriteFile(cached, data, 0o600)
 		}
-		endpoint = ctrd.Endpoint()
-		mirror, err := startMirror(ctx, ctrd.dir, cfg.ImagesDir, log)
-		if err != nil {
-			return err
+		if data, rerr := os.ReadFile(cached); rerr == nil {
+			if cc, derr := clusterconfig.Decode(data); derr == nil {
+				log.Warn("cannot read the cluster configuration from the server; using the copy of the last start", "err", err, "file", cached)
+				a.cluster = cc
+				return nil
+			}
 		}
-		if mirror != nil {
-			ctrd.mirror = mirror.URL()
-			go func() { _ = mirror.Run(ctx) }()
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			return fmt.Errorf("%w: %v", component.ErrConfig, err)
 		}
-		ready := make(chan struct{})
-		go func() { errc <- ctrd.Run(ctx, ready) }()
+		if attempt%10 == 0 {
+			log.Warn("waiting for the server's cluster configuration", "server", a.cfg.Server, "err", err)
+		}
 		select {
-		case <-ready:
-		case err := <-errc:
-			return err
 		case <-ctx.Done():
 			return nil
+		case <-time.After(time.Second):
 		}
-		if err := importImages(ctx, ctrd.socket(), cfg.ImagesDir, log); err != nil {
-			return err
-		}
-	}
-
-	// Teardown reads the node name to find the node's cgroups.
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, nodeNameFile), []byte(cfg.NodeName), 0o600); err != nil {
-		return err
-	}
-	if err := ensureCgroupRoot(a.cgroupRoot()); err != nil {
-		return fmt.Errorf("create cgroup %s: %w", a.cgroupRoot(), err)
-	}
-	configure := func(s *options.KubeletServer) { a.configureKubelet(s, endpoint, caFile, bootstrapKubeconfig) }
-	go func() {
-		errc <- supervise.Run(ctx, log, "kubelet", supervise.DefaultBackoff, func(ctx context.Context) error {
-			return component.Kubelet(ctx, configure, cfg.KubeletArgs)
-		})
-	}()
-	if !cfg.DisableProxy {
-		go func() { errc <- a.runProxy(ctx) }()
-	}
-	go func() { errc <- a.runPodNetwork(ctx) }()
-	if !cfg.DisableNetworkPolicy {
-		go func() { errc <- a.runNetworkPolicy(ctx) }()
-	}
-	go a.annotateStorageDir(ctx)
-	log.Info("node agent started", "node", cfg.NodeName, "runtime", endpoint)
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		return err
 	}
 }
 
-func (a *Agent) configureKubelet(s *options.KubeletServer, endpoint, caFile, bootstrapKubeconfig string) {
-	cfg := a.cfg
+func fetchClusterConfig(ctx context.Context, kubeconfigPath string) (clusterconfig.Config, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return clusterconfig.Config{}, err
+	}
+	rc.Timeout = 10 * time.Second
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+	if err != nil {
+		return clusterconfig.Config{}, err
+	}
+	return clusterconfig.Fetch(ctx, client)
+}
+
+func waitClosed(ctx context.Context, c <-chan struct{}) error {
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Agent) configureKubelet(s *options.KubeletServer) {
+	cfg, endpoint := a.cfg, a.endpoint
 	f, kc := &s.KubeletFlags, &s.KubeletConfiguration
 	f.HostnameOverride = cfg.NodeName
 	f.NodeIP = cfg.NodeIP
 	f.RootDirectory = filepath.Join(cfg.DataDir, "kubelet")
 	f.CertDirectory = filepath.Join(cfg.DataDir, "kubelet", "pki")
 	f.KubeConfig = filepath.Join(cfg.DataDir, "kubelet.kubeconfig")
-	f.BootstrapKubeconfig = bootstrapKubeconfig
+	f.BootstrapKubeconfig = a.bootstrapKubeconfig
 	f.NodeLabels = cfg.Labels
 
 	kc.ContainerRuntimeEndpoint = endpoint
@@ -280,12 +366,10 @@ func (a *Agent) configureKubelet(s *options.KubeletServer, endpoint, caFile, boo
 	kc.HealthzPort = 0
 	kc.Authentication.Anonymous.Enabled = false
 	kc.Authentication.Webhook.Enabled = true
-	kc.Authentication.X509.ClientCAFile = caFile
+	kc.Authentication.X509.ClientCAFile = a.caFile
 	kc.Authorization.Mode = "Webhook"
-	kc.ClusterDomain = cfg.ClusterDomain
-	if cfg.ClusterDNS != "" {
-		kc.ClusterDNS = []string{cfg.ClusterDNS}
-	}
+	kc.ClusterDomain = a.cluster.ClusterDomain
+	kc.ClusterDNS = []string{a.cluster.ClusterDNS}
 	kc.PodLogsDir = filepath.Join(cfg.DataDir, "pod-logs")
 	kc.RotateCertificates = true
 	kc.SerializeImagePulls = false
@@ -335,80 +419,47 @@ func (a *Agent) ensureCA() (string, error) {
 	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
 }
 
-// waitNodeCredentials waits until the kubelet has obtained its client
-// certificate, and returns the kubeconfig that uses it.
-func (a *Agent) waitNodeCredentials(ctx context.Context) (string, bool) {
+// nodeCredentials returns the kubeconfig that acts as the node, once the
+// kubelet has obtained its client certificate.
+func (a *Agent) nodeCredentials() (string, bool) {
 	kubeconfigPath := filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig")
 	clientCert := filepath.Join(a.cfg.DataDir, "kubelet", "pki", "kubelet-client-current.pem")
+	_, err1 := os.Stat(kubeconfigPath)
+	_, err2 := os.Stat(clientCert)
+	return kubeconfigPath, err1 == nil && err2 == nil
+}
+
+// waitNodeClient waits for the kubelet's credentials and makes the client
+// that acts as the node, for the components after it.
+func (a *Agent) waitNodeClient(ctx context.Context) error {
 	for {
-		_, err1 := os.Stat(kubeconfigPath)
-		_, err2 := os.Stat(clientCert)
-		if err1 == nil && err2 == nil {
-			return kubeconfigPath, true
+		if path, ok := a.nodeCredentials(); ok {
+			rc, err := clientcmd.BuildConfigFromFlags("", path)
+			if err != nil {
+				return err
+			}
+			client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+			if err != nil {
+				return err
+			}
+			a.nodeKubeconfig, a.nodeClient = path, client
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", false
+			return nil
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-// nodeClient waits for the kubelet's credentials and returns a client that
-// acts as the node; it returns (nil, nil) if ctx ends first.
-func (a *Agent) nodeClient(ctx context.Context) (kubernetes.Interface, error) {
-	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
-	if !ok {
-		return nil, nil
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
-	if err != nil {
-		return nil, err
-	}
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
-	if err != nil {
-		return nil, err
-	}
-	return client, nil
-}
-
-// runPodNetwork keeps routes to the other nodes' pod CIDRs, with the node's
-// credentials.
-func (a *Agent) runPodNetwork(ctx context.Context) error {
-	client, err := a.nodeClient(ctx)
-	if err != nil || client == nil { // nil, nil: ctx ended first
-		return err
-	}
-	pn := &podNetwork{nodeName: a.cfg.NodeName, clusterCIDR: a.cfg.ClusterCIDR, backend: a.cfg.PodNetwork, client: client, log: a.cfg.Log}
-	return supervise.Run(ctx, a.cfg.Log, "pod-network", supervise.DefaultBackoff, pn.Run)
-}
-
-// runNetworkPolicy enforces NetworkPolicies for the node's pods, with the
-// node's credentials (bound to the skiff:network-policy ClusterRole).
-func (a *Agent) runNetworkPolicy(ctx context.Context) error {
-	client, err := a.nodeClient(ctx)
-	if err != nil || client == nil { // nil, nil: ctx ended first
-		return err
-	}
-	c, err := netpol.New(netpol.Config{NodeName: a.cfg.NodeName, Client: client, Log: a.cfg.Log})
-	if err != nil {
-		return err
-	}
-	return supervise.Run(ctx, a.cfg.Log, "network-policy", supervise.DefaultBackoff, c.Run)
-}
-
-// runProxy runs kube-proxy in nftables mode with the node's credentials,
-// once the kubelet has obtained them.
+// runProxy runs kube-proxy in nftables mode with the node's credentials.
 func (a *Agent) runProxy(ctx context.Context) error {
-	kubeconfigPath, ok := a.waitNodeCredentials(ctx)
-	if !ok {
-		return nil
-	}
 	flags := map[string]string{
-		"kubeconfig":             kubeconfigPath,
+		"kubeconfig":             a.nodeKubeconfig,
 		"hostname-override":      a.cfg.NodeName,
 		"proxy-mode":             "nftables",
-		"cluster-cidr":           a.cfg.ClusterCIDR,
+		"cluster-cidr":           a.cluster.ClusterCIDR,
 		"conntrack-max-per-core": "0",
 		"healthz-bind-address":   "",
 	}
@@ -416,25 +467,15 @@ func (a *Agent) runProxy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	args := component.Args(merged, nil)
-	return supervise.Run(ctx, a.cfg.Log, "kube-proxy", supervise.DefaultBackoff, func(ctx context.Context) error {
-		return component.Proxy(ctx, args)
-	})
+	return component.Proxy(ctx, component.Args(merged, nil))
 }
 
 // annotateStorageDir records on the Node where its local-path volumes live
 // (DATA/storage; internal/controller/localpath reads it), with the node's own
 // credentials, once the kubelet has registered the Node. It retries until it
 // has succeeded or ctx ends.
-func (a *Agent) annotateStorageDir(ctx context.Context) {
-	log := a.cfg.Log
-	client, err := a.nodeClient(ctx)
-	if err != nil || client == nil {
-		if err != nil {
-			log.Warn("cannot record the node's storage directory", "err", err)
-		}
-		return
-	}
+func (a *Agent) annotateStorageDir(ctx context.Context) error {
+	log, client := a.cfg.Log, a.nodeClient
 	dir := filepath.Join(a.cfg.DataDir, "storage")
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"annotations": map[string]string{localpath.NodeStorageDirAnnotation: dir},
@@ -446,14 +487,14 @@ func (a *Agent) annotateStorageDir(ctx context.Context) {
 		_, err := client.CoreV1().Nodes().Patch(ctx, a.cfg.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})
 		if err == nil {
 			log.Info("recorded the node's storage directory", "node", a.cfg.NodeName, "dir", dir)
-			return
+			return nil
 		}
 		if !apierrors.IsNotFound(err) { // NotFound: the kubelet has not registered the Node yet
 			log.Warn("cannot record the node's storage directory; retrying", "node", a.cfg.NodeName, "err", err, "after", delay)
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(delay):
 		}
 	}

@@ -20,8 +20,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"--server is required", func(c *Config) { c.Server = "" }},
 		{"--pod-network", func(c *Config) { c.PodNetwork = "bogus" }},
 		{"--node-ip", func(c *Config) { c.NodeIP = "300.1.1.1" }},
-		{"--cluster-dns", func(c *Config) { c.ClusterDNS = "nope" }},
-		{"--cluster-cidr", func(c *Config) { c.ClusterCIDR = "10.42.0.0/99" }},
 		{"--node-name", func(c *Config) { c.NodeName = "Node_1" }},
 		{"--node-label", func(c *Config) { c.Labels = map[string]string{"": "x"} }},
 		{"--node-label", func(c *Config) { c.Labels = map[string]string{"tier": "not a value"} }},

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/skiffdev/skiff/internal/agent/podnet"
 )
 
 // containerd is the agent's private containerd: its own root, state, socket
@@ -26,7 +28,7 @@ type containerd struct {
 	cniBinDir  string
 	ipamDir    string
 	mirror     string // http://host:port of the loopback registry, or ""
-	mtu        int    // pods' MTU; 0 keeps the plugin's default
+	podNetwork string // the pod network's backend (podnet.Backend*)
 	log        *slog.Logger
 }
 
@@ -72,49 +74,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 {{- end}}
 `))
 
-// bridgeName is the pods' bridge on each node.
-const bridgeName = "skiff0"
-
-// cniTemplate is rendered by containerd (a Go template over the podCIDRs)
-// when the kubelet reports the node's podCIDR: a bridge with host-local
-// addresses from that CIDR, and portmap for hostPort. ipamDirToken is
-// replaced by the agent's own IPAM state directory first.
-const (
-	ipamDirToken = "@IPAM_DIR@"
-	cniTemplate  = `{
-  "cniVersion": "0.4.0",
-  "name": "skiff",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "@BRIDGE@",@MTU@
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "@IPAM_DIR@",
-        "ranges": [{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}],
-        "routes": [{"dst": "0.0.0.0/0"}]
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-`
-)
-
 func (c *containerd) writeConfig() (string, error) {
 	for _, d := range []string{c.dir, c.cniConfDir, c.ipamDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return "", err
 		}
 	}
-	mtu := ""
-	if c.mtu > 0 {
-		mtu = fmt.Sprintf("\n      \"mtu\": %d,", c.mtu)
-	}
-	cni := strings.NewReplacer(ipamDirToken, c.ipamDir, "@BRIDGE@", bridgeName, "@MTU@", mtu).Replace(cniTemplate)
+	cni := podnet.CNITemplate(c.podNetwork, c.ipamDir)
 	if err := os.WriteFile(filepath.Join(c.dir, "cni-template.conflist"), []byte(cni), 0o600); err != nil {
 		return "", err
 	}

@@ -31,7 +31,7 @@ func importImages(ctx context.Context, socket, dir string, log *slog.Logger) err
 		if err != nil {
 			return fmt.Errorf("import image %s: %v: %s", tar, err, out)
 		}
-		log.Info("image imported", "file", tar)
+		log.Debug("image imported", "file", tar)
 	}
 	return nil
 }

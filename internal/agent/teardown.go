@@ -16,6 +16,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiffdev/skiff/internal/agent/netpol"
+	"github.com/skiffdev/skiff/internal/agent/podnet"
 )
 
 // Teardown removes what an agent leaves running on purpose when it stops
@@ -54,17 +57,16 @@ func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 	if name, err := os.ReadFile(filepath.Join(dataDir, nodeNameFile)); err == nil && len(name) > 0 {
 		removeCgroupRoot("/skiff/" + string(name))
 	}
-	// kube-proxy's rules, if this agent ran it, the pod network's and the
-	// network policies'.
+	if keepShared {
+		return nil
+	}
+	// kube-proxy's rules (tables ip and ip6 kube-proxy, upstream's names),
+	// if this agent ran it; then each subsystem removes its own.
 	for _, family := range []string{"ip", "ip6"} {
 		_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "kube-proxy").Run()
 	}
-	_ = exec.CommandContext(ctx, "nft", "delete", "table", "ip", "skiff").Run()
-	_ = exec.CommandContext(ctx, "nft", "delete", "table", "inet", "skiff-netpol").Run()
-	// The pods' bridge, and with it the neighbour entries of the pods that
-	// are gone: a later agent reusing their addresses starts clean.
-	_ = exec.CommandContext(ctx, "ip", "link", "delete", bridgeName).Run()
-	_ = exec.CommandContext(ctx, "ip", "link", "delete", vxlanDevice).Run()
+	netpol.Teardown(ctx)
+	podnet.Teardown(ctx)
 	return nil
 }
 

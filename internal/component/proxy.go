@@ -9,7 +9,8 @@ import (
 	"k8s.io/kubernetes/cmd/kube-proxy/app"
 )
 
-// Proxy runs kube-proxy with the given flags until ctx ends.
+// Proxy runs kube-proxy with the given flags until ctx ends. Its sync loop
+// outlives the call (see below): run it once per process.
 func Proxy(ctx context.Context, args []string) error {
 	opts := app.NewOptions()
 	fs := pflag.NewFlagSet("kube-proxy", pflag.ContinueOnError)
@@ -25,5 +26,15 @@ func Proxy(ctx context.Context, args []string) error {
 	}
 	// A restarted run registers its configz endpoint again.
 	configz.Delete("kubeproxy.config.k8s.io")
-	return opts.Run(ctx)
+	// Upstream's run loop never returns once serving (the binary ends by
+	// exiting): its informers stop with ctx, its rule-sync loop runs on
+	// until the process exits. Return when ctx ends instead of waiting.
+	errc := make(chan error, 1)
+	go func() { errc <- opts.Run(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }

@@ -3,9 +3,21 @@ package component
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"time"
 
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
@@ -41,6 +53,30 @@ func Scheduler(ctx context.Context, args []string) error {
 	}
 	cc.EventBroadcaster.StartRecordingToSink(ctx.Done())
 	defer cc.EventBroadcaster.Shutdown()
+	if cc.SecureServing != nil {
+		// /healthz, /livez, /readyz and /metrics, as upstream's Run serves
+		// them (componentstatuses probes /healthz).
+		var checks []healthz.HealthChecker
+		if cc.LeaderElection != nil {
+			checks = append(checks, cc.LeaderElection.WatchDog)
+		}
+		m := mux.NewPathRecorderMux("kube-scheduler")
+		healthz.InstallHandler(m, checks...)
+		healthz.InstallLivezHandler(m)
+		healthz.InstallReadyzHandler(m, append(checks, healthz.NewShutdownHealthz(ctx.Done()))...)
+		m.Handle("/metrics", legacyregistry.HandlerWithReset())
+		handler := withAuth(m, cc.Authentication.Authenticator, cc.Authorization.Authorizer)
+		stopServing := make(chan struct{})
+		stopped, listenerStopped, err := cc.SecureServing.Serve(handler, 5*time.Second, stopServing)
+		if err != nil {
+			return fmt.Errorf("kube-scheduler: serve HTTPS: %w", err)
+		}
+		defer func() {
+			close(stopServing)
+			<-listenerStopped
+			<-stopped
+		}()
+	}
 
 	startInformers := func(ctx context.Context) {
 		cc.InformerFactory.Start(ctx.Done())
@@ -83,4 +119,16 @@ func Scheduler(ctx context.Context, args []string) error {
 		return ctx.Err()
 	}
 	return ErrLostLease
+}
+
+// withAuth is the filter chain upstream's components put in front of their
+// own HTTPS endpoints: authentication, then authorization (health paths are
+// always allowed), with panics recovered.
+func withAuth(h http.Handler, authn authenticator.Request, authz authorizer.Authorizer) http.Handler {
+	resolver := &apirequest.RequestInfoFactory{}
+	h = genericapifilters.WithAuthorization(h, authz, scheme.Codecs)
+	h = genericapifilters.WithAuthentication(h, authn, genericapifilters.Unauthorized(scheme.Codecs), nil, nil)
+	h = genericapifilters.WithRequestInfo(h, resolver)
+	h = genericapifilters.WithCacheControl(h)
+	return genericfilters.WithPanicRecovery(h, resolver)
 }

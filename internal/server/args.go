@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,7 @@ func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
 		"authorization-mode":               "Node,RBAC",
 		"enable-admission-plugins":         "NodeRestriction",
 		"enable-bootstrap-token-auth":      "true",
-		"service-cluster-ip-range":         s.cfg.ServiceCIDR,
+		"service-cluster-ip-range":         s.cfg.Cluster.ServiceCIDR,
 		"kubelet-client-certificate":       f.kubeletClientCert,
 		"kubelet-client-key":               f.kubeletClientKey,
 		"authentication-config":            f.authnConfig,
@@ -47,15 +48,18 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 		"kubeconfig":                       f.controllerManagerKubeconfig,
 		"authentication-kubeconfig":        f.controllerManagerKubeconfig,
 		"authorization-kubeconfig":         f.controllerManagerKubeconfig,
-		"secure-port":                      "0",
+		"authentication-skip-lookup":       "true", // no front proxy: clients are the cluster CA's
+		"client-ca-file":                   f.caCert,
+		"bind-address":                     "127.0.0.1",
+		"secure-port":                      s.securePort("kube-controller-manager", controllerManagerPort),
 		"cluster-signing-cert-file":        f.caCert,
 		"cluster-signing-key-file":         f.caKey,
 		"root-ca-file":                     f.caCert,
 		"service-account-private-key-file": f.saKey,
 		"use-service-account-credentials":  "true",
 		"allocate-node-cidrs":              "true",
-		"cluster-cidr":                     s.cfg.ClusterCIDR,
-		"service-cluster-ip-range":         s.cfg.ServiceCIDR,
+		"cluster-cidr":                     s.cfg.Cluster.ClusterCIDR,
+		"service-cluster-ip-range":         s.cfg.Cluster.ServiceCIDR,
 		"controllers":                      "*,bootstrapsigner,tokencleaner",
 		"leader-elect":                     "true",
 		"feature-gates":                    "ControllerManagerReleaseLeaderElectionLockOnExit=true",
@@ -72,16 +76,42 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 
 func (s *Server) schedulerArgs() ([]string, error) {
 	flags := map[string]string{
-		"kubeconfig":     s.files.schedulerKubeconfig,
-		"secure-port":    "0",
-		"leader-elect":   "true",
-		"kube-api-qps":   "1000",
-		"kube-api-burst": "2000",
-		"profiling":      "false",
+		"kubeconfig":                 s.files.schedulerKubeconfig,
+		"authentication-kubeconfig":  s.files.schedulerKubeconfig,
+		"authorization-kubeconfig":   s.files.schedulerKubeconfig,
+		"authentication-skip-lookup": "true",
+		"client-ca-file":             s.files.caCert,
+		"bind-address":               "127.0.0.1",
+		"secure-port":                s.securePort("kube-scheduler", schedulerPort),
+		"leader-elect":               "true",
+		"kube-api-qps":               "1000",
+		"kube-api-burst":             "2000",
+		"profiling":                  "false",
 	}
 	merged, err := component.Merge(flags, s.cfg.SchedulerArgs)
 	if err != nil {
 		return nil, err
 	}
 	return component.Args(merged, nil), nil
+}
+
+// The ports kube-apiserver's componentstatuses probe (https, /healthz on
+// 127.0.0.1), as upstream and kubeadm clusters serve them.
+const (
+	controllerManagerPort = 10257
+	schedulerPort         = 10259
+)
+
+// securePort is the component's HTTPS port (healthz, metrics) on
+// 127.0.0.1, or "0" (none) when another process, such as a second server on
+// this machine, already has it: the component runs without it rather than
+// not at all. --kube-*-arg secure-port=N chooses another.
+func (s *Server) securePort(name string, port int) string {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		s.cfg.Log.Warn("port in use: the component serves no health endpoint", "component", name, "port", port, "err", err)
+		return "0"
+	}
+	l.Close()
+	return strconv.Itoa(port)
 }

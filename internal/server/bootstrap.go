@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/jointoken"
 )
@@ -23,7 +24,7 @@ import (
 // join with it and have its client certificate approved, and the default
 // StorageClass (local-path). Each step is idempotent: it runs at every start.
 func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) error {
-	token, err := ensureToken(TokenPath(s.cfg.DataDir), s.files.caCert)
+	token, err := ensureToken(s.Paths.Token, s.files.caCert)
 	if err != nil {
 		return err
 	}
@@ -71,6 +72,10 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 		if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create ClusterRoleBinding %s: %w", b.name, err)
 		}
+	}
+	// The settings every node shares; agents read them when they join.
+	if err := clusterconfig.Publish(ctx, client, s.cfg.Cluster); err != nil {
+		return err
 	}
 	// The built-in local-path provisioner's class, the default one; a class
 	// an administrator changed or made non-default is left as it is.

@@ -48,7 +48,7 @@ func (c *Config) dnsAddress() (net.IP, error) {
 // ends. Each server runs it: DNS is not leader-elected, every server answers,
 // and kube-proxy spreads the queries to 10.43.0.10 over all of them.
 func (s *Server) runDNS(ctx context.Context, client kubernetes.Interface, srv *clusterdns.Server, ip net.IP) error {
-	if err := publishDNS(ctx, client, s.cfg.ClusterDNS, ip, s.cfg.DNSPort, Hostname()); err != nil {
+	if err := publishDNS(ctx, client, s.cfg.Cluster.ClusterDNS, ip, s.cfg.DNSPort, Hostname()); err != nil {
 		return err
 	}
 	return srv.Run(ctx)

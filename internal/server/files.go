@@ -35,7 +35,7 @@ anonymous:
 `
 
 func preparePKI(cfg Config, url string) (files, error) {
-	dir := TLSDir(cfg.DataDir)
+	dir := cfg.Paths().TLSDir
 	ca, err := pki.EnsureCA(dir)
 	if err != nil {
 		return files{}, err
@@ -50,7 +50,7 @@ func preparePKI(cfg Config, url string) (files, error) {
 		IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 		Server:     true,
 	}
-	if ip, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
+	if ip, err := firstServiceIP(cfg.Cluster.ServiceCIDR); err == nil {
 		serving.IPs = append(serving.IPs, ip)
 	}
 	if ip, err := utilnet.ChooseHostInterface(); err == nil {
@@ -80,7 +80,7 @@ func preparePKI(cfg Config, url string) (files, error) {
 		path string
 		leaf pki.Leaf
 	}{
-		{KubeconfigPath(cfg.DataDir), pki.Leaf{CommonName: "skiff-admin", Organization: []string{"system:masters"}}},
+		{cfg.Paths().Kubeconfig, pki.Leaf{CommonName: "skiff-admin", Organization: []string{"system:masters"}}},
 		{filepath.Join(dir, "controller-manager.kubeconfig"), pki.Leaf{CommonName: "system:kube-controller-manager"}},
 		{filepath.Join(dir, "scheduler.kubeconfig"), pki.Leaf{CommonName: "system:kube-scheduler"}},
 	}

@@ -19,18 +19,17 @@ const ControlPlaneRoleLabel = "node-role.kubernetes.io/control-plane"
 
 // LabelControlPlaneNode waits for node name to register, then labels it
 // with ControlPlaneRoleLabel. It returns once done or when ctx ends.
-func (s *Server) LabelControlPlaneNode(ctx context.Context, name string) {
+func (s *Server) LabelControlPlaneNode(ctx context.Context, name string) error {
 	client, err := kubernetes.NewForConfig(s.AdminConfig)
 	if err != nil {
-		s.cfg.Log.Warn("cannot label the server's node", "node", name, "err", err)
-		return
+		return err
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{ControlPlaneRoleLabel: "true"}}})
 	var lastErr error
 	for {
 		_, err := client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		if err == nil {
-			return
+			return nil
 		}
 		if !apierrors.IsNotFound(err) && (lastErr == nil || lastErr.Error() != err.Error()) {
 			s.cfg.Log.Warn("labelling the server's node; retrying", "node", name, "err", err)
@@ -38,7 +37,7 @@ func (s *Server) LabelControlPlaneNode(ctx context.Context, name string) {
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -15,13 +15,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
@@ -43,19 +43,16 @@ type Config struct {
 	AdvertiseAddress string
 	// DatastoreEndpoints, when set, name an external etcd cluster.
 	DatastoreEndpoints []string
-	// ClusterCIDR is the pod network, split into one podCIDR per node.
-	ClusterCIDR string
-	// ServiceCIDR is where ClusterIPs are allocated.
-	ServiceCIDR string
+	// Cluster holds the settings every node shares (pod and service
+	// networks, cluster DNS address and domain): defaulted and validated
+	// here, published to the agents (internal/clusterconfig).
+	Cluster clusterconfig.Config
 	// TLSSANs are extra names or addresses for the serving certificate.
 	TLSSANs []string
 	// Extra flags for the upstream components, "key=value" each.
 	APIServerArgs, ControllerManagerArgs, SchedulerArgs []string
 	// DisableControllers and DisableScheduler run the API server alone.
 	DisableControllers, DisableScheduler bool
-	// ClusterDNS is the kube-dns Service's ClusterIP, the name server the
-	// kubelets give pods (default 10.43.0.10, inside ServiceCIDR).
-	ClusterDNS string
 	// DNSPort is where the cluster DNS server listens, on the advertise
 	// address or the host's main address (default 10053); the kube-dns
 	// Service sends port 53 there.
@@ -77,15 +74,7 @@ func (c *Config) Defaults() {
 	if c.BindAddress == "" {
 		c.BindAddress = "0.0.0.0"
 	}
-	if c.ClusterCIDR == "" {
-		c.ClusterCIDR = "10.42.0.0/16"
-	}
-	if c.ServiceCIDR == "" {
-		c.ServiceCIDR = "10.43.0.0/16"
-	}
-	if c.ClusterDNS == "" {
-		c.ClusterDNS = "10.43.0.10"
-	}
+	c.Cluster.Defaults()
 	if c.DNSPort == 0 {
 		c.DNSPort = 10053
 	}
@@ -94,15 +83,47 @@ func (c *Config) Defaults() {
 	}
 }
 
-// Paths of the files a server writes into its data directory.
-func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "kubeconfig.yaml") }
-func TokenPath(dataDir string) string      { return filepath.Join(dataDir, "token") }
-func TLSDir(dataDir string) string         { return filepath.Join(dataDir, "tls") }
+// Paths are the files and folders of a server's data directory, computed
+// here once; callers take them from here instead of joining names.
+type Paths struct {
+	// DataDir is the data directory itself.
+	DataDir string
+	// Kubeconfig is the admin kubeconfig (a client certificate).
+	Kubeconfig string
+	// Token is the node join token, K10<CA hash>::<id>.<secret>.
+	Token string
+	// TLSDir holds the cluster CA and every certificate the server issues;
+	// CACert is the cluster CA certificate in it.
+	TLSDir, CACert string
+	// Etcd is the embedded datastore's directory.
+	Etcd string
+	// Agent is the data dir of the server's own node agent.
+	Agent string
+}
+
+// PathsIn lays out the data directory dataDir.
+func PathsIn(dataDir string) Paths {
+	tls := filepath.Join(dataDir, "tls")
+	return Paths{
+		DataDir:    dataDir,
+		Kubeconfig: filepath.Join(dataDir, "kubeconfig.yaml"),
+		Token:      filepath.Join(dataDir, "token"),
+		TLSDir:     tls,
+		CACert:     filepath.Join(tls, "ca.crt"),
+		Etcd:       filepath.Join(dataDir, "etcd"),
+		Agent:      filepath.Join(dataDir, "agent"),
+	}
+}
+
+// Paths lays out the server's data directory.
+func (c *Config) Paths() Paths { return PathsIn(c.DataDir) }
 
 // Server is a running control plane.
 type Server struct {
 	cfg   Config
 	files files
+	// Paths lay out its data directory.
+	Paths Paths
 	// AdminConfig is a REST config with cluster-admin rights.
 	AdminConfig *rest.Config
 	// URL is the API server's address as clients reach it locally.
@@ -122,13 +143,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.DataDir = abs
-	if !cfg.DisableDNS && net.ParseIP(cfg.ClusterDNS) == nil {
-		return nil, fmt.Errorf("%w: cluster DNS address %q is not an IP address", component.ErrConfig, cfg.ClusterDNS)
-	}
-	for _, c := range []struct{ flag, cidr string }{{"--cluster-cidr", cfg.ClusterCIDR}, {"--service-cidr", cfg.ServiceCIDR}} {
-		if _, _, err := net.ParseCIDR(c.cidr); err != nil {
-			return nil, fmt.Errorf("%w: %s %q is not a CIDR such as 10.42.0.0/16", component.ErrConfig, c.flag, c.cidr)
-		}
+	if err := cfg.Cluster.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
 	}
 	if cfg.AdvertiseAddress != "" {
 		if err := checkAdvertiseAddress(cfg.AdvertiseAddress); err != nil {
@@ -140,12 +156,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: --dns-upstream: %v", component.ErrConfig, err)
 		}
 	}
-	s := &Server{cfg: cfg, Ready: make(chan struct{})}
+	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{})}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
 		return nil, fmt.Errorf("prepare certificates: %w", err)
 	}
-	s.AdminConfig, err = clientcmd.BuildConfigFromFlags("", KubeconfigPath(cfg.DataDir))
+	s.AdminConfig, err = clientcmd.BuildConfigFromFlags("", s.Paths.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -163,122 +179,131 @@ func localHost(bind string) string {
 
 // Run serves until ctx ends, then stops the components in reverse order.
 func (s *Server) Run(ctx context.Context) error {
+	components, err := s.components()
+	if err != nil {
+		return err
+	}
+	return supervise.Group{Log: s.cfg.Log, Components: components}.Run(ctx)
+}
+
+// WaitReady returns once the server is ready (its Ready is closed), or with
+// ctx's error.
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.Ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// components lists the control plane in start order: the datastore, the API
+// server (once ready, the bootstrap), then the controllers, the scheduler and
+// the cluster DNS. Stopping is the reverse: the API server outlives every
+// client of it, and the datastore outlives the API server.
+func (s *Server) components() ([]supervise.Component, error) {
 	log := s.cfg.Log
-	store, err := storage.Start(ctx, storage.Config{
-		DataDir:   filepath.Join(s.cfg.DataDir, "etcd"),
-		Endpoints: s.cfg.DatastoreEndpoints,
-		Log:       log,
-	})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	apiArgs, err := s.apiServerArgs(store.Endpoints)
-	if err != nil {
-		return err
-	}
-	// The API server outlives the controllers: it stops only after them.
-	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAPI()
-	errc := make(chan error, 6) // API server, controller manager, scheduler, local-path provisioner, service LB, DNS
-	var apiDone sync.WaitGroup
-	apiDone.Add(1)
-	go func() {
-		defer apiDone.Done()
-		errc <- supervise.Run(apiCtx, log, "kube-apiserver", supervise.DefaultBackoff, func(ctx context.Context) error {
-			return component.APIServer(ctx, apiArgs)
-		})
-	}()
-	defer func() {
-		stopAPI()
-		waitBounded(&apiDone, 10*time.Second)
-	}()
-
 	client, err := kubernetes.NewForConfig(s.AdminConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := waitReady(ctx, client, errc); err != nil {
-		return err
+	restart := &supervise.DefaultBackoff
+	var store *storage.Store
+	storeReady := make(chan struct{})
+	list := []supervise.Component{
+		{
+			Name: "datastore",
+			Run: func(ctx context.Context) error {
+				var err error
+				store, err = storage.Start(ctx, storage.Config{
+					DataDir:   s.Paths.Etcd,
+					Endpoints: s.cfg.DatastoreEndpoints,
+					Log:       log,
+				})
+				if err != nil {
+					return err
+				}
+				close(storeReady)
+				<-ctx.Done()
+				store.Close()
+				return nil
+			},
+			Ready: func(ctx context.Context) error { return waitClosed(ctx, storeReady) },
+		},
+		{
+			Name: "kube-apiserver",
+			Run: func(ctx context.Context) error {
+				args, err := s.apiServerArgs(store.Endpoints)
+				if err != nil {
+					return err
+				}
+				return component.APIServer(ctx, args)
+			},
+			Restart: restart,
+			Ready:   func(ctx context.Context) error { return waitReady(ctx, client) },
+		},
+		{Name: "bootstrap", Step: true, Run: func(ctx context.Context) error {
+			if err := s.bootstrap(ctx, client); err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+			return nil
+		}},
 	}
-	if err := s.bootstrap(ctx, client); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-
-	var wg sync.WaitGroup
 	if !s.cfg.DisableControllers {
 		args, err := s.controllerManagerArgs()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- supervise.Run(ctx, log, "kube-controller-manager", supervise.DefaultBackoff, func(ctx context.Context) error {
-				return component.ControllerManager(ctx, args)
-			})
-		}()
 		provisioner, err := s.localPathProvisioner()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- supervise.Run(ctx, log, "local-path-provisioner", supervise.DefaultBackoff, provisioner.Run)
-		}()
 		lbClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-service-lb"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		lb := servicelb.New(lbClient, log.With("controller", "service-lb"))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- supervise.Run(ctx, log, "service-lb", supervise.DefaultBackoff, lb.Run)
-		}()
+		list = append(list,
+			supervise.Component{Name: "kube-controller-manager", Restart: restart, Run: func(ctx context.Context) error {
+				return component.ControllerManager(ctx, args)
+			}},
+			supervise.Component{Name: "local-path-provisioner", Restart: restart, Run: provisioner.Run},
+			supervise.Component{Name: "service-lb", Restart: restart, Run: lb.Run},
+		)
 	}
 	if !s.cfg.DisableScheduler {
 		args, err := s.schedulerArgs()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- supervise.Run(ctx, log, "kube-scheduler", supervise.DefaultBackoff, func(ctx context.Context) error {
-				return component.Scheduler(ctx, args)
-			})
-		}()
+		list = append(list, supervise.Component{Name: "kube-scheduler", Restart: restart, Run: func(ctx context.Context) error {
+			return component.Scheduler(ctx, args)
+		}})
 	}
 	if !s.cfg.DisableDNS {
 		ip, err := s.cfg.dnsAddress()
 		if err != nil {
-			return fmt.Errorf("cluster DNS address: %w", err)
+			return nil, fmt.Errorf("cluster DNS address: %w", err)
 		}
-		dnsServer, err := clusterdns.New(clusterdns.Config{ListenAddr: dnsListenAddr(ip, s.cfg.DNSPort), Upstreams: s.cfg.DNSUpstreams, Log: log}, client)
+		dnsServer, err := clusterdns.New(clusterdns.Config{
+			ListenAddr:    dnsListenAddr(ip, s.cfg.DNSPort),
+			ClusterDomain: s.cfg.Cluster.ClusterDomain,
+			Upstreams:     s.cfg.DNSUpstreams,
+			Log:           log,
+		}, client)
 		if err != nil {
-			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+			return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- supervise.Run(ctx, log, "dns", supervise.DefaultBackoff, func(ctx context.Context) error {
-				return s.runDNS(ctx, client, dnsServer, ip)
-			})
-		}()
+		list = append(list, supervise.Component{Name: "dns", Restart: restart, Run: func(ctx context.Context) error {
+			return s.runDNS(ctx, client, dnsServer, ip)
+		}})
 	}
-	close(s.Ready)
-	log.Info("skiff server is ready; the admin kubeconfig is at "+KubeconfigPath(s.cfg.DataDir), "url", s.URL)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	waitBounded(&wg, 5*time.Second)
-	return runErr
+	list = append(list, supervise.Component{Name: "ready", Step: true, Run: func(context.Context) error {
+		close(s.Ready)
+		log.Info("skiff server is ready; the admin kubeconfig is at "+s.Paths.Kubeconfig, "url", s.URL)
+		return nil
+	}})
+	return list, nil
 }
 
 // localPathProvisioner is the built-in provisioner of the local-path
@@ -294,17 +319,17 @@ func (s *Server) localPathProvisioner() (*localpath.Controller, error) {
 	}, client)
 }
 
-func waitBounded(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+func waitClosed(ctx context.Context, c <-chan struct{}) error {
 	select {
-	case <-done:
-	case <-time.After(d):
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // waitReady polls /readyz until the API server answers 200.
-func waitReady(ctx context.Context, client kubernetes.Interface, errc <-chan error) error {
+func waitReady(ctx context.Context, client kubernetes.Interface) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -316,15 +341,10 @@ func waitReady(ctx context.Context, client kubernetes.Interface, errc <-chan err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errc:
-			if err == nil {
-				err = errors.New("kube-apiserver stopped before it was ready")
-			}
-			return err // component.APIServer names kube-apiserver
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errors.New("kube-apiserver was not ready within 5 minutes")
+	return errors.New("not ready within 5 minutes")
 }
 
 // Hostname is the node name skiff uses by default.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 )
 
@@ -15,9 +16,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg  Config
 	}{
 		{"no data dir", Config{}},
-		{"cluster DNS not an address", Config{ClusterDNS: "dns.example"}},
-		{"cluster CIDR", Config{ClusterCIDR: "10.42.0.0/99"}},
-		{"service CIDR", Config{ServiceCIDR: "10.43.0.0"}},
+		{"cluster DNS not an address", Config{Cluster: clusterconfig.Config{ClusterDNS: "dns.example"}}},
+		{"cluster CIDR", Config{Cluster: clusterconfig.Config{ClusterCIDR: "10.42.0.0/99"}}},
+		{"service CIDR", Config{Cluster: clusterconfig.Config{ServiceCIDR: "10.43.0.0"}}},
+		{"cluster DNS outside the service CIDR", Config{Cluster: clusterconfig.Config{ClusterDNS: "10.44.0.10"}}},
 		{"advertise address not an address", Config{AdvertiseAddress: "my-host"}},
 		{"advertise address loopback", Config{AdvertiseAddress: "127.0.0.1"}},
 		{"advertise address unspecified", Config{AdvertiseAddress: "0.0.0.0"}},

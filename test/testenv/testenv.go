@@ -96,7 +96,7 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	env := &Env{DataDir: dir, Kubeconfig: server.KubeconfigPath(dir), Server: s, cancel: cancel, done: make(chan error, 1)}
+	env := &Env{DataDir: dir, Kubeconfig: s.Paths.Kubeconfig, Server: s, cancel: cancel, done: make(chan error, 1)}
 	go func() { env.done <- s.Run(ctx) }()
 	select {
 	case <-s.Ready:

@@ -137,3 +137,13 @@ func transactionText(objs []knftables.Object) string {
 	}
 	return tx.String()
 }
+
+// Teardown removes the node's policy rules (table inet skiff-netpol), for
+// when its agent is gone. It is idempotent.
+func Teardown(ctx context.Context) {
+	if nft, err := knftables.New(knftables.InetFamily, Table); err == nil {
+		tx := nft.NewTransaction()
+		tx.Delete(&knftables.Table{})
+		_ = nft.Run(ctx, tx) // not found: nothing to remove
+	}
+}

@@ -1,4 +1,4 @@
-package agent
+package podnet
 
 import (
 	"context"
@@ -20,20 +20,54 @@ import (
 // remove stale ones without touching anybody else's.
 const routeProtocol netlink.RouteProtocol = 0x53
 
-// podNetwork makes the pod network flat across nodes the host-gw way: a
-// route to every other node's podCIDR via that node's InternalIP, and
-// masquerading for pod traffic that leaves the cluster CIDR. Each sync
-// computes the whole desired state from the Node list and applies it.
-type podNetwork struct {
-	nodeName    string
-	clusterCIDR string
-	// backend is "host-gw" (direct routes; nodes share a link) or "vxlan".
-	backend string
-	client  kubernetes.Interface
-	log     *slog.Logger
+// Config is what the pod network of one node is told.
+type Config struct {
+	// NodeName is this node's name.
+	NodeName string
+	// ClusterCIDR is the cluster's pod network.
+	ClusterCIDR string
+	// Backend is BackendHostGW (direct routes; nodes share a link, the
+	// default) or BackendVXLAN (an overlay).
+	Backend string
+	// Client acts as the node.
+	Client kubernetes.Interface
+	Log    *slog.Logger
 }
 
-func (p *podNetwork) Run(ctx context.Context) error {
+// Network makes the pod network flat across nodes: with host-gw, a route to
+// every other node's podCIDR via that node's InternalIP; with VXLAN, the
+// overlay of vxlan.go; with both, masquerading for pod traffic that leaves
+// the cluster CIDR. Each sync computes the whole desired state from the Node
+// list and applies it.
+type Network struct {
+	nodeName, clusterCIDR, backend string
+	client                         kubernetes.Interface
+	log                            *slog.Logger
+}
+
+// New checks cfg.
+func New(cfg Config) (*Network, error) {
+	if err := CheckBackend(cfg.Backend); err != nil {
+		return nil, err
+	}
+	if _, _, err := net.ParseCIDR(cfg.ClusterCIDR); err != nil {
+		return nil, fmt.Errorf("podnet: Config.ClusterCIDR %q: %v", cfg.ClusterCIDR, err)
+	}
+	if cfg.NodeName == "" || cfg.Client == nil {
+		return nil, fmt.Errorf("podnet: Config.NodeName and Config.Client are required")
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = BackendHostGW
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Network{nodeName: cfg.NodeName, clusterCIDR: cfg.ClusterCIDR, backend: cfg.Backend, client: cfg.Client, log: cfg.Log}, nil
+}
+
+// Run keeps the node's routes and rules in step with the Nodes until ctx
+// ends.
+func (p *Network) Run(ctx context.Context) error {
 	if err := p.ensureMasquerade(ctx); err != nil {
 		return err
 	}
@@ -70,7 +104,7 @@ func (p *podNetwork) Run(ctx context.Context) error {
 	}
 }
 
-func (p *podNetwork) sync(ctx context.Context, nodes []*corev1.Node) error {
+func (p *Network) sync(ctx context.Context, nodes []*corev1.Node) error {
 	if p.backend != BackendVXLAN {
 		return p.syncRoutes(desiredRoutes(p.nodeName, nodes))
 	}
@@ -95,6 +129,15 @@ const (
 	BackendHostGW = "host-gw"
 	BackendVXLAN  = "vxlan"
 )
+
+// CheckBackend refuses a backend that does not exist ("" is the default).
+func CheckBackend(b string) error {
+	switch b {
+	case "", BackendHostGW, BackendVXLAN:
+		return nil
+	}
+	return fmt.Errorf("--pod-network %q: want host-gw or vxlan", b)
+}
 
 // desiredRoutes maps each other node's podCIDRs to its InternalIP.
 func desiredRoutes(self string, nodes []*corev1.Node) map[string]net.IP {
@@ -128,7 +171,7 @@ func desiredRoutes(self string, nodes []*corev1.Node) map[string]net.IP {
 	return out
 }
 
-func (p *podNetwork) syncRoutes(want map[string]net.IP) error {
+func (p *Network) syncRoutes(want map[string]net.IP) error {
 	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		return err
@@ -156,10 +199,13 @@ func (p *podNetwork) syncRoutes(want map[string]net.IP) error {
 	return nil
 }
 
+// natTable is the pod network's nftables table (family ip).
+const natTable = "skiff"
+
 // ensureMasquerade installs table ip skiff: pod traffic to anywhere outside
 // the cluster CIDR leaves with the node's address; pod-to-pod keeps its own.
-func (p *podNetwork) ensureMasquerade(ctx context.Context) error {
-	nft, err := knftables.New(knftables.IPv4Family, "skiff")
+func (p *Network) ensureMasquerade(ctx context.Context) error {
+	nft, err := knftables.New(knftables.IPv4Family, natTable)
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package podnet
 
 import (
 	"context"
@@ -74,7 +74,7 @@ func internalIP(n *corev1.Node) net.IP {
 }
 
 // ensureVXLAN creates (or checks) this node's device and publishes its MAC.
-func (p *podNetwork) ensureVXLAN(ctx context.Context, self *corev1.Node) (netlink.Link, error) {
+func (p *Network) ensureVXLAN(ctx context.Context, self *corev1.Node) (netlink.Link, error) {
 	nodeIP := internalIP(self)
 	if nodeIP == nil || self.Spec.PodCIDR == "" {
 		return nil, fmt.Errorf("node %s has no InternalIP or podCIDR yet", self.Name)
@@ -127,7 +127,7 @@ func (p *podNetwork) ensureVXLAN(ctx context.Context, self *corev1.Node) (netlin
 
 // syncVXLAN makes the overlay's routes, neighbours and forwarding entries
 // exactly those of the current peers.
-func (p *podNetwork) syncVXLAN(link netlink.Link, peers []peer) error {
+func (p *Network) syncVXLAN(link netlink.Link, peers []peer) error {
 	idx := link.Attrs().Index
 	want := map[string]peer{}
 	for _, pr := range peers {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	goflag "flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+)
+
+// logLevel is skiff's own log level (--log-level); the upstream components
+// log through klog, whose verbosity is -v.
+type logLevel struct{ slog.Level }
+
+func (l *logLevel) String() string { return strings.ToLower(l.Level.String()) }
+func (l *logLevel) Type() string   { return "level" }
+func (l *logLevel) Set(s string) error {
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("want debug, info, warn or error")
+	}
+	return nil
+}
+
+// logging is the logging of the long-running commands (server, agent, sim).
+var logging logLevel
+
+func registerLogFlags(root *cobra.Command) {
+	root.PersistentFlags().Var(&logging, "log-level", "skiff's own log level: debug, info, warn or error (the upstream components' detail is behind -v)")
+}
+
+// setUpLogging is called before every command runs. By default the
+// upstream components' informational lines (hundreds a minute) are not
+// shown, only their warnings and errors: a person reads one line per
+// component as it becomes ready. With -v N, or --log-level debug, klog's
+// output at that verbosity is shown as upstream prints it.
+func setUpLogging(flags *pflag.FlagSet) {
+	verbose := logging.Level <= slog.LevelDebug
+	if v := flags.Lookup("v"); v != nil && v.Changed {
+		verbose = true
+	}
+	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	// klog writes each line once to its INFO output (the outputs of the
+	// higher severities get copies, discarded here); only fatal lines go
+	// to stderr directly as well.
+	for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		if err := klogFlags.Set(k, v); err != nil {
+			panic(err) // klog's own flags, set to valid values
+		}
+	}
+	klog.SetOutputBySeverity("INFO", &klogFilter{w: os.Stderr, verbose: verbose})
+	for _, s := range []string{"WARNING", "ERROR", "FATAL"} {
+		klog.SetOutputBySeverity(s, io.Discard)
+	}
+	// Warnings the API server returns to skiff's own in-process clients
+	// (the API server's endpoint reconciler reads v1 Endpoints, deprecated,
+	// every 10 s) are printed once each, not forever.
+	rest.SetDefaultWarningHandler(rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true}))
+}
+
+// newLogger is skiff's own logger for one command, at --log-level.
+func newLogger(component string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logging.Level})).With("component", component)
+}
+
+// klogFilter passes the upstream components' klog lines to w: all of them
+// when verbose, else their warnings and errors, less those that every
+// healthy start prints and that need nothing from the reader.
+type klogFilter struct {
+	w       io.Writer
+	verbose bool
+}
+
+// startupNoise are messages of healthy starts and stops: API versions without
+// resources, the node not registered in its first second, nftables sets
+// not there before kube-proxy's first sync, and facts of this kind of host
+// that the components work around themselves.
+var startupNoise = []string{
+	"because it has no resources",
+	"The manifest file is empty",
+	"component has alpha features enabled in emulated version",
+	"Flexvolume plugin directory",
+	"RuntimeConfig from runtime service failed",
+	"Failed to set rlimit on max file handles",
+	"Failed to ensure process in container with oom score",
+	"because node is not registered yet",
+	"Error getting the current node from lister",
+	"Failed to get node when trying to set owner ref to the node lease",
+	"eviction manager: failed to check if we have separate container filesystem",
+	"Eviction manager: failed to get summary stats",
+	"checkpoint is not found",
+	"PLEG is not healthy: pleg has yet to be successful",
+	"Failed to list existing sets",
+	"Resetting endpoints for master service",
+	// and of a clean stop
+	"Terminating all watchers from cacher",
+	"Unable to record event (will not retry!)\" err=\"broadcaster already stopped",
+}
+
+func (f *klogFilter) Write(line []byte) (int, error) {
+	if !f.verbose {
+		if len(line) == 0 || line[0] == 'I' {
+			return len(line), nil
+		}
+		for _, n := range startupNoise {
+			if bytes.Contains(line, []byte(n)) {
+				return len(line), nil
+			}
+		}
+	}
+	return f.w.Write(line)
+}
