@@ -1,0 +1,130 @@
+// Package ingress is skiff's built-in Ingress controller: a reverse proxy on
+// every node serving the networking.k8s.io/v1 Ingresses of IngressClass
+// "skiff", balancing straight to the pod addresses of EndpointSlices (no
+// Service ClusterIP hop).
+//
+// # Layout
+//
+// The design follows skiff's "deterministic core, thin shell" habit:
+//
+//	table.go, policy.go  Build: Ingresses, IngressClasses, Services,
+//	                     EndpointSlices, TLS Secrets → *Table (pure)
+//	balance.go           balancers over endpoints (randomness injected)
+//	health.go            passive outlier detection (clock injected)
+//	proxy.go, cert.go    the http.Handler and its TLS configuration
+//	metrics.go           Prometheus collectors
+//	controller.go        the shell: informers, rebuild and swap, listeners,
+//	                     Ingress status and Events
+//
+// A new Table is built in full after every change (debounced by 50 ms, and
+// every 30 s regardless) and swapped in atomically; a request keeps the
+// table it started with.
+//
+// # Which Ingresses
+//
+// An Ingress is served when spec.ingressClassName is "skiff"; when it
+// names no class but carries the legacy annotation
+// kubernetes.io/ingress.class: skiff; or when it names no class at all and
+// the "skiff" IngressClass is annotated
+// ingressclass.kubernetes.io/is-default-class: "true".
+//
+// # Matching
+//
+// Hosts match case-insensitively, without the Host header's port. A rule
+// host is exact ("foo.com") or a wildcard ("*.foo.com", matching exactly
+// one more label: bar.foo.com but neither foo.com nor baz.bar.foo.com); a
+// rule without a host matches every host. A request is tried against the
+// exact host's paths, then the wildcard's, then the host-less rules', and
+// finally the default backend; the first path that matches wins. Nothing
+// matching answers 404.
+//
+// Within a host the longest path wins, and on equal length Exact beats
+// Prefix. Prefix matches whole "/"-separated elements (/foo matches /foo,
+// /foo/ and /foo/bar, not /foobar) and ignores a trailing slash in the
+// rule. ImplementationSpecific is treated as Prefix.
+//
+// When two Ingresses claim the same host, path and path type, the older
+// (creationTimestamp, then namespace/name) wins and the other is reported
+// in Table.Conflicts. Likewise the oldest Ingress's spec.defaultBackend is
+// the one used.
+//
+// # Backends
+//
+// A backend names a Service port by number or name; its endpoints are the
+// ready (or readiness-unknown), not terminating addresses of the Service's
+// EndpointSlices (label kubernetes.io/service-name), at the target port of
+// the slice port named like the Service port. A missing Service or port,
+// or an ExternalName Service, keeps the route but answers 503 saying what
+// is missing, and is reported in Table.Problems. Resource backends get no
+// route and a Problem. A backend without a healthy endpoint answers 503
+// "no healthy endpoint for service NS/NAME:PORT". Upstreams are spoken to
+// over HTTP/1.1.
+//
+// # TLS
+//
+// Each host of an Ingress's spec.tls is served with the kubernetes.io/tls
+// Secret it names (same namespace), chosen by SNI: exact host, then
+// wildcard. A missing, invalid, expired or not-yet-valid certificate is
+// reported, and the host gets the default certificate, a self-signed
+// ECDSA P-256 one (CN skiff-ingress-default) made at start. TLS 1.2 is the
+// minimum; h2 and http/1.1 are offered. Plain HTTP also accepts h2c.
+//
+// # Annotations
+//
+// Set on an Ingress, they apply to all its backends:
+//
+//	skiff.dev/load-balance         round-robin (default), least-connections,
+//	                               least-request (power of two choices on
+//	                               in-flight requests), random, consistent-hash
+//	skiff.dev/hash-on              consistent-hash key: header:NAME, cookie:NAME
+//	                               or client-ip (default); a request without
+//	                               the key goes to a random endpoint
+//	skiff.dev/session-affinity     "cookie": pin each client to an endpoint
+//	                               with a cookie holding an opaque hash of the
+//	                               endpoint; a client whose endpoint left or
+//	                               was ejected is re-balanced and re-pinned
+//	skiff.dev/session-cookie-name  the affinity cookie's name (default
+//	                               skiff-affinity)
+//	skiff.dev/ssl-redirect         "true"/"false": redirect plain HTTP to
+//	                               HTTPS with a 308 (default: true for hosts
+//	                               listed in some Ingress's spec.tls)
+//	skiff.dev/proxy-read-timeout   how long to wait for an upstream's
+//	                               response headers, a Go duration or
+//	                               seconds (default 60s); 504 after it
+//
+// Invalid values are reported as Problems (reason InvalidAnnotation) and
+// the default used.
+//
+// # Resilience
+//
+// A bodiless GET, HEAD or OPTIONS whose connect fails is retried once on
+// another endpoint. Five consecutive failures (5xx answers, failed
+// connects, timeouts) eject an endpoint for 30 s times the number of
+// ejections in a row, at most 5 minutes. Errors are plain text naming what
+// failed: 502 connect or upstream errors, 503 no endpoint, 504 timeout.
+// The servers limit request headers to 64 KiB and their reading to 10 s,
+// and close idle connections after 90 s.
+//
+// # Status and Events
+//
+// With Config.WriteStatus, the controller writes the node addresses (IPs)
+// into status.loadBalancer.ingress of every served Ingress, and emits
+// Warning Events for Problems and Conflicts (reasons BackendNotFound,
+// Conflict, InvalidCertificate, UnsupportedBackend, InvalidAnnotation),
+// once per distinct message per run. Exactly one node should have the
+// job; the others only serve.
+//
+// # Not owned here
+//
+// The package is a plain API client: informers and status writes, never
+// etcd. It is given its listen addresses; opening firewall or node ports
+// and choosing which node writes status are the agent's business. It does
+// not clear status of Ingresses it stops serving. Gateway API is not
+// implemented.
+//
+// Metrics: skiff_ingress_requests_total{namespace,ingress,service,code},
+// skiff_ingress_request_duration_seconds{namespace,ingress,service},
+// skiff_ingress_requests_in_flight{namespace,ingress,service},
+// skiff_ingress_active_connections and
+// skiff_ingress_endpoint_ejections_total{namespace,service}.
+package ingress

@@ -1,0 +1,52 @@
+package ingress
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the proxy's Prometheus collectors.
+type metrics struct {
+	requests    *prometheus.CounterVec   // namespace, ingress, service, code
+	duration    *prometheus.HistogramVec // namespace, ingress, service
+	inFlight    *prometheus.GaugeVec     // namespace, ingress, service
+	connections prometheus.Gauge
+	ejections   *prometheus.CounterVec // namespace, service
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	route := []string{"namespace", "ingress", "service"}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_ingress_requests_total",
+			Help: "Requests the ingress proxy answered, by Ingress, backend Service and status code.",
+		}, append(route, "code")),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "skiff_ingress_request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its response, by Ingress and backend Service.",
+			Buckets: prometheus.DefBuckets,
+		}, route),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "skiff_ingress_requests_in_flight",
+			Help: "Requests being proxied now, by Ingress and backend Service.",
+		}, route),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "skiff_ingress_active_connections",
+			Help: "Client connections open to the ingress proxy.",
+		}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_ingress_endpoint_ejections_total",
+			Help: "Endpoints taken out of balancing by passive health checking, by Service.",
+		}, []string{"namespace", "service"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.connections, m.ejections} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("ingress: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

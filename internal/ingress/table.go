@@ -1,0 +1,586 @@
+package ingress
+
+import (
+	"cmp"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ClassName is the IngressClass skiff serves.
+const ClassName = "skiff"
+
+// Annotations read from IngressClasses and Ingresses.
+const (
+	annDefaultClass   = "ingressclass.kubernetes.io/is-default-class"
+	annLegacyClass    = "kubernetes.io/ingress.class"
+	AnnLoadBalance    = "skiff.dev/load-balance"
+	AnnHashOn         = "skiff.dev/hash-on"
+	AnnAffinity       = "skiff.dev/session-affinity"
+	AnnAffinityCookie = "skiff.dev/session-cookie-name"
+	AnnSSLRedirect    = "skiff.dev/ssl-redirect"
+	AnnReadTimeout    = "skiff.dev/proxy-read-timeout"
+)
+
+// Defaults of the per-Ingress settings.
+const (
+	DefaultAffinityCookie = "skiff-affinity"
+	DefaultReadTimeout    = 60 * time.Second
+)
+
+// Reasons of Problems, used as Event reasons.
+const (
+	ReasonBackendNotFound    = "BackendNotFound"
+	ReasonConflict           = "Conflict"
+	ReasonInvalidCertificate = "InvalidCertificate"
+	ReasonUnsupportedBackend = "UnsupportedBackend"
+	ReasonInvalidAnnotation  = "InvalidAnnotation"
+)
+
+// State is everything Build reads: the cluster's objects as the informers
+// hold them, and the time certificates are checked against.
+type State struct {
+	// Class is the IngressClass name served (ClassName when empty).
+	Class string
+	// DefaultClass makes Class the cluster's default even when its
+	// IngressClass object lacks the is-default-class annotation; Build also
+	// reads that annotation from IngressClasses.
+	DefaultClass bool
+
+	Ingresses      []*networkingv1.Ingress
+	IngressClasses []*networkingv1.IngressClass
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	// Secrets of type kubernetes.io/tls; others are ignored.
+	Secrets []*corev1.Secret
+
+	// Now is when certificates must be valid.
+	Now time.Time
+}
+
+// Problem is something wrong with one Ingress, meant for an Event on it.
+type Problem struct {
+	Ingress types.NamespacedName
+	Reason  string // one of the Reason constants
+	Message string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s %s: %s", p.Ingress, p.Reason, p.Message)
+}
+
+// Endpoint is one ready pod address a backend balances over.
+type Endpoint struct {
+	Addr netip.AddrPort
+	// Weight is the endpoint's relative share of picks (at least 1).
+	Weight int
+}
+
+func (e Endpoint) String() string { return e.Addr.String() }
+
+// Backend is one Service port with the endpoints behind it, and how
+// requests are spread over them.
+type Backend struct {
+	Namespace, Service string
+	// Port is the Service port as the Ingress names it: a name or a number.
+	Port string
+	// Endpoints are ready, not terminating, sorted by address.
+	Endpoints []Endpoint
+	// Missing, when set, says why the backend cannot be served (a Service
+	// or port that does not exist); requests get 503 with it.
+	Missing string
+	Policy  Policy
+
+	once     sync.Once // guards the lazy creation of balancer
+	balancer Balancer
+}
+
+// Name is NS/NAME:PORT, the backend's name in errors.
+func (b *Backend) Name() string { return b.Namespace + "/" + b.Service + ":" + b.Port }
+
+// Route is one Ingress path (or default backend) and where it leads.
+type Route struct {
+	Ingress  types.NamespacedName
+	Host     string // lower case; "*.foo.com" wildcard; "" any host
+	Path     string // normalized: "/" or no trailing slash for Prefix
+	PathType networkingv1.PathType
+	// SSLRedirect redirects plain HTTP requests to HTTPS with a 308.
+	SSLRedirect bool
+	Backend     *Backend
+}
+
+// hostRoutes are the routes of one host, in match order.
+type hostRoutes []*Route
+
+// Table is the routing table Build renders: immutable once built, shared by
+// concurrent requests.
+type Table struct {
+	exact    map[string]hostRoutes // by host
+	wildcard map[string]hostRoutes // by the suffix after "*."
+	anyHost  hostRoutes
+	fallback *Route // the oldest Ingress's default backend
+
+	certs     map[string]*tls.Certificate // by host; wildcard hosts keep "*."
+	tlsHosts  map[string]bool
+	endpoints []string // every endpoint address, sorted
+
+	// Served are the Ingresses of our class, sorted.
+	Served []types.NamespacedName
+	// Problems are misconfigurations of served Ingresses.
+	Problems []Problem
+	// Conflicts are rules shadowed by an older Ingress's.
+	Conflicts []Problem
+}
+
+// Build renders the routing table for in. It is pure: same input, same
+// table.
+func Build(in State) *Table {
+	class := cmp.Or(in.Class, ClassName)
+	b := &builder{
+		in:       in,
+		class:    class,
+		isDef:    in.DefaultClass || classIsDefault(in.IngressClasses, class),
+		backends: map[string]*Backend{},
+		claimed:  map[string]*Route{},
+		t: &Table{
+			exact:    map[string]hostRoutes{},
+			wildcard: map[string]hostRoutes{},
+			certs:    map[string]*tls.Certificate{},
+			tlsHosts: map[string]bool{},
+		},
+	}
+	ings := slices.Clone(in.Ingresses)
+	slices.SortFunc(ings, olderFirst)
+	var ours []*networkingv1.Ingress
+	for _, ing := range ings {
+		if b.ours(ing) {
+			ours = append(ours, ing)
+			b.t.Served = append(b.t.Served, key(ing))
+		}
+	}
+	for _, ing := range ours {
+		b.addTLS(ing)
+	}
+	for _, ing := range ours {
+		b.addIngress(ing)
+	}
+	t := b.t
+	for _, rs := range t.exact {
+		sortRoutes(rs)
+	}
+	for _, rs := range t.wildcard {
+		sortRoutes(rs)
+	}
+	sortRoutes(t.anyHost)
+	seen := map[string]bool{}
+	for _, be := range b.backends {
+		for _, ep := range be.Endpoints {
+			if s := ep.String(); !seen[s] {
+				seen[s] = true
+				t.endpoints = append(t.endpoints, s)
+			}
+		}
+	}
+	slices.Sort(t.endpoints)
+	slices.SortFunc(t.Served, compareNames)
+	return t
+}
+
+type builder struct {
+	in       State
+	class    string
+	isDef    bool
+	t        *Table
+	backends map[string]*Backend // by Name and policy
+	claimed  map[string]*Route   // by host, path type and path
+}
+
+func key(ing *networkingv1.Ingress) types.NamespacedName {
+	return types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}
+}
+
+// olderFirst orders Ingresses by creation, then namespace/name.
+func olderFirst(a, b *networkingv1.Ingress) int {
+	if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+func classIsDefault(classes []*networkingv1.IngressClass, name string) bool {
+	for _, c := range classes {
+		if c.Name == name && c.Annotations[annDefaultClass] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// ours tells whether ing belongs to our class: by spec.ingressClassName, by
+// the legacy annotation, or by having no class while ours is the default.
+func (b *builder) ours(ing *networkingv1.Ingress) bool {
+	if ing.Spec.IngressClassName != nil {
+		return *ing.Spec.IngressClassName == b.class
+	}
+	if c, ok := ing.Annotations[annLegacyClass]; ok {
+		return c == b.class
+	}
+	return b.isDef
+}
+
+func (b *builder) problem(ing *networkingv1.Ingress, reason, format string, args ...any) {
+	p := Problem{Ingress: key(ing), Reason: reason, Message: fmt.Sprintf(format, args...)}
+	if !slices.Contains(b.t.Problems, p) {
+		b.t.Problems = append(b.t.Problems, p)
+	}
+}
+
+// addTLS loads the certificates of ing's spec.tls. The first Ingress to
+// name a host with a usable certificate wins it.
+func (b *builder) addTLS(ing *networkingv1.Ingress) {
+	for _, t := range ing.Spec.TLS {
+		var cert *tls.Certificate
+		if t.SecretName != "" {
+			c, err := b.certificate(ing.Namespace, t.SecretName)
+			if err != nil {
+				b.problem(ing, ReasonInvalidCertificate, "TLS secret %s/%s: %v; serving the default certificate", ing.Namespace, t.SecretName, err)
+			}
+			cert = c
+		}
+		for _, h := range t.Hosts {
+			h = normalizeHost(h)
+			b.t.tlsHosts[h] = true
+			if _, taken := b.t.certs[h]; cert != nil && !taken {
+				b.t.certs[h] = cert
+			}
+		}
+	}
+}
+
+func (b *builder) certificate(namespace, name string) (*tls.Certificate, error) {
+	var s *corev1.Secret
+	for _, c := range b.in.Secrets {
+		if c.Namespace == namespace && c.Name == name {
+			s = c
+			break
+		}
+	}
+	if s == nil {
+		return nil, fmt.Errorf("not found")
+	}
+	if s.Type != corev1.SecretTypeTLS {
+		return nil, fmt.Errorf("type is %q, not %q", s.Type, corev1.SecretTypeTLS)
+	}
+	c, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return nil, err
+	}
+	if now := b.in.Now; now.After(c.Leaf.NotAfter) {
+		return nil, fmt.Errorf("certificate expired at %s", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	} else if now.Before(c.Leaf.NotBefore) {
+		return nil, fmt.Errorf("certificate is not valid before %s", c.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return &c, nil
+}
+
+func (b *builder) addIngress(ing *networkingv1.Ingress) {
+	pol, errs := parsePolicy(ing.Annotations)
+	for _, err := range errs {
+		b.problem(ing, ReasonInvalidAnnotation, "%v", err)
+	}
+	redirect, redirectSet, err := parseBool(ing.Annotations, AnnSSLRedirect)
+	if err != nil {
+		b.problem(ing, ReasonInvalidAnnotation, "%v", err)
+	}
+	if d := ing.Spec.DefaultBackend; d != nil {
+		if be := b.backend(ing, d, pol); be != nil {
+			r := &Route{Ingress: key(ing), Backend: be, SSLRedirect: redirect && redirectSet}
+			if b.t.fallback == nil {
+				b.t.fallback = r
+			} else {
+				b.conflict(ing, "default backend %s is shadowed by the default backend of %s, which is older", be.Name(), b.t.fallback.Ingress)
+			}
+		}
+	}
+	for _, rule := range ing.Spec.Rules {
+		if rule.HTTP == nil {
+			continue
+		}
+		host := normalizeHost(rule.Host)
+		ssl := redirect
+		if !redirectSet {
+			ssl = host != "" && b.t.hasTLS(host)
+		}
+		for _, p := range rule.HTTP.Paths {
+			pt := networkingv1.PathTypePrefix
+			if p.PathType != nil && *p.PathType == networkingv1.PathTypeExact {
+				pt = networkingv1.PathTypeExact
+			}
+			path := normalizePath(p.Path, pt)
+			claim := host + " " + string(pt) + " " + path
+			if old, taken := b.claimed[claim]; taken {
+				b.conflict(ing, "host %q path %q (%s) is already served by %s, which is older", rule.Host, path, pt, old.Ingress)
+				continue
+			}
+			be := b.backend(ing, &p.Backend, pol)
+			if be == nil {
+				continue
+			}
+			r := &Route{
+				Ingress: key(ing),
+				Host:    host, Path: path, PathType: pt,
+				SSLRedirect: ssl, Backend: be,
+			}
+			b.claimed[claim] = r
+			switch {
+			case host == "":
+				b.t.anyHost = append(b.t.anyHost, r)
+			case strings.HasPrefix(host, "*."):
+				b.t.wildcard[host[2:]] = append(b.t.wildcard[host[2:]], r)
+			default:
+				b.t.exact[host] = append(b.t.exact[host], r)
+			}
+		}
+	}
+}
+
+func (b *builder) conflict(ing *networkingv1.Ingress, format string, args ...any) {
+	b.t.Conflicts = append(b.t.Conflicts, Problem{Ingress: key(ing), Reason: ReasonConflict, Message: fmt.Sprintf(format, args...)})
+}
+
+// backend resolves ib to a Backend, shared by every route naming the same
+// Service port with the same policy. It returns nil for a backend that
+// gets no route at all (resource backends).
+func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, pol Policy) *Backend {
+	if ib.Service == nil {
+		b.problem(ing, ReasonUnsupportedBackend, "resource backends are not supported")
+		return nil
+	}
+	port := ib.Service.Port.Name
+	if port == "" {
+		port = strconv.Itoa(int(ib.Service.Port.Number))
+	}
+	be := &Backend{Namespace: ing.Namespace, Service: ib.Service.Name, Port: port, Policy: pol}
+	id := be.Name() + " " + pol.String()
+	if old, ok := b.backends[id]; ok {
+		if old.Missing != "" {
+			b.problem(ing, ReasonBackendNotFound, "%s", old.Missing)
+		}
+		return old
+	}
+	b.backends[id] = be
+	svc := b.service(ing.Namespace, ib.Service.Name)
+	var sp *corev1.ServicePort
+	if svc != nil {
+		for i, p := range svc.Spec.Ports {
+			if (ib.Service.Port.Name != "" && p.Name == ib.Service.Port.Name) ||
+				(ib.Service.Port.Name == "" && p.Port == ib.Service.Port.Number) {
+				sp = &svc.Spec.Ports[i]
+				break
+			}
+		}
+	}
+	switch {
+	case svc == nil:
+		be.Missing = fmt.Sprintf("service %s/%s not found", ing.Namespace, ib.Service.Name)
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		be.Missing = fmt.Sprintf("service %s/%s is of type ExternalName, which is not supported", ing.Namespace, ib.Service.Name)
+	case sp == nil:
+		be.Missing = fmt.Sprintf("service %s/%s has no port %s", ing.Namespace, ib.Service.Name, port)
+	}
+	if be.Missing != "" {
+		b.problem(ing, ReasonBackendNotFound, "%s", be.Missing)
+		return be
+	}
+	be.Endpoints = b.endpoints(ing.Namespace, ib.Service.Name, sp.Name)
+	return be
+}
+
+func (b *builder) service(namespace, name string) *corev1.Service {
+	for _, s := range b.in.Services {
+		if s.Namespace == namespace && s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// endpoints collects the ready, not terminating addresses of the Service's
+// EndpointSlices, with the target port of the slice port named portName.
+func (b *builder) endpoints(namespace, service, portName string) []Endpoint {
+	seen := map[netip.AddrPort]bool{}
+	var out []Endpoint
+	for _, s := range b.in.EndpointSlices {
+		if s.Namespace != namespace || s.Labels[discoveryv1.LabelServiceName] != service ||
+			s.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		var port int32
+		for _, p := range s.Ports {
+			name := ""
+			if p.Name != nil {
+				name = *p.Name
+			}
+			tcp := p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP
+			if name == portName && tcp && p.Port != nil {
+				port = *p.Port
+				break
+			}
+		}
+		if port <= 0 || port > 65535 {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			c := ep.Conditions
+			if (c.Ready != nil && !*c.Ready) || (c.Terminating != nil && *c.Terminating) || len(ep.Addresses) == 0 {
+				continue
+			}
+			ip, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil {
+				continue
+			}
+			ap := netip.AddrPortFrom(ip.Unmap(), uint16(port))
+			if !seen[ap] {
+				seen[ap] = true
+				out = append(out, Endpoint{Addr: ap, Weight: 1})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// normalizeHost lower-cases h and drops a trailing dot.
+func normalizeHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// normalizePath drops the trailing slash of a Prefix path, which matching
+// ignores; an empty path is "/".
+func normalizePath(p string, pt networkingv1.PathType) string {
+	if p == "" {
+		return "/"
+	}
+	if pt == networkingv1.PathTypePrefix && len(p) > 1 {
+		if t := strings.TrimRight(p, "/"); t != "" {
+			return t
+		}
+		return "/"
+	}
+	return p
+}
+
+// sortRoutes orders routes for matching: longest path first, Exact before
+// Prefix on equal length. Paths are claimed once per type, so this order is
+// total.
+func sortRoutes(rs hostRoutes) {
+	slices.SortFunc(rs, func(a, b *Route) int {
+		if c := cmp.Compare(len(b.Path), len(a.Path)); c != 0 {
+			return c
+		}
+		if a.PathType != b.PathType {
+			if a.PathType == networkingv1.PathTypeExact {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+}
+
+// matches tells whether the request path p falls under r.
+func (r *Route) matches(p string) bool {
+	if r.PathType == networkingv1.PathTypeExact {
+		return p == r.Path
+	}
+	if r.Path == "/" {
+		return true
+	}
+	return p == r.Path || strings.HasPrefix(p, r.Path+"/")
+}
+
+// Match finds the route for a request's Host header and URL path: among the
+// exact host's rules, then the wildcard's, then the rules without a host,
+// then the default backend. It returns nil when nothing matches.
+func (t *Table) Match(host, path string) *Route {
+	host = hostOnly(host)
+	if path == "" {
+		path = "/"
+	}
+	for _, rs := range []hostRoutes{t.exact[host], t.wildcard[wildcardSuffix(host)], t.anyHost} {
+		for _, r := range rs {
+			if r.matches(path) {
+				return r
+			}
+		}
+	}
+	return t.fallback
+}
+
+// Certificate returns the certificate for an SNI server name: the exact
+// host's, then the wildcard's; nil when there is none.
+func (t *Table) Certificate(serverName string) *tls.Certificate {
+	h := hostOnly(serverName)
+	if c, ok := t.certs[h]; ok {
+		return c
+	}
+	if s := wildcardSuffix(h); s != "" {
+		return t.certs["*."+s]
+	}
+	return nil
+}
+
+// hasTLS tells whether a rule host is named in some served Ingress's
+// spec.tls, directly or through a wildcard.
+func (t *Table) hasTLS(host string) bool {
+	if t.tlsHosts[host] {
+		return true
+	}
+	s := wildcardSuffix(host)
+	return s != "" && !strings.HasPrefix(host, "*.") && t.tlsHosts["*."+s]
+}
+
+// Serves tells whether the Ingress named n is of our class.
+func (t *Table) Serves(n types.NamespacedName) bool {
+	_, found := slices.BinarySearchFunc(t.Served, n, compareNames)
+	return found
+}
+
+func compareNames(a, b types.NamespacedName) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// Endpoints lists every endpoint address in the table, sorted.
+func (t *Table) Endpoints() []string { return t.endpoints }
+
+// hostOnly strips the port from a Host header value, lower-cases it and
+// drops a trailing dot.
+func hostOnly(h string) string {
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	return normalizeHost(h)
+}
+
+// wildcardSuffix is what "*." stands before for host: everything after its
+// first label, or "" when host has a single label.
+func wildcardSuffix(host string) string {
+	i := strings.IndexByte(host, '.')
+	if i <= 0 || i == len(host)-1 {
+		return ""
+	}
+	return host[i+1:]
+}
