@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -105,7 +106,7 @@ func (g Group) waitStarted(ctx context.Context, log *slog.Logger, r *running, st
 	select {
 	case err := <-readyErr:
 		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("%s: %w", r.c.Name, err)
+			return named(r.c.Name, err)
 		}
 		if ctx.Err() == nil && !r.c.Step {
 			log.Info("component ready", "component", r.c.Name)
@@ -146,7 +147,16 @@ func (r *running) failure() error {
 	if err == nil {
 		err = errors.New("stopped")
 	}
-	return fmt.Errorf("%s: %w", r.c.Name, err)
+	return named(r.c.Name, err)
+}
+
+// named prefixes err with the component's name, unless it says it already
+// (upstream components' errors name themselves).
+func named(name string, err error) error {
+	if strings.HasPrefix(err.Error(), name+": ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // stopAll stops the started components, last first, each waited for.

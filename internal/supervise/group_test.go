@@ -192,3 +192,11 @@ func TestGroupLeavesAStuckComponentBehind(t *testing.T) {
 		t.Errorf("Run took %s with a stuck component, want about its StopTimeout", d)
 	}
 }
+
+func TestGroupErrorNamesTheComponentOnce(t *testing.T) {
+	c := Component{Name: "kube-x", Run: func(context.Context) error { return errors.New("kube-x: invalid configuration") }}
+	err := Group{Log: quiet, Components: []Component{c}}.Run(context.Background())
+	if err == nil || err.Error() != "kube-x: invalid configuration" {
+		t.Fatalf("Run = %v, want kube-x: invalid configuration", err)
+	}
+}

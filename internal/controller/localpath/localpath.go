@@ -234,8 +234,9 @@ func (c *Controller) start(ctx context.Context, recorder record.EventRecorder) (
 			workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "local-path"}),
 	}
+	queue := r.queue // r is nil when start fails
 	stop = func() {
-		r.queue.ShutDown()
+		queue.ShutDown()
 		factory.Shutdown()
 		podFactory.Shutdown()
 	}
