@@ -33,6 +33,10 @@ func (a *agentFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&a.cfg.DisableNetworkPolicy, "disable-network-policy", false, "do not enforce NetworkPolicies on this node")
 	f.StringVar(&a.cfg.PodNetwork, "pod-network", "host-gw", "how nodes reach each other's pods: host-gw (nodes share a link) or vxlan (an overlay)")
 	f.StringArrayVar(&a.labels, "node-label", nil, "label to register the node with, key=value (repeatable)")
+	f.IntVar(&a.cfg.IngressHTTPPort, "ingress-http-port", 80, "port the node's Ingress proxy serves HTTP on, on every address")
+	f.IntVar(&a.cfg.IngressHTTPSPort, "ingress-https-port", 443, "port the node's Ingress proxy serves HTTPS on, on every address")
+	f.BoolVar(&a.cfg.DisableIngress, "disable-ingress", false, "do not run the Ingress proxy on this node")
+	f.BoolVar(&a.cfg.IngressAccessLog, "ingress-access-log", false, "log one line per request the Ingress proxy serves")
 }
 
 func (a *agentFlags) complete(dataDir string) (agent.Config, error) {

@@ -16,16 +16,24 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 
 	"github.com/skiffdev/skiff/internal/agent/netpol"
@@ -33,6 +41,7 @@ import (
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
+	"github.com/skiffdev/skiff/internal/ingress"
 	"github.com/skiffdev/skiff/internal/jointoken"
 	"github.com/skiffdev/skiff/internal/kubeconfig"
 	"github.com/skiffdev/skiff/internal/supervise"
@@ -75,6 +84,11 @@ type Config struct {
 	// DisableNetworkPolicy turns NetworkPolicy enforcement (internal/agent/
 	// netpol) off on this node.
 	DisableNetworkPolicy bool
+	// IngressHTTPPort and IngressHTTPSPort are where the node's Ingress
+	// proxy (internal/ingress) listens, on every address (default 80, 443);
+	// DisableIngress turns it off; IngressAccessLog logs every request.
+	IngressHTTPPort, IngressHTTPSPort int
+	DisableIngress, IngressAccessLog  bool
 
 	Log *slog.Logger
 }
@@ -98,6 +112,11 @@ type Agent struct {
 	// its client certificate.
 	nodeKubeconfig string
 	nodeClient     kubernetes.Interface
+	// ingress is the node's Ingress proxy, made at its first run and run
+	// again by its restarts (its metrics are registered once).
+	ingress *ingress.Controller
+	// ingressNodes is the current run's Node lister (corelisters.NodeLister).
+	ingressNodes atomic.Value
 }
 
 // New checks cfg and applies defaults.
@@ -122,6 +141,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.KubeletPort == 0 {
 		cfg.KubeletPort = 10250
+	}
+	if cfg.IngressHTTPPort == 0 {
+		cfg.IngressHTTPPort = 80
+	}
+	if cfg.IngressHTTPSPort == 0 {
+		cfg.IngressHTTPSPort = 443
 	}
 	if err := podnet.CheckBackend(cfg.PodNetwork); err != nil {
 		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
@@ -258,7 +283,68 @@ func (a *Agent) components() []supervise.Component {
 			return c.Run(ctx)
 		}})
 	}
+	if !cfg.DisableIngress {
+		list = append(list, supervise.Component{Name: "ingress", Restart: restart, Run: a.runIngress})
+	}
 	return append(list, supervise.Component{Name: "storage-dir", Run: a.annotateStorageDir})
+}
+
+// runIngress serves the cluster's Ingresses on this node's ports, with the
+// node's credentials (bound to the skiff:ingress ClusterRole). Every node
+// publishes the same status: the InternalIPs of the Ready nodes.
+func (a *Agent) runIngress(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(a.nodeClient, 0)
+	nodes := factory.Core().V1().Nodes().Lister()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	factory.WaitForCacheSync(ctx.Done())
+	a.ingressNodes.Store(nodes)
+	if a.ingress == nil {
+		c, err := ingress.New(ingress.Config{
+			NodeName:  a.cfg.NodeName,
+			Client:    a.nodeClient,
+			HTTPAddr:  ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
+			HTTPSAddr: ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
+			Addresses: func() []string {
+				nodes, _ := a.ingressNodes.Load().(corelisters.NodeLister)
+				return readyNodeIPs(nodes)
+			},
+			WriteStatus: true,
+			AccessLog:   a.cfg.IngressAccessLog,
+			Registerer:  legacyregistry.Registerer(),
+			Log:         a.cfg.Log.With("component", "ingress"),
+		})
+		if err != nil {
+			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+		}
+		a.ingress = c
+	}
+	return a.ingress.Run(ctx)
+}
+
+// readyNodeIPs lists the InternalIPs of the Ready nodes, sorted.
+func readyNodeIPs(nodes corelisters.NodeLister) []string {
+	if nodes == nil {
+		return nil
+	}
+	list, err := nodes.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, n := range list {
+		ready := false
+		for _, c := range n.Status.Conditions {
+			ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+		}
+		for _, addr := range n.Status.Addresses {
+			if ready && addr.Type == corev1.NodeInternalIP {
+				ips = append(ips, addr.Address)
+			}
+		}
+	}
+	slices.Sort(ips)
+	return ips
 }
 
 // join finds the cluster CA (discovered through the join token's hash when

@@ -21,6 +21,9 @@ import (
 // ClassName is the IngressClass skiff serves.
 const ClassName = "skiff"
 
+// ControllerName is the spec.controller of the "skiff" IngressClass.
+const ControllerName = "skiff.dev/ingress-controller"
+
 // Annotations read from IngressClasses and Ingresses.
 const (
 	annDefaultClass   = "ingressclass.kubernetes.io/is-default-class"

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
+	"github.com/skiffdev/skiff/internal/ingress"
 	"github.com/skiffdev/skiff/internal/jointoken"
 )
 
@@ -53,8 +55,24 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
-	if _, err := client.RbacV1().ClusterRoles().Create(ctx, netpolRole, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ClusterRole %s: %w", netpolRole.Name, err)
+	// Every node's Ingress proxy (internal/ingress) serves every Ingress:
+	// it reads them with the Services, EndpointSlices and TLS Secrets they
+	// name (RBAC cannot narrow Secrets to a type), and writes their status
+	// and Events.
+	ingressRole := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "skiff:ingress"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}, Verbs: []string{"update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		},
+	}
+	for _, role := range []*rbacv1.ClusterRole{netpolRole, ingressRole} {
+		if _, err := client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+		}
 	}
 	for _, b := range []struct{ name, role, kind, subject string }{
 		{"skiff:kubelet-bootstrap", "system:node-bootstrapper", rbacv1.GroupKind, "system:bootstrappers"},
@@ -63,6 +81,7 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 		{"skiff:node-proxier", "system:node-proxier", rbacv1.GroupKind, "system:nodes"},
 		{"skiff:kubelet-api-admin", "system:kubelet-api-admin", rbacv1.UserKind, "kube-apiserver-kubelet-client"},
 		{"skiff:network-policy", "skiff:network-policy", rbacv1.GroupKind, "system:nodes"},
+		{"skiff:ingress", "skiff:ingress", rbacv1.GroupKind, "system:nodes"},
 	} {
 		crb := &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name},
@@ -72,6 +91,11 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 		if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create ClusterRoleBinding %s: %w", b.name, err)
 		}
+	}
+	// The IngressClass of the nodes' proxies, the default one; a class an
+	// administrator changed is left as it is.
+	if _, err := client.NetworkingV1().IngressClasses().Create(ctx, ingressClass(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create IngressClass %s: %w", ingress.ClassName, err)
 	}
 	// The settings every node shares; agents read them when they join.
 	if err := clusterconfig.Publish(ctx, client, s.cfg.Cluster); err != nil {
@@ -117,4 +141,16 @@ func randomString(n int) string {
 		b[i] = alphabet[k.Int64()]
 	}
 	return string(b)
+}
+
+// ingressClass is the class "skiff", marked default: an Ingress without a
+// class is served by the nodes' proxies, as k3s's Traefik serves them.
+func ingressClass() *networkingv1.IngressClass {
+	return &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        ingress.ClassName,
+			Annotations: map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"},
+		},
+		Spec: networkingv1.IngressClassSpec{Controller: ingress.ControllerName},
+	}
 }
