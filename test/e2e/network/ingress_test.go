@@ -58,31 +58,8 @@ func TestIngress(t *testing.T) {
 		}
 	}
 
+	get := ingressClient(certPEM)
 	node := nodeSubnet + ".11"
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(certPEM)
-	httpClient := &http.Client{
-		Timeout: 3 * time.Second,
-		// Every name resolves to the node; redirects are looked at, not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				_, port, _ := net.SplitHostPort(addr)
-				return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(node, port))
-			},
-			TLSClientConfig:   &tls.Config{RootCAs: roots},
-			DisableKeepAlives: true,
-		},
-	}
-	get := func(url string) (int, string, http.Header) {
-		resp, err := httpClient.Get(url)
-		if err != nil {
-			return 0, err.Error(), nil
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, strings.TrimSpace(string(body)), resp.Header
-	}
 
 	eventually(t, time.Minute, "the Ingress served on node 1", func() bool {
 		code, body, _ := get("http://plain.example/hostname")
@@ -131,6 +108,115 @@ func TestIngress(t *testing.T) {
 	out, err := kubectl(t, "get", "ingress", "-n", ns, "plain")
 	if err != nil || !strings.Contains(out, "skiff") || !strings.Contains(out, node) {
 		t.Errorf("kubectl get ingress: want CLASS skiff and ADDRESS with %s: %v\n%s", node, err, out)
+	}
+}
+
+// ingressClient returns a GET through node 1's Ingress proxy (every name
+// resolves to it), trusting certPEM, following no redirect, sending
+// header, and returning status, body and response headers.
+func ingressClient(certPEM []byte) func(url string, header ...string) (int, string, http.Header) {
+	node := nodeSubnet + ".11"
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	httpClient := &http.Client{
+		Timeout:       3 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, _ := net.SplitHostPort(addr)
+				return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(node, port))
+			},
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			DisableKeepAlives: true,
+		},
+	}
+	return func(url string, header ...string) (int, string, http.Header) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err.Error(), nil
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return 0, err.Error(), nil
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(body)), resp.Header
+	}
+}
+
+// TestIngressStickiness: a cookie-affine Ingress keeps each client on its
+// pod while the Deployment grows from two pods to three, and consistent
+// hashing on a header sends each key to one pod.
+func TestIngressStickiness(t *testing.T) {
+	ns := namespace(t)
+	spreadDeployment(t, ns, "sticky", 2)
+	service(t, ns, "sticky", corev1.ServiceTypeClusterIP)
+	prefix := networkingv1.PathTypePrefix
+	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "sticky", Port: networkingv1.ServiceBackendPort{Number: 80}}}
+	for name, ann := range map[string]map[string]string{
+		"cookie": {"skiff.dev/session-affinity": "cookie"},
+		"hash":   {"skiff.dev/load-balance": "consistent-hash", "skiff.dev/hash-on": "header:X-User"},
+	} {
+		ing := &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
+			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: name + ".example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
+			}}}}},
+		}
+		if _, err := client.NetworkingV1().Ingresses(ns).Create(context.Background(), ing, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := ingressClient(nil)
+	var cookie, pinned string
+	eventually(t, time.Minute, "an affinity cookie", func() bool {
+		code, body, h := get("http://cookie.example/hostname")
+		c, _ := http.ParseSetCookie(h.Get("Set-Cookie"))
+		if code != 200 || c == nil || c.Name != "skiff-affinity" {
+			return false
+		}
+		cookie, pinned = c.Name+"="+c.Value, body
+		return true
+	})
+	answers := func(url string, header ...string) map[string]int {
+		seen := map[string]int{}
+		for i := 0; i < 12; i++ {
+			code, body, _ := get(url, header...)
+			if code != 200 {
+				t.Fatalf("GET %s: %d %s", url, code, body)
+			}
+			seen[body]++
+		}
+		return seen
+	}
+	if seen := answers("http://cookie.example/hostname", "Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
+		t.Errorf("with the cookie of %s: answers %v, want all from %s", pinned, seen, pinned)
+	}
+	if seen := answers("http://cookie.example/hostname"); len(seen) != 2 {
+		t.Errorf("without a cookie: answers %v, want both pods (round robin)", seen)
+	}
+	alice := answers("http://hash.example/hostname", "X-User", "alice")
+	if len(alice) != 1 {
+		t.Errorf("consistent hash on X-User: alice reached %v, want one pod", alice)
+	}
+
+	scale, err := client.AppsV1().Deployments(ns).GetScale(context.Background(), "sticky", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 3
+	if _, err := client.AppsV1().Deployments(ns).UpdateScale(context.Background(), "sticky", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the third pod in rotation", func() bool {
+		return len(answers("http://cookie.example/hostname")) == 3
+	})
+	if seen := answers("http://cookie.example/hostname", "Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
+		t.Errorf("after scaling to three, with the cookie of %s: answers %v, want all from %s", pinned, seen, pinned)
 	}
 }
 
