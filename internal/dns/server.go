@@ -16,8 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+
+	"github.com/skiffdev/skiff/internal/changes"
 )
 
 // Config is the DNS server's configuration; New applies the defaults.
@@ -147,22 +148,9 @@ func (s *Server) Run(ctx context.Context) error {
 	slices := factory.Discovery().V1().EndpointSlices()
 
 	// changed holds one pending rebuild; events arriving meanwhile fold into it.
-	changed := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
-		DeleteFunc: func(any) { notify() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{services.Informer(), slices.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
+	changed := changes.New()
+	if err := changed.Watch(services.Informer(), slices.Informer()); err != nil {
+		return err
 	}
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
@@ -235,7 +223,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	for {
 		select {
-		case <-changed:
+		case <-changed.C():
 			if err := rebuild(); err != nil {
 				log.Warn("rebuild DNS zone", "err", err)
 			}

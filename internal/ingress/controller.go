@@ -25,8 +25,9 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
+
+	"github.com/skiffdev/skiff/internal/changes"
 )
 
 // Controller timings.
@@ -143,22 +144,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	secrets := secretFactory.Core().V1().Secrets()
 
 	// changed holds one pending rebuild; events arriving meanwhile fold in.
-	changed := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
-		DeleteFunc: func(any) { notify() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{ings.Informer(), classes.Informer(), services.Informer(), slicesInf.Informer(), secrets.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return fmt.Errorf("ingress: %w", err)
-		}
+	changed := changes.New()
+	if err := changed.Watch(ings.Informer(), classes.Informer(), services.Informer(), slicesInf.Informer(), secrets.Informer()); err != nil {
+		return fmt.Errorf("ingress: %w", err)
 	}
 	factory.Start(ctx.Done())
 	secretFactory.Start(ctx.Done())
@@ -249,7 +237,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		select {
-		case <-changed:
+		case <-changed.C():
 			// Let a burst of changes settle into one rebuild.
 			select {
 			case <-time.After(debounce):
@@ -266,7 +254,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("ingress: serve: %w", err)
 		}
 		select {
-		case <-changed:
+		case <-changed.C():
 		default:
 		}
 		if err := rebuild(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiffdev/skiff/internal/changes"
 )
 
 // Config is what a Controller needs.
@@ -68,18 +70,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	policies := factory.Networking().V1().NetworkPolicies()
 	pods := factory.Core().V1().Pods()
 	namespaces := factory.Core().V1().Namespaces()
-	kick := make(chan struct{}, 1) // never closed; a pending kick coalesces later ones
-	notify := func(any) {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: notify, DeleteFunc: notify, UpdateFunc: func(_, n any) { notify(n) }}
-	for _, inf := range []cache.SharedIndexInformer{policies.Informer(), pods.Informer(), namespaces.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
+	changed := changes.New()
+	if err := changed.Watch(policies.Informer(), pods.Informer(), namespaces.Informer()); err != nil {
+		return err
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -120,7 +113,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-kick:
+		case <-changed.C():
 			force = false
 		case <-time.After(wait):
 			force = true

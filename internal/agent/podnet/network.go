@@ -12,8 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiffdev/skiff/internal/changes"
 )
 
 // routeProtocol marks the routes the agent owns, so a resync can find and
@@ -73,16 +74,8 @@ func (p *Network) Run(ctx context.Context) error {
 	}
 	factory := informers.NewSharedInformerFactory(p.client, 5*time.Minute)
 	nodes := factory.Core().V1().Nodes()
-	kick := make(chan struct{}, 1)
-	notify := func(any) {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: notify, DeleteFunc: notify, UpdateFunc: func(_, n any) { notify(n) },
-	}); err != nil {
+	changed := changes.New()
+	if err := changed.Watch(nodes.Informer()); err != nil {
 		return err
 	}
 	factory.Start(ctx.Done())
@@ -98,7 +91,7 @@ func (p *Network) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-kick:
+		case <-changed.C():
 		case <-time.After(30 * time.Second):
 		}
 	}
