@@ -97,6 +97,11 @@ type Config struct {
 // read from the server.
 const clusterConfigFile = "cluster-config.json"
 
+// refusedJoinAttempts is how many times, a second apart, the cluster
+// configuration is asked for with refused credentials before the agent
+// stops with a configuration error.
+const refusedJoinAttempts = 60
+
 // Agent is a node agent.
 type Agent struct {
 	cfg   Config
@@ -394,8 +399,11 @@ func (a *Agent) fetchClusterConfig(ctx context.Context) error {
 				return nil
 			}
 		}
-		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+		// Refused credentials may be a server still writing its bootstrap
+		// (the token's Secret, the reader's RoleBinding): give it a while
+		// before calling the token wrong.
+		if (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)) && attempt >= refusedJoinAttempts {
+			return fmt.Errorf("%w: the server refuses this node's join token: %v", component.ErrConfig, err)
 		}
 		if attempt%10 == 0 {
 			log.Warn("waiting for the server's cluster configuration", "server", a.cfg.Server, "err", err)
