@@ -241,12 +241,12 @@ func (a *Agent) components() []supervise.Component {
 					close(mirrorReady)
 					return mirror.Run(ctx)
 				},
-				Ready: func(ctx context.Context) error { return waitClosed(ctx, mirrorReady) },
+				Ready: supervise.Closed(mirrorReady),
 			},
 			supervise.Component{
 				Name:  "containerd",
 				Run:   func(ctx context.Context) error { return ctrd.Run(ctx, ctrdReady) },
-				Ready: func(ctx context.Context) error { return waitClosed(ctx, ctrdReady) },
+				Ready: supervise.Closed(ctrdReady),
 			},
 			supervise.Component{Name: "images", Step: true, Run: func(ctx context.Context) error {
 				return importImages(ctx, ctrd.socket(), cfg.ImagesDir, log)
@@ -417,25 +417,23 @@ func (a *Agent) fetchClusterConfig(ctx context.Context) error {
 }
 
 func fetchClusterConfig(ctx context.Context, kubeconfigPath string) (clusterconfig.Config, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	client, err := clientFor(kubeconfigPath)
 	if err != nil {
 		return clusterconfig.Config{}, err
 	}
-	rc.Timeout = 10 * time.Second
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
-	if err != nil {
-		return clusterconfig.Config{}, err
-	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	return clusterconfig.Fetch(ctx, client)
 }
 
-func waitClosed(ctx context.Context, c <-chan struct{}) error {
-	select {
-	case <-c:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// clientFor is the agent's client with the credentials of a kubeconfig
+// (the join token's or the node's).
+func clientFor(kubeconfigPath string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return nil, err
 	}
+	return kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
 }
 
 func (a *Agent) configureKubelet(s *options.KubeletServer) {
@@ -528,11 +526,7 @@ func (a *Agent) nodeCredentials() (string, bool) {
 func (a *Agent) waitNodeClient(ctx context.Context) error {
 	for {
 		if path, ok := a.nodeCredentials(); ok {
-			rc, err := clientcmd.BuildConfigFromFlags("", path)
-			if err != nil {
-				return err
-			}
-			client, err := kubernetes.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+			client, err := clientFor(path)
 			if err != nil {
 				return err
 			}

@@ -188,14 +188,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // WaitReady returns once the server is ready (its Ready is closed), or with
 // ctx's error.
-func (s *Server) WaitReady(ctx context.Context) error {
-	select {
-	case <-s.Ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) WaitReady(ctx context.Context) error { return supervise.Closed(s.Ready)(ctx) }
 
 // components lists the control plane in start order: the datastore, the API
 // server (once ready, the bootstrap), then the controllers, the scheduler and
@@ -228,7 +221,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 				store.Close()
 				return nil
 			},
-			Ready: func(ctx context.Context) error { return waitClosed(ctx, storeReady) },
+			Ready: supervise.Closed(storeReady),
 		},
 		{
 			Name: "kube-apiserver",
@@ -317,15 +310,6 @@ func (s *Server) localPathProvisioner() (*localpath.Controller, error) {
 		LeaseName: "skiff-local-path",
 		Log:       s.cfg.Log.With("controller", "local-path"),
 	}, client)
-}
-
-func waitClosed(ctx context.Context, c <-chan struct{}) error {
-	select {
-	case <-c:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // waitReady polls /readyz until the API server answers 200.

@@ -34,6 +34,18 @@ type Component struct {
 	StopTimeout time.Duration
 }
 
+// Closed is a Ready check for a component that closes c once it serves.
+func Closed(c <-chan struct{}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Group runs components: started in order (each waiting for the previous
 // one's Ready or Step), stopped in reverse order when ctx ends or one of them
 // fails, each waited for before the one started before it is stopped.
