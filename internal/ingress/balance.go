@@ -244,3 +244,40 @@ func hashKey(s string) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// weightedPicker spreads a rule's requests over its backends by weight,
+// with smooth weighted round robin: over any window of total-weight picks
+// each backend gets exactly its share, interleaved.
+type weightedPicker struct {
+	mu      sync.Mutex
+	weights []int
+	current []int
+	total   int
+}
+
+func newWeightedPicker(bs []WeightedBackend) *weightedPicker {
+	p := &weightedPicker{weights: make([]int, len(bs)), current: make([]int, len(bs))}
+	for i, b := range bs {
+		p.weights[i] = b.Weight
+		p.total += b.Weight
+	}
+	return p
+}
+
+// pick returns the index of the next backend; -1 when there is none.
+func (p *weightedPicker) pick() int {
+	if p == nil || p.total == 0 {
+		return -1
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best := -1
+	for i, w := range p.weights {
+		p.current[i] += w
+		if best < 0 || p.current[i] > p.current[best] {
+			best = i
+		}
+	}
+	p.current[best] -= p.total
+	return best
+}

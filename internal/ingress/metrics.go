@@ -8,28 +8,28 @@ import (
 
 // metrics are the proxy's Prometheus collectors.
 type metrics struct {
-	requests    *prometheus.CounterVec   // namespace, ingress, service, code
-	duration    *prometheus.HistogramVec // namespace, ingress, service
-	inFlight    *prometheus.GaugeVec     // namespace, ingress, service
+	requests    *prometheus.CounterVec   // kind, namespace, route, service, code
+	duration    *prometheus.HistogramVec // kind, namespace, route, service
+	inFlight    *prometheus.GaugeVec     // kind, namespace, route, service
 	connections prometheus.Gauge
 	ejections   *prometheus.CounterVec // namespace, service
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	route := []string{"namespace", "ingress", "service"}
+	route := []string{"kind", "namespace", "route", "service"}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skiff_ingress_requests_total",
-			Help: "Requests the ingress proxy answered, by Ingress, backend Service and status code.",
+			Help: "Requests the ingress proxy answered, by route (Ingress or HTTPRoute), backend Service and status code.",
 		}, append(route, "code")),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "skiff_ingress_request_duration_seconds",
-			Help:    "Time from a request's arrival to the end of its response, by Ingress and backend Service.",
+			Help:    "Time from a request's arrival to the end of its response, by route and backend Service.",
 			Buckets: prometheus.DefBuckets,
 		}, route),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "skiff_ingress_requests_in_flight",
-			Help: "Requests being proxied now, by Ingress and backend Service.",
+			Help: "Requests being proxied now, by route and backend Service.",
 		}, route),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "skiff_ingress_active_connections",

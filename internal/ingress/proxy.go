@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -16,11 +17,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -144,8 +147,18 @@ func (p *Proxy) Table() *Table { return p.table.Load() }
 // TLS (HTTP/1.1 and HTTP/2, certificates from TLSConfig) when secure, else
 // plain HTTP/1.1 and h2c.
 func (p *Proxy) Server(secure bool) *http.Server {
+	port := HTTPPort
+	if secure {
+		port = HTTPSPort
+	}
+	return p.ServerFor(port, secure)
+}
+
+// ServerFor returns the http.Server of the listener on port (a Gateway
+// listener's port, or HTTPPort and HTTPSPort for Ingresses).
+func (p *Proxy) ServerFor(port int, secure bool) *http.Server {
 	s := &http.Server{
-		Handler:           p,
+		Handler:           p.Handler(port),
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       IdleTimeout,
@@ -156,7 +169,7 @@ func (p *Proxy) Server(secure bool) *http.Server {
 	s.Protocols.SetHTTP1(true)
 	if secure {
 		s.Protocols.SetHTTP2(true)
-		s.TLSConfig = p.TLSConfig()
+		s.TLSConfig = p.TLSConfigFor(port)
 	} else {
 		s.Protocols.SetUnencryptedHTTP2(true)
 	}
@@ -175,13 +188,16 @@ func (p *Proxy) connState(_ net.Conn, s http.ConnState) {
 
 // TLSConfig returns the HTTPS listener's configuration: certificates chosen
 // by SNI from the current table, else the default self-signed one.
-func (p *Proxy) TLSConfig() *tls.Config {
+func (p *Proxy) TLSConfig() *tls.Config { return p.TLSConfigFor(HTTPSPort) }
+
+// TLSConfigFor is TLSConfig for the listener on port.
+func (p *Proxy) TLSConfigFor(port int) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if t := p.table.Load(); t != nil {
-				if c := t.Certificate(hello.ServerName); c != nil {
+				if c := t.CertificateFor(port, hello.ServerName); c != nil {
 					return c, nil
 				}
 			}
@@ -195,6 +211,7 @@ func (p *Proxy) TLSConfig() *tls.Config {
 type exchange struct {
 	in      *http.Request
 	route   *Route
+	be      *Backend // the backend chosen for the request
 	ep      Endpoint // current endpoint
 	tried   []netip.AddrPort
 	status  int // upstream's status, 0 before an answer
@@ -224,8 +241,24 @@ func (p *Proxy) counter(addr string) *atomic.Int64 {
 	return c.(*atomic.Int64)
 }
 
-// ServeHTTP routes r by host and path and proxies it to an endpoint.
+// ServeHTTP serves r as arriving on the Ingress port for its scheme
+// (HTTPPort or HTTPSPort).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	port := HTTPPort
+	if r.TLS != nil {
+		port = HTTPSPort
+	}
+	p.serve(port, w, r)
+}
+
+// Handler returns the handler of the listener on port.
+func (p *Proxy) Handler(port int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(port, w, r) })
+}
+
+// serve routes r by port, host, path and the rest of an HTTPRoute's
+// matches, and proxies it to an endpoint.
+func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	var x *exchange
@@ -237,9 +270,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plainError(rec, http.StatusServiceUnavailable, "ingress routes are not loaded yet")
 		return
 	}
-	route = t.Match(r.Host, r.URL.Path)
+	route = t.MatchRequest(port, r)
 	if route == nil {
-		plainError(rec, http.StatusNotFound, fmt.Sprintf("no ingress rule matches host %q path %q", hostOnly(r.Host), r.URL.Path))
+		plainError(rec, http.StatusNotFound, fmt.Sprintf("no route matches host %q path %q", hostOnly(r.Host), r.URL.Path))
 		return
 	}
 	if route.SSLRedirect && r.TLS == nil {
@@ -247,6 +280,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	be := route.Backend
+	if rule := route.Rule; rule != nil {
+		switch {
+		case rule.Invalid != "":
+			plainError(rec, http.StatusInternalServerError, rule.Invalid)
+			return
+		case rule.Redirect != nil:
+			redirectTo(rec, r, port, route, rule.Redirect)
+			return
+		}
+		i := rule.picker.pick()
+		if i < 0 {
+			plainError(rec, http.StatusInternalServerError, "the rule has no backend")
+			return
+		}
+		be = rule.Backends[i].Backend
+		if be.Missing != "" {
+			plainError(rec, http.StatusInternalServerError, be.Missing)
+			return
+		}
+		if rule.Timeout > 0 {
+			ctx, cancel := context.WithTimeoutCause(r.Context(), rule.Timeout, errRequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		for _, m := range rule.Mirrors {
+			p.mirror(m, r)
+		}
+	}
 	if be.Missing != "" {
 		plainError(rec, http.StatusServiceUnavailable, be.Missing)
 		return
@@ -256,13 +317,111 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plainError(rec, http.StatusServiceUnavailable, "no healthy endpoint for service "+be.Name())
 		return
 	}
-	x = &exchange{in: r, route: route}
+	x = &exchange{in: r, route: route, be: be}
 	p.use(x, ep)
 	defer func() { x.counter.Add(-1) }()
-	labels := []string{route.Ingress.Namespace, route.Ingress.Name, be.Service}
+	labels := []string{route.Kind, route.Source.Namespace, route.Source.Name, be.Service}
 	p.metrics.inFlight.WithLabelValues(labels...).Inc()
 	defer p.metrics.inFlight.WithLabelValues(labels...).Dec()
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+// mirror sends a copy of a bodiless request to an endpoint of be, in the
+// background; its answer is dropped. Requests with a body are not mirrored
+// (the body is streamed once, to the real backend).
+func (p *Proxy) mirror(be *Backend, r *http.Request) {
+	if be.Missing != "" || (r.Body != nil && r.Body != http.NoBody) {
+		return
+	}
+	ep, ok := p.pick(be, r, nil)
+	if !ok {
+		return
+	}
+	out := r.Clone(context.WithoutCancel(r.Context()))
+	out.RequestURI = ""
+	out.URL.Scheme, out.URL.Host = "http", ep.String()
+	go func() {
+		ctx, cancel := context.WithTimeout(out.Context(), mirrorTimeout)
+		defer cancel()
+		resp, err := p.upstream.RoundTrip(out.WithContext(ctx))
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		}
+	}()
+}
+
+// mirrorTimeout bounds a mirrored request.
+const mirrorTimeout = 10 * time.Second
+
+// redirectTo answers with an HTTPRoute RequestRedirect: the request's URL
+// with the filter's scheme, hostname, port and path.
+func redirectTo(w http.ResponseWriter, r *http.Request, port int, route *Route, f *Redirect) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if f.Scheme != "" {
+		scheme = f.Scheme
+	}
+	host := hostOnly(r.Host)
+	if f.Hostname != "" {
+		host = f.Hostname
+	}
+	switch {
+	case f.Port != 0:
+		port = f.Port
+	case f.Scheme != "":
+		port = 0 // the scheme's well-known port
+	}
+	if (scheme == "http" && port == 80) || (scheme == "https" && port == 443) {
+		port = 0
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+		host = "[" + host + "]"
+	}
+	if port != 0 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
+	}
+	u := url.URL{Scheme: scheme, Host: host, Path: modifyPath(r.URL.Path, route, f.Path), RawQuery: r.URL.RawQuery}
+	w.Header().Set("Location", u.String())
+	w.WriteHeader(f.StatusCode)
+}
+
+// modifyPath applies m to path, which route matched; nil m keeps it.
+func modifyPath(path string, route *Route, m *PathModifier) string {
+	switch {
+	case m == nil:
+		return path
+	case m.Full != nil:
+		return *m.Full
+	case m.Prefix != nil && route.PathType == networkingv1.PathTypePrefix:
+		rest := strings.TrimPrefix(path, strings.TrimSuffix(route.Path, "/"))
+		out := strings.TrimSuffix(*m.Prefix, "/") + rest
+		if !strings.HasPrefix(out, "/") {
+			out = "/" + out
+		}
+		return out
+	case m.Prefix != nil:
+		return *m.Prefix
+	}
+	return path
+}
+
+// applyHeaders applies a header modifier to h.
+func applyHeaders(h http.Header, m *HeaderModifier) {
+	if m == nil {
+		return
+	}
+	for _, v := range m.Set {
+		h.Set(v.Name, v.Value)
+	}
+	for _, v := range m.Add {
+		h.Add(v.Name, v.Value)
+	}
+	for _, n := range m.Remove {
+		h.Del(n)
+	}
 }
 
 // redirect answers a plain HTTP request with a 308 to its HTTPS URL.
@@ -341,6 +500,18 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(&url.URL{Scheme: "http", Host: x.ep.String()})
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	if rule := x.route.Rule; rule != nil {
+		applyHeaders(pr.Out.Header, rule.RequestHeaders)
+		if rw := rule.Rewrite; rw != nil {
+			if rw.Hostname != "" {
+				pr.Out.Host = rw.Hostname
+			}
+			if rw.Path != nil {
+				pr.Out.URL.Path = modifyPath(pr.In.URL.Path, x.route, rw.Path)
+				pr.Out.URL.RawPath = ""
+			}
+		}
+	}
 }
 
 // modifyResponse sets or renews the affinity cookie.
@@ -350,7 +521,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	x.status = resp.StatusCode
-	name := x.route.Backend.Policy.AffinityCookie
+	if rule := x.route.Rule; rule != nil {
+		applyHeaders(resp.Header, rule.ResponseHeaders)
+	}
+	name := x.be.Policy.AffinityCookie
 	if name == "" {
 		return nil
 	}
@@ -363,17 +537,23 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// errUpstreamTimeout is the cause of a request cut by the read timeout.
-var errUpstreamTimeout = errors.New("upstream timeout")
+// errUpstreamTimeout is the cause of a request cut by the read timeout;
+// errRequestTimeout of one cut by its HTTPRoute's request timeout.
+var (
+	errUpstreamTimeout = errors.New("upstream timeout")
+	errRequestTimeout  = errors.New("request timeout")
+)
 
 // errorHandler answers a request the upstream did not: 504 on timeout, 502
 // otherwise, saying which endpoint failed.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
-	where := fmt.Sprintf("%s (service %s/%s)", x.ep, x.route.Backend.Namespace, x.route.Backend.Service)
+	where := fmt.Sprintf("%s (service %s/%s)", x.ep, x.be.Namespace, x.be.Service)
 	switch {
 	case errors.Is(err, errUpstreamTimeout):
-		plainError(w, http.StatusGatewayTimeout, fmt.Sprintf("upstream timeout: %s sent no response within %v", where, x.route.Backend.Policy.ReadTimeout))
+		plainError(w, http.StatusGatewayTimeout, fmt.Sprintf("upstream timeout: %s sent no response within %v", where, x.be.Policy.ReadTimeout))
+	case errors.Is(context.Cause(r.Context()), errRequestTimeout):
+		plainError(w, http.StatusGatewayTimeout, fmt.Sprintf("request timeout: the route allows %v and %s had not answered", x.route.Rule.Timeout, where))
 	case isConnectError(err):
 		plainError(w, http.StatusBadGateway, fmt.Sprintf("upstream connect error to %s: %v", where, err))
 	default:
@@ -414,7 +594,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil || !isConnectError(err) || len(x.tried) > 1 || !retryable(req) {
 			return resp, err
 		}
-		ep, ok := t.p.pick(x.route.Backend, x.in, x.tried)
+		ep, ok := t.p.pick(x.be, x.in, x.tried)
 		if !ok {
 			return nil, err
 		}
@@ -425,7 +605,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) {
-	be := x.route.Backend
+	be := x.be
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(be.Policy.ReadTimeout, func() { cancel(errUpstreamTimeout) })
 	resp, err := t.base.RoundTrip(req.WithContext(ctx))
@@ -458,12 +638,15 @@ func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchang
 	if status == 0 && x != nil {
 		status = x.status // a hijacked (upgraded) connection
 	}
-	var ns, ing, svc string
+	var kind, ns, name, svc string
 	if route != nil {
-		ns, ing, svc = route.Ingress.Namespace, route.Ingress.Name, route.Backend.Service
+		kind, ns, name = route.Kind, route.Source.Namespace, route.Source.Name
 	}
-	p.metrics.requests.WithLabelValues(ns, ing, svc, strconv.Itoa(status)).Inc()
-	p.metrics.duration.WithLabelValues(ns, ing, svc).Observe(d.Seconds())
+	if x != nil {
+		svc = x.be.Service
+	}
+	p.metrics.requests.WithLabelValues(kind, ns, name, svc, strconv.Itoa(status)).Inc()
+	p.metrics.duration.WithLabelValues(kind, ns, name, svc).Observe(d.Seconds())
 	if !p.cfg.AccessLog {
 		return
 	}
@@ -473,7 +656,7 @@ func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchang
 	}
 	p.cfg.Log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 		"status", status, "bytes", rec.bytes, "duration", d, "upstream", upstream,
-		"ingress", ns+"/"+ing, "client", r.RemoteAddr, "proto", r.Proto)
+		"route", kind+" "+ns+"/"+name, "client", r.RemoteAddr, "proto", r.Proto)
 }
 
 // plainError answers with a plain-text body saying what failed.

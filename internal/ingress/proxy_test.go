@@ -179,10 +179,10 @@ func TestProxyRouting(t *testing.T) {
 		{"foo.com", "/a/x", 200, "a /a/x"},
 		{"FOO.COM:80", "/a", 200, "a /a"},
 		{"foo.com", "/b", 200, "b /b"},
-		{"foo.com", "/b/x", 404, `no ingress rule matches host "foo.com" path "/b/x"`},
+		{"foo.com", "/b/x", 404, `no route matches host "foo.com" path "/b/x"`},
 		{"x.foo.com", "/anything", 200, "wild /anything"},
-		{"y.x.foo.com", "/", 404, `no ingress rule matches host "y.x.foo.com" path "/"`},
-		{"other.com", "/a", 404, `no ingress rule matches host "other.com" path "/a"`},
+		{"y.x.foo.com", "/", 404, `no route matches host "y.x.foo.com" path "/"`},
+		{"other.com", "/a", 404, `no route matches host "other.com" path "/a"`},
 	}
 	for _, tt := range tests {
 		resp, body := f.get(t, tt.host, tt.path)
@@ -205,7 +205,7 @@ func TestProxyRouting(t *testing.T) {
 	}
 	// Metrics are recorded after the response is sent.
 	eventually(t, "requests_total for ns/i a 200 reaching 3", func() bool {
-		return testutil.ToFloat64(f.p.metrics.requests.WithLabelValues("ns", "i", "a", "200")) == 3
+		return testutil.ToFloat64(f.p.metrics.requests.WithLabelValues(KindIngress, "ns", "i", "a", "200")) == 3
 	})
 }
 

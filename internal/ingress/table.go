@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // ClassName is the IngressClass skiff serves.
@@ -68,6 +71,18 @@ type State struct {
 	// Secrets of type kubernetes.io/tls; others are ignored.
 	Secrets []*corev1.Secret
 
+	// Gateway API objects. GatewayController is the controllerName of
+	// the GatewayClasses served (GatewayControllerName when empty);
+	// GatewayAddresses are published in Gateway status (the nodes' IPs).
+	GatewayController string
+	GatewayClasses    []*gwv1.GatewayClass
+	Gateways          []*gwv1.Gateway
+	HTTPRoutes        []*gwv1.HTTPRoute
+	ReferenceGrants   []*gwv1.ReferenceGrant
+	// Namespaces are read for listeners' allowedRoutes selectors.
+	Namespaces       []*corev1.Namespace
+	GatewayAddresses []string
+
 	// Now is when certificates must be valid.
 	Now time.Time
 }
@@ -112,29 +127,102 @@ type Backend struct {
 // Name is NS/NAME:PORT, the backend's name in errors.
 func (b *Backend) Name() string { return b.Namespace + "/" + b.Service + ":" + b.Port }
 
-// Route is one Ingress path (or default backend) and where it leads.
+// The kinds of object a Route comes from.
+const (
+	KindIngress   = "Ingress"
+	KindHTTPRoute = "HTTPRoute"
+)
+
+// Route is one Ingress path (or default backend), or one match of an
+// HTTPRoute rule, and where it leads.
 type Route struct {
-	Ingress  types.NamespacedName
+	// Kind and Source name the object the route comes from.
+	Kind     string
+	Source   types.NamespacedName
 	Host     string // lower case; "*.foo.com" wildcard; "" any host
 	Path     string // normalized: "/" or no trailing slash for Prefix
 	PathType networkingv1.PathType
 	// SSLRedirect redirects plain HTTP requests to HTTPS with a 308.
 	SSLRedirect bool
-	Backend     *Backend
+	// Backend is where an Ingress route leads; nil for an HTTPRoute, whose
+	// Rule says what to do.
+	Backend *Backend
+	// Cond is what an HTTPRoute match asks beyond host and path; Rule is
+	// what its rule does (filters, weighted backends). Both nil for an
+	// Ingress route.
+	Cond *RequestMatch
+	Rule *RuleAction
+	// order breaks ties between HTTPRoute matches of equal precedence: the
+	// older route, then its rule, then the match within the rule.
+	order int
 }
 
 // hostRoutes are the routes of one host, in match order.
 type hostRoutes []*Route
 
+// listener is the part of a Table served on one port.
+type listener struct {
+	secure   bool
+	exact    map[string]hostRoutes // by host
+	wildcard map[string]hostRoutes // by the suffix after "*."
+	// gwWildcard are HTTPRoute wildcard hosts, by the suffix after "*.":
+	// they match one or more labels.
+	gwWildcard map[string]hostRoutes
+	anyHost    hostRoutes
+	fallback   *Route // the oldest Ingress's default backend
+
+	certs map[string]*tls.Certificate // by host; wildcard hosts keep "*."
+	// defaultCert serves SNI names no host certificate covers; nil means
+	// the proxy's self-signed one.
+	defaultCert *tls.Certificate
+}
+
+func newListener(secure bool) *listener {
+	return &listener{
+		secure:   secure,
+		exact:    map[string]hostRoutes{},
+		wildcard: map[string]hostRoutes{},
+		certs:    map[string]*tls.Certificate{},
+	}
+}
+
+// add files r under its host.
+func (l *listener) add(r *Route) {
+	switch host := r.Host; {
+	case host == "":
+		l.anyHost = append(l.anyHost, r)
+	case strings.HasPrefix(host, "*."):
+		l.wildcard[host[2:]] = append(l.wildcard[host[2:]], r)
+	default:
+		l.exact[host] = append(l.exact[host], r)
+	}
+}
+
+func (l *listener) sort() {
+	for _, rs := range l.exact {
+		sortRoutes(rs)
+	}
+	for _, rs := range l.wildcard {
+		sortRoutes(rs)
+	}
+	for _, rs := range l.gwWildcard {
+		sortRoutes(rs)
+	}
+	sortRoutes(l.anyHost)
+}
+
+// The ports Ingresses are served on, as Gateway listeners name them; the
+// controller binds them to its HTTP and HTTPS addresses.
+const (
+	HTTPPort  = 80
+	HTTPSPort = 443
+)
+
 // Table is the routing table Build renders: immutable once built, shared by
 // concurrent requests.
 type Table struct {
-	exact    map[string]hostRoutes // by host
-	wildcard map[string]hostRoutes // by the suffix after "*."
-	anyHost  hostRoutes
-	fallback *Route // the oldest Ingress's default backend
+	ports map[int]*listener // by port: HTTPPort, HTTPSPort and Gateway listener ports
 
-	certs     map[string]*tls.Certificate // by host; wildcard hosts keep "*."
 	tlsHosts  map[string]bool
 	endpoints []string // every endpoint address, sorted
 
@@ -144,6 +232,9 @@ type Table struct {
 	Problems []Problem
 	// Conflicts are rules shadowed by an older Ingress's.
 	Conflicts []Problem
+
+	// Gateway API statuses computed from the objects (see gateway.go).
+	Gateway GatewayStatuses
 }
 
 // Build renders the routing table for in. It is pure: same input, same
@@ -157,9 +248,7 @@ func Build(in State) *Table {
 		backends: map[string]*Backend{},
 		claimed:  map[string]*Route{},
 		t: &Table{
-			exact:    map[string]hostRoutes{},
-			wildcard: map[string]hostRoutes{},
-			certs:    map[string]*tls.Certificate{},
+			ports:    map[int]*listener{HTTPPort: newListener(false), HTTPSPort: newListener(true)},
 			tlsHosts: map[string]bool{},
 		},
 	}
@@ -178,14 +267,11 @@ func Build(in State) *Table {
 	for _, ing := range ours {
 		b.addIngress(ing)
 	}
+	b.addGateways()
 	t := b.t
-	for _, rs := range t.exact {
-		sortRoutes(rs)
+	for _, l := range t.ports {
+		l.sort()
 	}
-	for _, rs := range t.wildcard {
-		sortRoutes(rs)
-	}
-	sortRoutes(t.anyHost)
 	seen := map[string]bool{}
 	for _, be := range b.backends {
 		for _, ep := range be.Endpoints {
@@ -264,8 +350,9 @@ func (b *builder) addTLS(ing *networkingv1.Ingress) {
 		for _, h := range t.Hosts {
 			h = normalizeHost(h)
 			b.t.tlsHosts[h] = true
-			if _, taken := b.t.certs[h]; cert != nil && !taken {
-				b.t.certs[h] = cert
+			certs := b.t.ports[HTTPSPort].certs
+			if _, taken := certs[h]; cert != nil && !taken {
+				certs[h] = cert
 			}
 		}
 	}
@@ -308,11 +395,12 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	}
 	if d := ing.Spec.DefaultBackend; d != nil {
 		if be := b.backend(ing, d, pol); be != nil {
-			r := &Route{Ingress: key(ing), Backend: be, SSLRedirect: redirect && redirectSet}
-			if b.t.fallback == nil {
-				b.t.fallback = r
+			r := &Route{Kind: KindIngress, Source: key(ing), Backend: be, SSLRedirect: redirect && redirectSet}
+			if fb := b.t.ports[HTTPPort].fallback; fb == nil {
+				b.t.ports[HTTPPort].fallback = r
+				b.t.ports[HTTPSPort].fallback = r
 			} else {
-				b.conflict(ing, "default backend %s is shadowed by the default backend of %s, which is older", be.Name(), b.t.fallback.Ingress)
+				b.conflict(ing, "default backend %s is shadowed by the default backend of %s, which is older", be.Name(), fb.Source)
 			}
 		}
 	}
@@ -333,7 +421,7 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 			path := normalizePath(p.Path, pt)
 			claim := host + " " + string(pt) + " " + path
 			if old, taken := b.claimed[claim]; taken {
-				b.conflict(ing, "host %q path %q (%s) is already served by %s, which is older", rule.Host, path, pt, old.Ingress)
+				b.conflict(ing, "host %q path %q (%s) is already served by %s, which is older", rule.Host, path, pt, old.Source)
 				continue
 			}
 			be := b.backend(ing, &p.Backend, pol)
@@ -341,19 +429,13 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 				continue
 			}
 			r := &Route{
-				Ingress: key(ing),
-				Host:    host, Path: path, PathType: pt,
+				Kind: KindIngress, Source: key(ing),
+				Host: host, Path: path, PathType: pt,
 				SSLRedirect: ssl, Backend: be,
 			}
 			b.claimed[claim] = r
-			switch {
-			case host == "":
-				b.t.anyHost = append(b.t.anyHost, r)
-			case strings.HasPrefix(host, "*."):
-				b.t.wildcard[host[2:]] = append(b.t.wildcard[host[2:]], r)
-			default:
-				b.t.exact[host] = append(b.t.exact[host], r)
-			}
+			b.t.ports[HTTPPort].add(r)
+			b.t.ports[HTTPSPort].add(r)
 		}
 	}
 }
@@ -370,25 +452,42 @@ func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBac
 		b.problem(ing, ReasonUnsupportedBackend, "resource backends are not supported")
 		return nil
 	}
-	port := ib.Service.Port.Name
-	if port == "" {
-		port = strconv.Itoa(int(ib.Service.Port.Number))
+	be := b.cachedBackend(ing.Namespace, ib.Service.Name, ib.Service.Port, pol)
+	if be.Missing != "" {
+		b.problem(ing, ReasonBackendNotFound, "%s", be.Missing)
 	}
-	be := &Backend{Namespace: ing.Namespace, Service: ib.Service.Name, Port: port, Policy: pol}
-	id := be.Name() + " " + pol.String()
+	return be
+}
+
+// cachedBackend is serviceBackend, shared by every route naming the same
+// Service port with the same policy.
+func (b *builder) cachedBackend(namespace, name string, port networkingv1.ServiceBackendPort, pol Policy) *Backend {
+	portName := port.Name
+	if portName == "" {
+		portName = strconv.Itoa(int(port.Number))
+	}
+	id := namespace + "/" + name + ":" + portName + " " + pol.String()
 	if old, ok := b.backends[id]; ok {
-		if old.Missing != "" {
-			b.problem(ing, ReasonBackendNotFound, "%s", old.Missing)
-		}
 		return old
 	}
+	be := b.serviceBackend(namespace, name, port, pol)
 	b.backends[id] = be
-	svc := b.service(ing.Namespace, ib.Service.Name)
+	return be
+}
+
+// serviceBackend resolves a Service port to its endpoints; the Backend has
+// Missing set when the Service or port does not exist.
+func (b *builder) serviceBackend(namespace, name string, port networkingv1.ServiceBackendPort, pol Policy) *Backend {
+	portName := port.Name
+	if portName == "" {
+		portName = strconv.Itoa(int(port.Number))
+	}
+	be := &Backend{Namespace: namespace, Service: name, Port: portName, Policy: pol}
+	svc := b.service(namespace, name)
 	var sp *corev1.ServicePort
 	if svc != nil {
 		for i, p := range svc.Spec.Ports {
-			if (ib.Service.Port.Name != "" && p.Name == ib.Service.Port.Name) ||
-				(ib.Service.Port.Name == "" && p.Port == ib.Service.Port.Number) {
+			if (port.Name != "" && p.Name == port.Name) || (port.Name == "" && p.Port == port.Number) {
 				sp = &svc.Spec.Ports[i]
 				break
 			}
@@ -396,17 +495,14 @@ func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBac
 	}
 	switch {
 	case svc == nil:
-		be.Missing = fmt.Sprintf("service %s/%s not found", ing.Namespace, ib.Service.Name)
+		be.Missing = fmt.Sprintf("service %s/%s not found", namespace, name)
 	case svc.Spec.Type == corev1.ServiceTypeExternalName:
-		be.Missing = fmt.Sprintf("service %s/%s is of type ExternalName, which is not supported", ing.Namespace, ib.Service.Name)
+		be.Missing = fmt.Sprintf("service %s/%s is of type ExternalName, which is not supported", namespace, name)
 	case sp == nil:
-		be.Missing = fmt.Sprintf("service %s/%s has no port %s", ing.Namespace, ib.Service.Name, port)
+		be.Missing = fmt.Sprintf("service %s/%s has no port %s", namespace, name, portName)
+	default:
+		be.Endpoints = b.endpoints(namespace, name, sp.Name)
 	}
-	if be.Missing != "" {
-		b.problem(ing, ReasonBackendNotFound, "%s", be.Missing)
-		return be
-	}
-	be.Endpoints = b.endpoints(ing.Namespace, ib.Service.Name, sp.Name)
 	return be
 }
 
@@ -484,11 +580,17 @@ func normalizePath(p string, pt networkingv1.PathType) string {
 	return p
 }
 
-// sortRoutes orders routes for matching: longest path first, Exact before
-// Prefix on equal length. Paths are claimed once per type, so this order is
-// total.
+// sortRoutes orders routes for matching. Ingress routes: longest path
+// first, Exact before Prefix on equal length (paths are claimed once per
+// type, so this order is total). HTTPRoute matches follow the Gateway API's
+// precedence: Exact paths, then the longest prefix, then a method match,
+// the most header matches, the most query matches, and the older route.
 func sortRoutes(rs hostRoutes) {
-	slices.SortFunc(rs, func(a, b *Route) int {
+	slices.SortStableFunc(rs, compareRoutes)
+}
+
+func compareRoutes(a, b *Route) int {
+	if a.Kind == KindIngress && b.Kind == KindIngress {
 		if c := cmp.Compare(len(b.Path), len(a.Path)); c != 0 {
 			return c
 		}
@@ -499,11 +601,33 @@ func sortRoutes(rs hostRoutes) {
 			return 1
 		}
 		return strings.Compare(a.Path, b.Path)
-	})
+	}
+	if ae, be := a.PathType == networkingv1.PathTypeExact, b.PathType == networkingv1.PathTypeExact; ae != be {
+		if ae {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(len(b.Path), len(a.Path)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Cond.count(), a.Cond.count()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Cond.headerCount(), a.Cond.headerCount()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Cond.queryCount(), a.Cond.queryCount()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.order, b.order)
 }
 
 // matches tells whether the request path p falls under r.
 func (r *Route) matches(p string) bool {
+	if r.Cond != nil && r.Cond.PathRegexp != nil {
+		return r.Cond.PathRegexp.MatchString(p)
+	}
 	if r.PathType == networkingv1.PathTypeExact {
 		return p == r.Path
 	}
@@ -513,35 +637,84 @@ func (r *Route) matches(p string) bool {
 	return p == r.Path || strings.HasPrefix(p, r.Path+"/")
 }
 
-// Match finds the route for a request's Host header and URL path: among the
-// exact host's rules, then the wildcard's, then the rules without a host,
-// then the default backend. It returns nil when nothing matches.
+// Match finds the Ingress route for a request's Host header and URL path
+// on the HTTP port; see MatchRequest.
 func (t *Table) Match(host, path string) *Route {
-	host = hostOnly(host)
+	return t.MatchRequest(HTTPPort, &http.Request{Method: http.MethodGet, Host: host, URL: &url.URL{Path: path}})
+}
+
+// MatchRequest finds the route for r arriving on port: among the exact
+// host's routes, then the wildcard's, then the routes without a host, then
+// the default backend. It returns nil when nothing matches.
+func (t *Table) MatchRequest(port int, r *http.Request) *Route {
+	l := t.ports[port]
+	if l == nil {
+		return nil
+	}
+	host := hostOnly(r.Host)
+	path := r.URL.Path
 	if path == "" {
 		path = "/"
 	}
-	for _, rs := range []hostRoutes{t.exact[host], t.wildcard[wildcardSuffix(host)], t.anyHost} {
-		for _, r := range rs {
-			if r.matches(path) {
-				return r
+	match := func(rs hostRoutes) *Route {
+		for _, rt := range rs {
+			if rt.matches(path) && rt.Cond.matchesRequest(r) {
+				return rt
 			}
 		}
+		return nil
 	}
-	return t.fallback
+	if rt := match(l.exact[host]); rt != nil {
+		return rt
+	}
+	if rt := match(l.wildcard[wildcardSuffix(host)]); rt != nil {
+		return rt
+	}
+	// Gateway API wildcards, the longest suffix first.
+	for s := wildcardSuffix(host); s != "" && len(l.gwWildcard) > 0; s = wildcardSuffix(s) {
+		if rt := match(l.gwWildcard[s]); rt != nil {
+			return rt
+		}
+	}
+	if rt := match(l.anyHost); rt != nil {
+		return rt
+	}
+	return l.fallback
 }
 
-// Certificate returns the certificate for an SNI server name: the exact
-// host's, then the wildcard's; nil when there is none.
+// Ports lists the ports the table serves and whether each speaks TLS.
+func (t *Table) Ports() map[int]bool {
+	out := make(map[int]bool, len(t.ports))
+	for p, l := range t.ports {
+		out[p] = l.secure
+	}
+	return out
+}
+
+// Certificate returns the certificate for an SNI server name on the HTTPS
+// port; see CertificateFor.
 func (t *Table) Certificate(serverName string) *tls.Certificate {
+	return t.CertificateFor(HTTPSPort, serverName)
+}
+
+// CertificateFor returns the certificate for an SNI server name on port:
+// the exact host's, then the wildcard's, then the port's default; nil when
+// there is none.
+func (t *Table) CertificateFor(port int, serverName string) *tls.Certificate {
+	l := t.ports[port]
+	if l == nil {
+		return nil
+	}
 	h := hostOnly(serverName)
-	if c, ok := t.certs[h]; ok {
+	if c, ok := l.certs[h]; ok {
 		return c
 	}
 	if s := wildcardSuffix(h); s != "" {
-		return t.certs["*."+s]
+		if c, ok := l.certs["*."+s]; ok {
+			return c
+		}
 	}
-	return nil
+	return l.defaultCert
 }
 
 // hasTLS tells whether a rule host is named in some served Ingress's

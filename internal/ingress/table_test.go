@@ -31,7 +31,7 @@ func describe(r *Route) string {
 	if r == nil {
 		return "404"
 	}
-	return r.Ingress.String() + " " + r.Backend.Service + ":" + r.Backend.Port
+	return r.Source.String() + " " + r.Backend.Service + ":" + r.Backend.Port
 }
 
 func TestClassSelection(t *testing.T) {
@@ -406,7 +406,7 @@ func dump(t *Table) string {
 	var b strings.Builder
 	route := func(r *Route) {
 		be := r.Backend
-		fmt.Fprintf(&b, "  %-6s %-10s -> %s (%s)", r.PathType, r.Path, be.Name(), r.Ingress)
+		fmt.Fprintf(&b, "  %-6s %-10s -> %s (%s)", r.PathType, r.Path, be.Name(), r.Source)
 		if r.SSLRedirect {
 			b.WriteString(" ssl-redirect")
 		}
@@ -418,28 +418,29 @@ func dump(t *Table) string {
 			fmt.Fprintf(&b, "    endpoint %s\n", e)
 		}
 	}
-	for _, h := range slices.Sorted(maps.Keys(t.exact)) {
+	l := t.ports[HTTPPort]
+	for _, h := range slices.Sorted(maps.Keys(l.exact)) {
 		fmt.Fprintf(&b, "host %s\n", h)
-		for _, r := range t.exact[h] {
+		for _, r := range l.exact[h] {
 			route(r)
 		}
 	}
-	for _, h := range slices.Sorted(maps.Keys(t.wildcard)) {
+	for _, h := range slices.Sorted(maps.Keys(l.wildcard)) {
 		fmt.Fprintf(&b, "host *.%s\n", h)
-		for _, r := range t.wildcard[h] {
+		for _, r := range l.wildcard[h] {
 			route(r)
 		}
 	}
 	b.WriteString("any host\n")
-	for _, r := range t.anyHost {
+	for _, r := range l.anyHost {
 		route(r)
 	}
-	if t.fallback != nil {
+	if l.fallback != nil {
 		b.WriteString("default backend\n")
-		route(t.fallback)
+		route(l.fallback)
 	}
-	for _, h := range slices.Sorted(maps.Keys(t.certs)) {
-		fmt.Fprintf(&b, "certificate %s: CN %s\n", h, t.certs[h].Leaf.Subject.CommonName)
+	for _, h := range slices.Sorted(maps.Keys(t.ports[HTTPSPort].certs)) {
+		fmt.Fprintf(&b, "certificate %s: CN %s\n", h, t.ports[HTTPSPort].certs[h].Leaf.Subject.CommonName)
 	}
 	for _, s := range t.Served {
 		fmt.Fprintf(&b, "served %s\n", s)

@@ -1,0 +1,865 @@
+package ingress
+
+import (
+	"cmp"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// GatewayControllerName is the spec.controllerName of the GatewayClasses
+// skiff serves.
+const GatewayControllerName = "skiff.dev/gateway-controller"
+
+// GatewayClassName is the GatewayClass the server creates.
+const GatewayClassName = "skiff"
+
+// pathRegex is the PathType of an HTTPRoute RegularExpression path match.
+const pathRegex networkingv1.PathType = "RegularExpression"
+
+// GatewayStatuses are the Gateway API statuses a Table was built with: what
+// the status writer publishes.
+type GatewayStatuses struct {
+	// Classes are the conditions of the GatewayClasses skiff serves.
+	Classes map[string][]metav1.Condition
+	// Gateways are the statuses of the Gateways of those classes.
+	Gateways map[types.NamespacedName]*gwv1.GatewayStatus
+	// Routes are, per HTTPRoute, the status entries of its parents that
+	// are Gateways skiff serves; entries of other controllers are kept.
+	Routes map[types.NamespacedName][]gwv1.RouteParentStatus
+}
+
+// RequestMatch is what an HTTPRoute match asks of a request beyond its host
+// and path.
+type RequestMatch struct {
+	Method     string
+	Headers    []ValueMatch
+	Query      []ValueMatch
+	PathRegexp *regexp.Regexp
+}
+
+// ValueMatch matches a header or query parameter: its value equal to Value,
+// or matching Regexp when set.
+type ValueMatch struct {
+	Name   string
+	Value  string
+	Regexp *regexp.Regexp
+}
+
+func (v ValueMatch) matches(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	// Only the first value is matched, as the specification allows.
+	if v.Regexp != nil {
+		return v.Regexp.MatchString(values[0])
+	}
+	return values[0] == v.Value
+}
+
+func (m *RequestMatch) count() int {
+	if m == nil || m.Method == "" {
+		return 0
+	}
+	return 1
+}
+
+func (m *RequestMatch) headerCount() int {
+	if m == nil {
+		return 0
+	}
+	return len(m.Headers)
+}
+
+func (m *RequestMatch) queryCount() int {
+	if m == nil {
+		return 0
+	}
+	return len(m.Query)
+}
+
+// HeaderModifier sets, adds and removes headers.
+type HeaderModifier struct {
+	Set, Add []ValueMatch // Name and Value only
+	Remove   []string
+}
+
+// Redirect answers with a redirect instead of proxying; empty fields keep
+// the request's.
+type Redirect struct {
+	Scheme, Hostname string
+	Port             int // 0 derives it from the scheme
+	Path             *PathModifier
+	StatusCode       int
+}
+
+// Rewrite changes the Host header and path sent upstream.
+type Rewrite struct {
+	Hostname string
+	Path     *PathModifier
+}
+
+// PathModifier replaces the whole path, or the prefix the route matched.
+type PathModifier struct {
+	Full   *string
+	Prefix *string
+}
+
+// WeightedBackend is one backendRef of a rule and its weight. A backend
+// with Missing set answers 500 for its share.
+type WeightedBackend struct {
+	Backend *Backend
+	Weight  int
+}
+
+// RuleAction is what an HTTPRoute rule does with a request it matched.
+type RuleAction struct {
+	// Invalid, when set, answers 500 with this message (a rule that skiff
+	// cannot carry out as written).
+	Invalid         string
+	RequestHeaders  *HeaderModifier
+	ResponseHeaders *HeaderModifier
+	Redirect        *Redirect
+	Rewrite         *Rewrite
+	Mirrors         []*Backend
+	Backends        []WeightedBackend
+	// Timeout bounds the whole request; 0 means none.
+	Timeout time.Duration
+
+	picker *weightedPicker
+}
+
+// matchesRequest tells whether r meets m (a nil m matches everything).
+func (m *RequestMatch) matchesRequest(r *http.Request) bool {
+	if m == nil {
+		return true
+	}
+	if m.Method != "" && r.Method != m.Method {
+		return false
+	}
+	for _, h := range m.Headers {
+		if !h.matches(r.Header.Values(h.Name)) {
+			return false
+		}
+	}
+	if len(m.Query) > 0 {
+		q := r.URL.Query()
+		for _, v := range m.Query {
+			if !v.matches(q[v.Name]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// gwListener is one listener of a served Gateway while building.
+type gwListener struct {
+	gw       *gwv1.Gateway
+	spec     *gwv1.Listener
+	port     int
+	secure   bool
+	hostname string // "" any
+	kinds    []gwv1.RouteGroupKind
+	usable   bool // serves routes
+	status   *gwv1.ListenerStatus
+	cert     *tls.Certificate
+}
+
+func condition(typ string, ok bool, reason, msg string, gen int64) metav1.Condition {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen}
+}
+
+func setCondition(cs *[]metav1.Condition, c metav1.Condition) {
+	for i := range *cs {
+		if (*cs)[i].Type == c.Type {
+			(*cs)[i] = c
+			return
+		}
+	}
+	*cs = append(*cs, c)
+}
+
+func conditionTrue(cs []metav1.Condition, typ string) bool {
+	for _, c := range cs {
+		if c.Type == typ {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+const (
+	gatewayGroup = gwv1.GroupName
+	kindGateway  = "Gateway"
+)
+
+var httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindHTTPRoute}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// addGateways renders the Gateways of the classes skiff serves, and the
+// HTTPRoutes attached to them, into the table and its GatewayStatuses.
+func (b *builder) addGateways() {
+	ctrl := cmp.Or(b.in.GatewayController, GatewayControllerName)
+	st := &b.t.Gateway
+	st.Classes = map[string][]metav1.Condition{}
+	st.Gateways = map[types.NamespacedName]*gwv1.GatewayStatus{}
+	st.Routes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	for _, gc := range b.in.GatewayClasses {
+		if string(gc.Spec.ControllerName) != ctrl {
+			continue
+		}
+		cs := []metav1.Condition{
+			condition(string(gwv1.GatewayClassConditionStatusAccepted), true, string(gwv1.GatewayClassReasonAccepted), "Handled by "+ctrl, gc.Generation),
+			condition(string(gwv1.GatewayClassConditionStatusSupportedVersion), true, string(gwv1.GatewayClassReasonSupportedVersion), "Gateway API CRDs of a supported version", gc.Generation),
+		}
+		if gc.Spec.ParametersRef != nil {
+			cs[0] = condition(string(gwv1.GatewayClassConditionStatusAccepted), false, string(gwv1.GatewayClassReasonInvalidParameters), "skiff takes no parameters; remove spec.parametersRef", gc.Generation)
+		}
+		st.Classes[gc.Name] = cs
+	}
+	gws := slices.Clone(b.in.Gateways)
+	slices.SortFunc(gws, func(a, c *gwv1.Gateway) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
+	byGateway := map[types.NamespacedName][]*gwListener{}
+	portSecure := map[int]bool{HTTPPort: false, HTTPSPort: true}
+	claimed := map[string]*gwListener{} // by port and hostname
+	for _, gw := range gws {
+		cs, ok := st.Classes[string(gw.Spec.GatewayClassName)]
+		if !ok || !conditionTrue(cs, string(gwv1.GatewayClassConditionStatusAccepted)) {
+			continue
+		}
+		gs := &gwv1.GatewayStatus{}
+		st.Gateways[objKey(&gw.ObjectMeta)] = gs
+		for i := range gw.Spec.Listeners {
+			l := b.gatewayListener(gw, &gw.Spec.Listeners[i], portSecure, claimed)
+			byGateway[objKey(&gw.ObjectMeta)] = append(byGateway[objKey(&gw.ObjectMeta)], l)
+			gs.Listeners = append(gs.Listeners, *l.status)
+		}
+	}
+	b.addHTTPRoutes(ctrl, byGateway)
+	// Statuses of Gateways, now that routes are counted.
+	for _, gw := range gws {
+		k := objKey(&gw.ObjectMeta)
+		gs := st.Gateways[k]
+		if gs == nil {
+			continue
+		}
+		ls := byGateway[k]
+		valid := 0
+		for i, l := range ls {
+			gs.Listeners[i] = *l.status
+			if l.usable {
+				valid++
+			}
+		}
+		for _, a := range b.in.GatewayAddresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				gs.Addresses = append(gs.Addresses, gwv1.GatewayStatusAddress{Type: ptrTo(gwv1.IPAddressType), Value: ip.String()})
+			}
+		}
+		accepted := condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "Gateway accepted by skiff", gw.Generation)
+		programmed := condition(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed), "Served by the skiff proxy on every node", gw.Generation)
+		if msg := b.unusableAddress(gw); msg != "" {
+			accepted = condition(string(gwv1.GatewayConditionAccepted), false, string(gwv1.GatewayReasonUnsupportedAddress), msg, gw.Generation)
+			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable), msg, gw.Generation)
+		} else if valid < len(ls) {
+			accepted.Reason = string(gwv1.GatewayReasonListenersNotValid)
+			accepted.Message = fmt.Sprintf("%d of %d listeners are not valid; see status.listeners", len(ls)-valid, len(ls))
+			if valid == 0 {
+				accepted.Status = metav1.ConditionFalse
+				programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid), "no listener is valid", gw.Generation)
+			}
+		}
+		if len(gs.Addresses) == 0 && programmed.Status == metav1.ConditionTrue {
+			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotAssigned), "no node has an address yet", gw.Generation)
+		}
+		gs.Conditions = []metav1.Condition{accepted, programmed}
+	}
+}
+
+// unusableAddress says why a Gateway's spec.addresses cannot be served: the
+// proxy listens on the nodes' addresses only.
+func (b *builder) unusableAddress(gw *gwv1.Gateway) string {
+	for _, a := range gw.Spec.Addresses {
+		if a.Type != nil && *a.Type != gwv1.IPAddressType {
+			return fmt.Sprintf("address type %q is not supported; skiff serves Gateways on the nodes' IP addresses", *a.Type)
+		}
+		if a.Value != "" && !slices.Contains(b.in.GatewayAddresses, a.Value) {
+			return fmt.Sprintf("address %s is not a node address; skiff serves Gateways on the nodes' IP addresses (%s)", a.Value, strings.Join(b.in.GatewayAddresses, ", "))
+		}
+	}
+	return ""
+}
+
+func objKey(m *metav1.ObjectMeta) types.NamespacedName {
+	return types.NamespacedName{Namespace: m.Namespace, Name: m.Name}
+}
+
+// olderObject orders objects by creation, then namespace/name.
+func olderObject(a, b *metav1.ObjectMeta) int {
+	if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// gatewayListener checks one listener and computes its status; a usable
+// one gets its port in the table.
+func (b *builder) gatewayListener(gw *gwv1.Gateway, spec *gwv1.Listener, portSecure map[int]bool, claimed map[string]*gwListener) *gwListener {
+	gen := gw.Generation
+	l := &gwListener{gw: gw, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
+	if spec.Hostname != nil {
+		l.hostname = normalizeHost(string(*spec.Hostname))
+	}
+	var conds []metav1.Condition
+	accepted := condition(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "Listener accepted", gen)
+	resolved := condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "All references resolved", gen)
+	conflicted := condition(string(gwv1.ListenerConditionConflicted), false, string(gwv1.ListenerReasonNoConflicts), "No conflicts", gen)
+	switch spec.Protocol {
+	case gwv1.HTTPProtocolType:
+	case gwv1.HTTPSProtocolType:
+		l.secure = true
+	default:
+		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
+			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP and HTTPS listeners", spec.Protocol), gen)
+	}
+	// Route kinds.
+	l.kinds = []gwv1.RouteGroupKind{httpRouteKind}
+	if ar := spec.AllowedRoutes; ar != nil && len(ar.Kinds) > 0 {
+		l.kinds = nil
+		var bad []string
+		for _, k := range ar.Kinds {
+			if (k.Group == nil || string(*k.Group) == gatewayGroup) && k.Kind == KindHTTPRoute {
+				l.kinds = append(l.kinds, httpRouteKind)
+			} else {
+				g := ""
+				if k.Group != nil {
+					g = string(*k.Group)
+				}
+				bad = append(bad, g+"/"+string(k.Kind))
+			}
+		}
+		if len(bad) > 0 {
+			resolved = condition(string(gwv1.ListenerConditionResolvedRefs), false, string(gwv1.ListenerReasonInvalidRouteKinds),
+				fmt.Sprintf("route kinds %s are not supported on a %s listener", strings.Join(bad, ", "), spec.Protocol), gen)
+		}
+	}
+	l.status.SupportedKinds = l.kinds
+	if l.status.SupportedKinds == nil {
+		l.status.SupportedKinds = []gwv1.RouteGroupKind{}
+	}
+	// Certificates.
+	if l.secure && accepted.Status == metav1.ConditionTrue {
+		if msg, reason := b.listenerCerts(gw, spec, l); msg != "" {
+			resolved = condition(string(gwv1.ListenerConditionResolvedRefs), false, reason, msg, gen)
+		}
+	}
+	// Ports: one protocol per port across every Gateway and the Ingresses,
+	// and one listener per port and hostname.
+	if accepted.Status == metav1.ConditionTrue {
+		if sec, taken := portSecure[l.port]; taken && sec != l.secure {
+			want := "HTTP"
+			if sec {
+				want = "HTTPS"
+			}
+			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonProtocolConflict),
+				fmt.Sprintf("port %d is served as %s on the nodes", l.port, want), gen)
+		} else if old := claimed[strconv.Itoa(l.port)+" "+l.hostname]; old != nil {
+			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonHostnameConflict),
+				fmt.Sprintf("port %d hostname %q is already served by listener %s of Gateway %s/%s", l.port, l.hostname, old.spec.Name, old.gw.Namespace, old.gw.Name), gen)
+		} else {
+			portSecure[l.port] = l.secure
+		}
+	}
+	l.usable = accepted.Status == metav1.ConditionTrue && conflicted.Status == metav1.ConditionFalse &&
+		(resolved.Status == metav1.ConditionTrue || resolved.Reason == string(gwv1.ListenerReasonInvalidRouteKinds)) && len(l.kinds) > 0
+	programmed := condition(string(gwv1.ListenerConditionProgrammed), true, string(gwv1.ListenerReasonProgrammed), "Listener programmed", gen)
+	if !l.usable {
+		programmed = condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid), "Listener is not served; see its other conditions", gen)
+	} else {
+		claimed[strconv.Itoa(l.port)+" "+l.hostname] = l
+		if b.t.ports[l.port] == nil {
+			b.t.ports[l.port] = newListener(l.secure)
+		}
+		if l.cert != nil {
+			lt := b.t.ports[l.port]
+			if l.hostname == "" {
+				if lt.defaultCert == nil {
+					lt.defaultCert = l.cert
+				}
+			} else if _, taken := lt.certs[l.hostname]; !taken {
+				lt.certs[l.hostname] = l.cert
+			}
+		}
+	}
+	conds = append(conds, accepted, resolved, conflicted, programmed)
+	l.status.Conditions = conds
+	return l
+}
+
+// listenerCerts loads an HTTPS listener's first certificate; it returns a
+// message and reason when the references do not resolve.
+func (b *builder) listenerCerts(gw *gwv1.Gateway, spec *gwv1.Listener, l *gwListener) (string, string) {
+	if spec.TLS == nil || len(spec.TLS.CertificateRefs) == 0 {
+		return "an HTTPS listener needs tls.certificateRefs", string(gwv1.ListenerReasonInvalidCertificateRef)
+	}
+	if spec.TLS.Mode != nil && *spec.TLS.Mode != gwv1.TLSModeTerminate {
+		return fmt.Sprintf("tls.mode %s is not supported on an HTTPS listener", *spec.TLS.Mode), string(gwv1.ListenerReasonInvalidCertificateRef)
+	}
+	for _, ref := range spec.TLS.CertificateRefs {
+		if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
+			return fmt.Sprintf("certificate reference %s is not a core Secret", ref.Name), string(gwv1.ListenerReasonInvalidCertificateRef)
+		}
+		ns := gw.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		if ns != gw.Namespace && !b.granted(gw.Namespace, kindGateway, ns, "Secret", string(ref.Name)) {
+			return fmt.Sprintf("Secret %s/%s is in another namespace and no ReferenceGrant there allows it", ns, ref.Name), string(gwv1.ListenerReasonRefNotPermitted)
+		}
+		c, err := b.certificate(ns, string(ref.Name))
+		if err != nil {
+			return fmt.Sprintf("Secret %s/%s: %v", ns, ref.Name, err), string(gwv1.ListenerReasonInvalidCertificateRef)
+		}
+		if l.cert == nil {
+			l.cert = c
+		}
+	}
+	return "", ""
+}
+
+// granted tells whether a ReferenceGrant in toNS lets objects of fromKind in
+// fromNS refer to the toKind object named name.
+func (b *builder) granted(fromNS, fromKind, toNS, toKind, name string) bool {
+	fromGroup := gatewayGroup
+	for _, g := range b.in.ReferenceGrants {
+		if g.Namespace != toNS {
+			continue
+		}
+		from := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
+			return string(f.Group) == fromGroup && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
+		})
+		to := slices.ContainsFunc(g.Spec.To, func(t gwv1.ReferenceGrantTo) bool {
+			return t.Group == "" && string(t.Kind) == toKind && (t.Name == nil || string(*t.Name) == name)
+		})
+		if from && to {
+			return true
+		}
+	}
+	return false
+}
+
+// allows tells whether l accepts HTTPRoutes from namespace ns.
+func (b *builder) allows(l *gwListener, ns string) bool {
+	from := gwv1.NamespacesFromSame
+	var sel *metav1.LabelSelector
+	if ar := l.spec.AllowedRoutes; ar != nil && ar.Namespaces != nil {
+		if ar.Namespaces.From != nil {
+			from = *ar.Namespaces.From
+		}
+		sel = ar.Namespaces.Selector
+	}
+	switch from {
+	case gwv1.NamespacesFromAll:
+		return true
+	case gwv1.NamespacesFromSame:
+		return ns == l.gw.Namespace
+	case gwv1.NamespacesFromSelector:
+		if sel == nil {
+			return false
+		}
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return false
+		}
+		for _, n := range b.in.Namespaces {
+			if n.Name == ns {
+				return s.Matches(labels.Set(n.Labels))
+			}
+		}
+	}
+	return false
+}
+
+// intersectHost is the hostname a listener hostname and a route hostname
+// both match, "" (any) when both are empty; ok is false when they share
+// none. Gateway API wildcards match one or more labels.
+func intersectHost(listener, route string) (string, bool) {
+	switch {
+	case listener == "":
+		return route, true
+	case route == "":
+		return listener, true
+	case listener == route:
+		return route, true
+	}
+	lw, rw := strings.HasPrefix(listener, "*."), strings.HasPrefix(route, "*.")
+	switch {
+	case lw && !rw && strings.HasSuffix(route, listener[1:]):
+		return route, true
+	case !lw && rw && strings.HasSuffix(listener, route[1:]):
+		return listener, true
+	case lw && rw:
+		if strings.HasSuffix(route, listener[1:]) {
+			return route, true
+		}
+		if strings.HasSuffix(listener, route[1:]) {
+			return listener, true
+		}
+	}
+	return "", false
+}
+
+// addHTTPRoutes attaches the HTTPRoutes to the listeners of served
+// Gateways and computes their parent statuses.
+func (b *builder) addHTTPRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener) {
+	routes := slices.Clone(b.in.HTTPRoutes)
+	slices.SortFunc(routes, func(a, c *gwv1.HTTPRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
+	for ri, hr := range routes {
+		var parents []gwv1.RouteParentStatus
+		var action []*RuleAction
+		resolved := condition(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "All references resolved", hr.Generation)
+		for _, ref := range hr.Spec.ParentRefs {
+			if (ref.Group != nil && string(*ref.Group) != gatewayGroup) || (ref.Kind != nil && string(*ref.Kind) != kindGateway) {
+				continue
+			}
+			ns := hr.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			ls, ours := byGateway[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
+			if !ours {
+				continue
+			}
+			if action == nil {
+				action, resolved = b.httpRouteActions(hr)
+			}
+			accepted := b.attach(hr, ref, ls, action, ri)
+			parents = append(parents, gwv1.RouteParentStatus{
+				ParentRef:      ref,
+				ControllerName: gwv1.GatewayController(ctrl),
+				Conditions:     []metav1.Condition{accepted, resolved},
+			})
+		}
+		if parents != nil {
+			b.t.Gateway.Routes[objKey(&hr.ObjectMeta)] = parents
+		}
+	}
+}
+
+// attach adds hr's rules to the listeners of one parentRef that accept it,
+// and returns the parent's Accepted condition.
+func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwListener, action []*RuleAction, ri int) metav1.Condition {
+	gen := hr.Generation
+	var cands []*gwListener
+	for _, l := range ls {
+		if ref.SectionName != nil && *ref.SectionName != l.spec.Name {
+			continue
+		}
+		if ref.Port != nil && int(*ref.Port) != l.port {
+			continue
+		}
+		cands = append(cands, l)
+	}
+	if len(cands) == 0 {
+		return condition(string(gwv1.RouteConditionAccepted), false, string(gwv1.RouteReasonNoMatchingParent), "no listener of the Gateway matches the parentRef's sectionName and port", gen)
+	}
+	var allowed []*gwListener
+	for _, l := range cands {
+		if l.usable && slices.Contains(l.kinds, httpRouteKind) && b.allows(l, hr.Namespace) {
+			allowed = append(allowed, l)
+		}
+	}
+	if len(allowed) == 0 {
+		return condition(string(gwv1.RouteConditionAccepted), false, string(gwv1.RouteReasonNotAllowedByListeners), "no listener of the Gateway allows this route (namespace, kind, or the listener is not valid)", gen)
+	}
+	attached := false
+	for _, l := range allowed {
+		hosts := []string{}
+		if len(hr.Spec.Hostnames) == 0 {
+			hosts = append(hosts, l.hostname)
+		}
+		for _, h := range hr.Spec.Hostnames {
+			if got, ok := intersectHost(l.hostname, normalizeHost(string(h))); ok {
+				hosts = append(hosts, got)
+			}
+		}
+		if len(hosts) == 0 {
+			continue
+		}
+		attached = true
+		l.status.AttachedRoutes++
+		b.addRules(hr, l, hosts, action, ri)
+	}
+	if !attached {
+		return condition(string(gwv1.RouteConditionAccepted), false, string(gwv1.RouteReasonNoMatchingListenerHostname), "no hostname of the route matches a listener's hostname", gen)
+	}
+	return condition(string(gwv1.RouteConditionAccepted), true, string(gwv1.RouteReasonAccepted), "Route accepted", gen)
+}
+
+// addRules files a route's matches under each hostname on l's port.
+func (b *builder) addRules(hr *gwv1.HTTPRoute, l *gwListener, hosts []string, action []*RuleAction, ri int) {
+	lt := b.t.ports[l.port]
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	for i, rule := range hr.Spec.Rules {
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.HTTPRouteMatch{{}}
+		}
+		for mi, m := range matches {
+			path, pt, cond := routeMatch(m)
+			for _, h := range hosts {
+				lt.addGateway(&Route{
+					Kind: KindHTTPRoute, Source: objKey(&hr.ObjectMeta),
+					Host: h, Path: path, PathType: pt,
+					Cond: cond, Rule: action[i],
+					order: ri<<20 | i<<10 | mi,
+				})
+			}
+		}
+	}
+}
+
+// routeMatch turns one HTTPRoute match into a path, path type and the rest.
+// Matches the CRD's validation refuses (an invalid regular expression) are
+// given a condition no request meets.
+func routeMatch(m gwv1.HTTPRouteMatch) (string, networkingv1.PathType, *RequestMatch) {
+	path, pt := "/", networkingv1.PathTypePrefix
+	cond := &RequestMatch{}
+	if m.Path != nil {
+		if m.Path.Value != nil {
+			path = *m.Path.Value
+		}
+		if m.Path.Type != nil {
+			switch *m.Path.Type {
+			case gwv1.PathMatchExact:
+				pt = networkingv1.PathTypeExact
+			case gwv1.PathMatchRegularExpression:
+				pt = pathRegex
+				cond.PathRegexp = compileAnchored(path)
+			}
+		}
+	}
+	if pt == networkingv1.PathTypePrefix {
+		path = normalizePath(path, pt)
+	}
+	if m.Method != nil {
+		cond.Method = string(*m.Method)
+	}
+	for _, h := range m.Headers {
+		v := ValueMatch{Name: string(h.Name), Value: h.Value}
+		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
+			v.Regexp = compileAnchored(h.Value)
+		}
+		cond.Headers = append(cond.Headers, v)
+	}
+	for _, q := range m.QueryParams {
+		v := ValueMatch{Name: string(q.Name), Value: q.Value}
+		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
+			v.Regexp = compileAnchored(q.Value)
+		}
+		cond.Query = append(cond.Query, v)
+	}
+	return path, pt, cond
+}
+
+// neverMatches is the expression of an invalid one: it matches nothing.
+var neverMatches = regexp.MustCompile(`a\A`)
+
+// compileAnchored compiles a full-match regular expression (RE2 syntax).
+func compileAnchored(expr string) *regexp.Regexp {
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		return neverMatches
+	}
+	return re
+}
+
+// addGateway files an HTTPRoute match. Gateway API wildcards cover one or
+// more labels, so they are kept apart from the Ingress ones.
+func (l *listener) addGateway(r *Route) {
+	if strings.HasPrefix(r.Host, "*.") {
+		if l.gwWildcard == nil {
+			l.gwWildcard = map[string]hostRoutes{}
+		}
+		l.gwWildcard[r.Host[2:]] = append(l.gwWildcard[r.Host[2:]], r)
+		return
+	}
+	l.add(r)
+}
+
+// httpRouteActions resolves each rule of hr; it returns the route's
+// ResolvedRefs condition.
+func (b *builder) httpRouteActions(hr *gwv1.HTTPRoute) ([]*RuleAction, metav1.Condition) {
+	gen := hr.Generation
+	resolved := condition(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "All references resolved", gen)
+	fail := func(reason, msg string) {
+		if resolved.Status == metav1.ConditionTrue {
+			resolved = condition(string(gwv1.RouteConditionResolvedRefs), false, reason, msg, gen)
+		}
+	}
+	out := make([]*RuleAction, len(hr.Spec.Rules))
+	for i, rule := range hr.Spec.Rules {
+		a := &RuleAction{}
+		out[i] = a
+		pol := Policy{Balance: RoundRobin, ReadTimeout: DefaultReadTimeout}
+		if t := rule.Timeouts; t != nil {
+			if t.Request != nil {
+				if d, err := time.ParseDuration(string(*t.Request)); err == nil {
+					a.Timeout = d
+				}
+			}
+			if t.BackendRequest != nil {
+				if d, err := time.ParseDuration(string(*t.BackendRequest)); err == nil && d > 0 {
+					pol.ReadTimeout = d
+				}
+			}
+		}
+		if sp := rule.SessionPersistence; sp != nil && (sp.Type == nil || *sp.Type == gwv1.CookieBasedSessionPersistence) {
+			pol.AffinityCookie = cmp.Or(ptrValue(sp.SessionName), DefaultAffinityCookie)
+		}
+		for _, f := range rule.Filters {
+			switch f.Type {
+			case gwv1.HTTPRouteFilterRequestHeaderModifier:
+				a.RequestHeaders = headerModifier(f.RequestHeaderModifier)
+			case gwv1.HTTPRouteFilterResponseHeaderModifier:
+				a.ResponseHeaders = headerModifier(f.ResponseHeaderModifier)
+			case gwv1.HTTPRouteFilterRequestRedirect:
+				a.Redirect = redirect(f.RequestRedirect)
+			case gwv1.HTTPRouteFilterURLRewrite:
+				if f.URLRewrite != nil {
+					a.Rewrite = &Rewrite{Hostname: string(ptrValue(f.URLRewrite.Hostname)), Path: pathModifier(f.URLRewrite.Path)}
+				}
+			case gwv1.HTTPRouteFilterRequestMirror:
+				if f.RequestMirror == nil {
+					continue
+				}
+				be, reason, msg := b.routeBackend(hr, f.RequestMirror.BackendRef, pol)
+				if reason != "" {
+					fail(reason, msg)
+					continue
+				}
+				a.Mirrors = append(a.Mirrors, be)
+			default:
+				a.Invalid = fmt.Sprintf("filter %s is not supported by skiff", f.Type)
+			}
+		}
+		for _, ref := range rule.BackendRefs {
+			w := 1
+			if ref.Weight != nil {
+				w = int(*ref.Weight)
+			}
+			be, reason, msg := b.routeBackend(hr, ref.BackendObjectReference, pol)
+			if reason != "" {
+				fail(reason, msg)
+			}
+			if w > 0 {
+				a.Backends = append(a.Backends, WeightedBackend{Backend: be, Weight: w})
+			}
+		}
+		if len(a.Backends) == 0 && a.Redirect == nil && a.Invalid == "" {
+			a.Invalid = "the rule has no backend with a weight above 0"
+		}
+		a.picker = newWeightedPicker(a.Backends)
+	}
+	return out, resolved
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func headerModifier(f *gwv1.HTTPHeaderFilter) *HeaderModifier {
+	if f == nil {
+		return nil
+	}
+	m := &HeaderModifier{Remove: f.Remove}
+	for _, h := range f.Set {
+		m.Set = append(m.Set, ValueMatch{Name: string(h.Name), Value: h.Value})
+	}
+	for _, h := range f.Add {
+		m.Add = append(m.Add, ValueMatch{Name: string(h.Name), Value: h.Value})
+	}
+	return m
+}
+
+func pathModifier(p *gwv1.HTTPPathModifier) *PathModifier {
+	if p == nil {
+		return nil
+	}
+	switch p.Type {
+	case gwv1.FullPathHTTPPathModifier:
+		return &PathModifier{Full: p.ReplaceFullPath}
+	case gwv1.PrefixMatchHTTPPathModifier:
+		return &PathModifier{Prefix: p.ReplacePrefixMatch}
+	}
+	return nil
+}
+
+func redirect(f *gwv1.HTTPRequestRedirectFilter) *Redirect {
+	if f == nil {
+		return nil
+	}
+	r := &Redirect{
+		Scheme:     ptrValue(f.Scheme),
+		Hostname:   string(ptrValue(f.Hostname)),
+		Path:       pathModifier(f.Path),
+		StatusCode: cmp.Or(ptrValue(f.StatusCode), 302),
+	}
+	if f.Port != nil {
+		r.Port = int(*f.Port)
+	}
+	return r
+}
+
+// routeBackend resolves a backendRef of hr; reason and message say why it
+// cannot be used (the Backend then has Missing set).
+func (b *builder) routeBackend(hr *gwv1.HTTPRoute, ref gwv1.BackendObjectReference, pol Policy) (*Backend, string, string) {
+	ns := hr.Namespace
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	port := ""
+	if ref.Port != nil {
+		port = strconv.Itoa(int(*ref.Port))
+	}
+	bad := func(reason, msg string) (*Backend, string, string) {
+		return &Backend{Namespace: ns, Service: string(ref.Name), Port: port, Missing: msg, Policy: pol}, reason, msg
+	}
+	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
+		return bad(string(gwv1.RouteReasonInvalidKind), fmt.Sprintf("backend %s is a %s/%s; skiff supports core Services", ref.Name, ptrValue(ref.Group), ptrValue(ref.Kind)))
+	}
+	if ns != hr.Namespace && !b.granted(hr.Namespace, KindHTTPRoute, ns, "Service", string(ref.Name)) {
+		return bad(string(gwv1.RouteReasonRefNotPermitted), fmt.Sprintf("service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, ref.Name))
+	}
+	if ref.Port == nil {
+		return bad(string(gwv1.RouteReasonBackendNotFound), fmt.Sprintf("backend %s names no port", ref.Name))
+	}
+	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, pol)
+	if be.Missing != "" {
+		return be, string(gwv1.RouteReasonBackendNotFound), be.Missing
+	}
+	return be, "", ""
+}

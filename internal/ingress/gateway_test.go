@@ -1,0 +1,471 @@
+package ingress
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+func makeGatewayClass(name, controller string) *gwv1.GatewayClass {
+	return &gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Generation: 1},
+		Spec:       gwv1.GatewayClassSpec{ControllerName: gwv1.GatewayController(controller)},
+	}
+}
+
+type gatewayBuilder struct{ g gwv1.Gateway }
+
+func makeGateway(namespace, name string) *gatewayBuilder {
+	return &gatewayBuilder{gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Generation: 2, CreationTimestamp: metav1.NewTime(epoch)},
+		Spec:       gwv1.GatewaySpec{GatewayClassName: GatewayClassName},
+	}}
+}
+
+func (b *gatewayBuilder) class(c string) *gatewayBuilder {
+	b.g.Spec.GatewayClassName = gwv1.ObjectName(c)
+	return b
+}
+
+func (b *gatewayBuilder) age(s int) *gatewayBuilder {
+	b.g.CreationTimestamp = metav1.NewTime(epoch.Add(time.Duration(s) * time.Second))
+	return b
+}
+
+// listener adds a listener; host "" leaves its hostname unset.
+func (b *gatewayBuilder) listener(name string, proto gwv1.ProtocolType, port int32, host string) *gatewayBuilder {
+	l := gwv1.Listener{Name: gwv1.SectionName(name), Protocol: proto, Port: gwv1.PortNumber(port)}
+	if host != "" {
+		l.Hostname = ptr.To(gwv1.Hostname(host))
+	}
+	b.g.Spec.Listeners = append(b.g.Spec.Listeners, l)
+	return b
+}
+
+// from sets the last listener's allowedRoutes namespaces.
+func (b *gatewayBuilder) from(f gwv1.FromNamespaces) *gatewayBuilder {
+	l := &b.g.Spec.Listeners[len(b.g.Spec.Listeners)-1]
+	l.AllowedRoutes = &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: ptr.To(f)}}
+	return b
+}
+
+// cert sets the last listener's certificate Secret.
+func (b *gatewayBuilder) cert(namespace, secret string) *gatewayBuilder {
+	l := &b.g.Spec.Listeners[len(b.g.Spec.Listeners)-1]
+	ref := gwv1.SecretObjectReference{Name: gwv1.ObjectName(secret)}
+	if namespace != "" {
+		ref.Namespace = ptr.To(gwv1.Namespace(namespace))
+	}
+	l.TLS = &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{ref}}
+	return b
+}
+
+func (b *gatewayBuilder) obj() *gwv1.Gateway { return &b.g }
+
+type routeBuilder struct{ r gwv1.HTTPRoute }
+
+func makeRoute(namespace, name string) *routeBuilder {
+	return &routeBuilder{gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Generation: 3, CreationTimestamp: metav1.NewTime(epoch)},
+	}}
+}
+
+func (b *routeBuilder) age(s int) *routeBuilder {
+	b.r.CreationTimestamp = metav1.NewTime(epoch.Add(time.Duration(s) * time.Second))
+	return b
+}
+
+// parent attaches the route to Gateway ns/name, listener section when set.
+func (b *routeBuilder) parent(namespace, name, section string) *routeBuilder {
+	ref := gwv1.ParentReference{Name: gwv1.ObjectName(name)}
+	if namespace != "" {
+		ref.Namespace = ptr.To(gwv1.Namespace(namespace))
+	}
+	if section != "" {
+		ref.SectionName = ptr.To(gwv1.SectionName(section))
+	}
+	b.r.Spec.ParentRefs = append(b.r.Spec.ParentRefs, ref)
+	return b
+}
+
+func (b *routeBuilder) hosts(hs ...string) *routeBuilder {
+	for _, h := range hs {
+		b.r.Spec.Hostnames = append(b.r.Spec.Hostnames, gwv1.Hostname(h))
+	}
+	return b
+}
+
+// rule adds a rule with one match and backends given as "svc" or
+// "ns/svc", each weighted by weights (default 1).
+func (b *routeBuilder) rule(m gwv1.HTTPRouteMatch, backends []string, weights ...int32) *routeBuilder {
+	r := gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{m}}
+	for i, be := range backends {
+		ref := gwv1.HTTPBackendRef{}
+		ref.Port = ptr.To(gwv1.PortNumber(80))
+		if ns, name, ok := strings.Cut(be, "/"); ok {
+			ref.Namespace = ptr.To(gwv1.Namespace(ns))
+			ref.Name = gwv1.ObjectName(name)
+		} else {
+			ref.Name = gwv1.ObjectName(be)
+		}
+		if i < len(weights) {
+			ref.Weight = ptr.To(weights[i])
+		}
+		r.BackendRefs = append(r.BackendRefs, ref)
+	}
+	b.r.Spec.Rules = append(b.r.Spec.Rules, r)
+	return b
+}
+
+// filter adds f to the last rule.
+func (b *routeBuilder) filter(f gwv1.HTTPRouteFilter) *routeBuilder {
+	r := &b.r.Spec.Rules[len(b.r.Spec.Rules)-1]
+	r.Filters = append(r.Filters, f)
+	return b
+}
+
+func (b *routeBuilder) obj() *gwv1.HTTPRoute { return &b.r }
+
+func prefixMatch(p string) gwv1.HTTPRouteMatch {
+	return gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To(p)}}
+}
+
+func exactMatch(p string) gwv1.HTTPRouteMatch {
+	return gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchExact), Value: ptr.To(p)}}
+}
+
+// gatewayState is a State with the skiff class, the given objects, and
+// Services svc-a, svc-b (namespace ns) and svc-x (namespace other), port 80.
+func gatewayState(gws []*gwv1.Gateway, routes []*gwv1.HTTPRoute) State {
+	return State{
+		GatewayClasses: []*gwv1.GatewayClass{
+			makeGatewayClass(GatewayClassName, GatewayControllerName),
+			makeGatewayClass("other", "example.com/other"),
+		},
+		Gateways:         gws,
+		HTTPRoutes:       routes,
+		GatewayAddresses: []string{"10.0.0.2", "10.0.0.1"},
+		Services: []*corev1.Service{
+			makeService("ns", "svc-a").port("http", 80).obj(),
+			makeService("ns", "svc-b").port("http", 80).obj(),
+			makeService("other", "svc-x").port("http", 80).obj(),
+		},
+		Namespaces: []*corev1.Namespace{
+			{ObjectMeta: metav1.ObjectMeta{Name: "ns"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "other", Labels: map[string]string{"team": "x"}}},
+		},
+		Now: time.Now(),
+	}
+}
+
+func findCondition(cs []metav1.Condition, typ string) metav1.Condition {
+	for _, c := range cs {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{Type: typ, Status: "absent"}
+}
+
+// wantCondition checks a condition's status and reason.
+func wantCondition(t *testing.T, what string, cs []metav1.Condition, typ string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	c := findCondition(cs, typ)
+	if c.Status != status || c.Reason != reason {
+		t.Errorf("%s %s = %s/%s (%q), want %s/%s", what, typ, c.Status, c.Reason, c.Message, status, reason)
+	}
+}
+
+func TestGatewayStatus(t *testing.T) {
+	in := gatewayState(
+		[]*gwv1.Gateway{
+			makeGateway("ns", "gw").
+				listener("http", gwv1.HTTPProtocolType, 80, "").
+				listener("web", gwv1.HTTPProtocolType, 8080, "*.example.com").from(gwv1.NamespacesFromAll).
+				listener("https", gwv1.HTTPSProtocolType, 443, "secure.example.com").cert("", "tls").
+				listener("nocert", gwv1.HTTPSProtocolType, 8443, "").cert("", "missing").
+				listener("tcp", gwv1.TCPProtocolType, 9000, "").
+				listener("clash", gwv1.HTTPSProtocolType, 80, "x.example.com").cert("", "tls").obj(),
+			makeGateway("ns", "younger").age(10).listener("dup", gwv1.HTTPProtocolType, 8080, "*.example.com").obj(),
+			makeGateway("ns", "foreign").class("other").listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
+		},
+		[]*gwv1.HTTPRoute{
+			makeRoute("ns", "ok").parent("", "gw", "http").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "both").parent("", "gw", "").hosts("a.example.com").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "nosection").parent("", "gw", "nope").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("other", "samens").parent("ns", "gw", "http").rule(prefixMatch("/"), []string{"svc-x"}).obj(),
+			makeRoute("other", "crossok").parent("ns", "gw", "web").hosts("b.example.com").rule(prefixMatch("/"), []string{"svc-x"}).obj(),
+			makeRoute("ns", "nohost").parent("", "gw", "web").hosts("other.org").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "missing").parent("", "gw", "http").rule(prefixMatch("/m"), []string{"nosuch"}).obj(),
+			makeRoute("ns", "cross").parent("", "gw", "http").rule(prefixMatch("/x"), []string{"other/svc-x"}).obj(),
+			makeRoute("ns", "foreign").parent("", "foreign", "").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+		})
+	in.Secrets = []*corev1.Secret{validSecret(t, "ns", "tls", "secure.example.com", "x.example.com")}
+	tab := Build(in)
+	st := tab.Gateway
+
+	wantCondition(t, "class skiff", st.Classes[GatewayClassName], "Accepted", "True", "Accepted")
+	if _, ok := st.Classes["other"]; ok {
+		t.Error("the class of another controller got a status")
+	}
+	gs := st.Gateways[types.NamespacedName{Namespace: "ns", Name: "gw"}]
+	if gs == nil {
+		t.Fatal("no status for ns/gw")
+	}
+	wantCondition(t, "gw", gs.Conditions, "Accepted", "True", "ListenersNotValid")
+	wantCondition(t, "gw", gs.Conditions, "Programmed", "True", "Programmed")
+	if len(gs.Addresses) != 2 || gs.Addresses[0].Value != "10.0.0.2" {
+		t.Errorf("addresses = %v, want the two node addresses", gs.Addresses)
+	}
+	ls := map[string]gwv1.ListenerStatus{}
+	for _, l := range gs.Listeners {
+		ls[string(l.Name)] = l
+		if c := findCondition(l.Conditions, "Accepted"); c.ObservedGeneration != 2 {
+			t.Errorf("listener %s observedGeneration = %d, want 2", l.Name, c.ObservedGeneration)
+		}
+	}
+	wantCondition(t, "listener http", ls["http"].Conditions, "Programmed", "True", "Programmed")
+	wantCondition(t, "listener https", ls["https"].Conditions, "ResolvedRefs", "True", "ResolvedRefs")
+	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "ResolvedRefs", "False", "InvalidCertificateRef")
+	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "Programmed", "False", "Invalid")
+	wantCondition(t, "listener tcp", ls["tcp"].Conditions, "Accepted", "False", "UnsupportedProtocol")
+	wantCondition(t, "listener clash", ls["clash"].Conditions, "Conflicted", "True", "ProtocolConflict")
+	for name, want := range map[string]int32{"http": 4, "web": 2, "https": 0, "nocert": 0} {
+		if got := ls[name].AttachedRoutes; got != want {
+			t.Errorf("listener %s attachedRoutes = %d, want %d", name, got, want)
+		}
+	}
+	young := st.Gateways[types.NamespacedName{Namespace: "ns", Name: "younger"}]
+	wantCondition(t, "younger listener dup", young.Listeners[0].Conditions, "Conflicted", "True", "HostnameConflict")
+	wantCondition(t, "younger", young.Conditions, "Accepted", "False", "ListenersNotValid")
+	if _, ok := st.Gateways[types.NamespacedName{Namespace: "ns", Name: "foreign"}]; ok {
+		t.Error("a Gateway of another class got a status")
+	}
+
+	route := func(ns, name string) []metav1.Condition {
+		ps := st.Routes[types.NamespacedName{Namespace: ns, Name: name}]
+		if len(ps) != 1 {
+			t.Fatalf("route %s/%s has %d parent statuses, want 1", ns, name, len(ps))
+		}
+		if ps[0].ControllerName != GatewayControllerName {
+			t.Errorf("route %s/%s controllerName = %q", ns, name, ps[0].ControllerName)
+		}
+		return ps[0].Conditions
+	}
+	wantCondition(t, "route ok", route("ns", "ok"), "Accepted", "True", "Accepted")
+	wantCondition(t, "route ok", route("ns", "ok"), "ResolvedRefs", "True", "ResolvedRefs")
+	wantCondition(t, "route both", route("ns", "both"), "Accepted", "True", "Accepted")
+	wantCondition(t, "route nosection", route("ns", "nosection"), "Accepted", "False", "NoMatchingParent")
+	wantCondition(t, "route samens", route("other", "samens"), "Accepted", "False", "NotAllowedByListeners")
+	wantCondition(t, "route crossok", route("other", "crossok"), "Accepted", "True", "Accepted")
+	wantCondition(t, "route nohost", route("ns", "nohost"), "Accepted", "False", "NoMatchingListenerHostname")
+	wantCondition(t, "route missing", route("ns", "missing"), "ResolvedRefs", "False", "BackendNotFound")
+	wantCondition(t, "route missing", route("ns", "missing"), "Accepted", "True", "Accepted")
+	wantCondition(t, "route cross", route("ns", "cross"), "ResolvedRefs", "False", "RefNotPermitted")
+	if _, ok := st.Routes[types.NamespacedName{Namespace: "ns", Name: "foreign"}]; ok {
+		t.Error("a route of another controller's Gateway got a status")
+	}
+
+	// A ReferenceGrant in the Service's namespace resolves the cross
+	// reference.
+	in.ReferenceGrants = []*gwv1.ReferenceGrant{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "allow"},
+		Spec: gwv1.ReferenceGrantSpec{
+			From: []gwv1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "HTTPRoute", Namespace: "ns"}},
+			To:   []gwv1.ReferenceGrantTo{{Group: "", Kind: "Service"}},
+		},
+	}}
+	st = Build(in).Gateway
+	wantCondition(t, "route cross with grant", route("ns", "cross"), "ResolvedRefs", "True", "ResolvedRefs")
+
+	// Certificates by SNI on the HTTPS listener's port.
+	if c := tab.CertificateFor(443, "secure.example.com"); c == nil {
+		t.Error("no certificate for secure.example.com on port 443")
+	}
+	if got := tab.Ports(); !got[443] || got[80] || len(got) != 3 {
+		t.Errorf("Ports() = %v, want 80 plain, 443 secure and 8080 plain", got)
+	}
+}
+
+func request(method, host, target string, hdr ...string) *http.Request {
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		panic(err)
+	}
+	r := &http.Request{Method: method, Host: host, URL: u, Header: http.Header{}}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Add(hdr[i], hdr[i+1])
+	}
+	return r
+}
+
+func TestGatewayMatchPrecedence(t *testing.T) {
+	hdr := func(name, v string) gwv1.HTTPRouteMatch {
+		m := prefixMatch("/")
+		m.Headers = []gwv1.HTTPHeaderMatch{{Name: gwv1.HTTPHeaderName(name), Value: v}}
+		return m
+	}
+	both := hdr("X-A", "1")
+	both.Headers = append(both.Headers, gwv1.HTTPHeaderMatch{Name: "X-B", Value: "2"})
+	post := prefixMatch("/")
+	post.Method = ptr.To(gwv1.HTTPMethodPost)
+	query := prefixMatch("/")
+	query.QueryParams = []gwv1.HTTPQueryParamMatch{{Name: "v", Value: "2"}}
+	re := gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchRegularExpression), Value: ptr.To(`/re/[0-9]+`)}}
+	in := gatewayState(
+		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
+		[]*gwv1.HTTPRoute{
+			makeRoute("ns", "root").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "api").rule(prefixMatch("/api"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "exact").rule(exactMatch("/api/v1"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "long").rule(prefixMatch("/api/v1/long"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "one-header").rule(hdr("X-A", "1"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "two-headers").rule(both, []string{"svc-a"}).obj(),
+			makeRoute("ns", "post").rule(post, []string{"svc-a"}).obj(),
+			makeRoute("ns", "query").rule(query, []string{"svc-a"}).obj(),
+			makeRoute("ns", "regex").rule(re, []string{"svc-a"}).obj(),
+			makeRoute("ns", "b-younger").age(5).hosts("*.example.com").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "a-older").age(1).hosts("*.example.com").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "deep").hosts("*.deep.example.com").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+		})
+	for _, r := range in.HTTPRoutes {
+		r.Spec.ParentRefs = []gwv1.ParentReference{{Name: "gw"}}
+	}
+	tab := Build(in)
+	for _, tt := range []struct {
+		req  *http.Request
+		want string
+	}{
+		{request("GET", "any", "/"), "root"},
+		{request("GET", "any", "/api/x"), "api"},
+		{request("GET", "any", "/apix"), "root"},
+		{request("GET", "any", "/api/v1"), "exact"},
+		{request("GET", "any", "/api/v1/long/x"), "long"},
+		{request("GET", "any", "/", "X-A", "1"), "one-header"},
+		{request("GET", "any", "/", "X-A", "1", "X-B", "2"), "two-headers"},
+		{request("POST", "any", "/", "X-A", "1", "X-B", "2"), "post"},
+		{request("GET", "any", "/?v=2"), "query"},
+		{request("GET", "any", "/?v=3"), "root"},
+		{request("GET", "any", "/re/42"), "regex"},
+		{request("GET", "any", "/re/x"), "root"},
+		{request("GET", "a.example.com", "/"), "a-older"},
+		{request("GET", "a.b.example.com", "/"), "a-older"},
+		{request("GET", "x.deep.example.com", "/"), "deep"},
+		{request("GET", "example.com", "/"), "root"},
+	} {
+		got := "nothing"
+		if r := tab.MatchRequest(80, tt.req); r != nil {
+			got = r.Source.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s %s%s %v = %s, want %s", tt.req.Method, tt.req.Host, tt.req.URL, tt.req.Header, got, tt.want)
+		}
+	}
+	if r := tab.MatchRequest(8080, request("GET", "any", "/")); r != nil {
+		t.Errorf("a request on an unserved port matched %s", r.Source)
+	}
+}
+
+func TestIntersectHost(t *testing.T) {
+	for _, tt := range []struct {
+		listener, route, want string
+		ok                    bool
+	}{
+		{"", "a.com", "a.com", true},
+		{"a.com", "", "a.com", true},
+		{"a.com", "a.com", "a.com", true},
+		{"a.com", "b.com", "", false},
+		{"*.a.com", "x.y.a.com", "x.y.a.com", true},
+		{"*.a.com", "a.com", "", false},
+		{"x.a.com", "*.a.com", "x.a.com", true},
+		{"*.a.com", "*.b.a.com", "*.b.a.com", true},
+		{"*.b.a.com", "*.a.com", "*.b.a.com", true},
+		{"*.a.com", "*.b.com", "", false},
+	} {
+		got, ok := intersectHost(tt.listener, tt.route)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("intersectHost(%q, %q) = %q, %v; want %q, %v", tt.listener, tt.route, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestGatewayProxy(t *testing.T) {
+	f := newFixture(t, ProxyConfig{})
+	echo := func(name string) netip.AddrPort {
+		return upstream(t, name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Upstream-Host", r.Host)
+			w.Header().Set("X-Upstream-Path", r.URL.RequestURI())
+			w.Header().Set("X-Seen", r.Header.Get("X-Added")+"|"+r.Header.Get("X-Gone"))
+			w.Header().Set("X-Drop", "me")
+			w.Write([]byte(name))
+		})
+	}
+	a, b := echo("a"), echo("b")
+	in := gatewayState(
+		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
+		[]*gwv1.HTTPRoute{
+			makeRoute("ns", "split").parent("", "gw", "").hosts("split.test").rule(prefixMatch("/"), []string{"svc-a", "svc-b"}, 3, 1).obj(),
+			makeRoute("ns", "mod").parent("", "gw", "").hosts("mod.test").rule(prefixMatch("/old"), []string{"svc-a"}).
+				filter(gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{
+					Set: []gwv1.HTTPHeader{{Name: "X-Added", Value: "yes"}}, Remove: []string{"X-Gone"}}}).
+				filter(gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{
+					Add: []gwv1.HTTPHeader{{Name: "X-Resp", Value: "r"}}, Remove: []string{"X-Drop"}}}).
+				filter(gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterURLRewrite, URLRewrite: &gwv1.HTTPURLRewriteFilter{
+					Hostname: ptr.To(gwv1.PreciseHostname("internal.test")),
+					Path:     &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr.To("/new")}}}).obj(),
+			makeRoute("ns", "redirect").parent("", "gw", "").hosts("redirect.test").rule(prefixMatch("/from"), nil).
+				filter(gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gwv1.HTTPRequestRedirectFilter{
+					Scheme: ptr.To("https"), Hostname: ptr.To(gwv1.PreciseHostname("example.org")),
+					Path:       &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr.To("/to")},
+					StatusCode: ptr.To(301)}}).obj(),
+			makeRoute("ns", "broken").parent("", "gw", "").hosts("broken.test").rule(prefixMatch("/"), []string{"svc-a", "nosuch"}).obj(),
+		})
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", a), sliceFor("ns", "svc-b", b))
+	f.p.SetTable(Build(in))
+
+	// Weights 3:1 over eight requests: exactly six and two.
+	count := map[string]int{}
+	for range 8 {
+		_, body := f.get(t, "split.test", "/")
+		count[body]++
+	}
+	if count["a"] != 6 || count["b"] != 2 {
+		t.Errorf("a 3:1 split over 8 requests gave %v, want a:6 b:2", count)
+	}
+
+	resp, body := f.do(t, "GET", "mod.test", "/old/page?q=1", http.Header{"X-Gone": {"x"}})
+	if body != "a" || resp.Header.Get("X-Upstream-Path") != "/new/page?q=1" || resp.Header.Get("X-Upstream-Host") != "internal.test" {
+		t.Errorf("rewrite: upstream saw host %q path %q (body %q), want internal.test /new/page?q=1",
+			resp.Header.Get("X-Upstream-Host"), resp.Header.Get("X-Upstream-Path"), body)
+	}
+	if got := resp.Header.Get("X-Seen"); got != "yes|" {
+		t.Errorf("request headers seen upstream = %q, want X-Added set and X-Gone removed", got)
+	}
+	if resp.Header.Get("X-Resp") != "r" || resp.Header.Get("X-Drop") != "" {
+		t.Errorf("response headers: X-Resp %q X-Drop %q, want r and none", resp.Header.Get("X-Resp"), resp.Header.Get("X-Drop"))
+	}
+
+	resp, _ = f.get(t, "redirect.test", "/from/x?y=1")
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "https://example.org/to/x?y=1" {
+		t.Errorf("redirect: %d %q, want 301 https://example.org/to/x?y=1", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Half the weight names a missing Service: that half gets 500.
+	codes := map[int]int{}
+	for range 4 {
+		resp, _ := f.get(t, "broken.test", "/")
+		codes[resp.StatusCode]++
+	}
+	if codes[200] != 2 || codes[500] != 2 {
+		t.Errorf("a rule with one missing backend of two gave %v, want two 200 and two 500", codes)
+	}
+}
