@@ -9,7 +9,7 @@ SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/n
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
-.PHONY: run build images deps test-deps test unit e2e bench clean
+.PHONY: run build images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
 
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
@@ -42,6 +42,16 @@ test: test-deps build bin/coredns
 COREDNS_VERSION = v1.12.1
 bin/coredns:
 	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install github.com/coredns/coredns@$(COREDNS_VERSION)
+
+# skiff's ingress proxy against HAProxy, NGINX and Caddy under wrk and h2load
+# (bench/ingress), installing them first when missing. BENCH_ARGS are its
+# flags, e.g. BENCH_ARGS='-duration 5s -scenarios h1-keepalive,h2-tls'.
+BENCH_ARGS ?=
+bench-ingress: bench-ingress-deps
+	$(GO) run ./bench/ingress $(BENCH_ARGS)
+
+bench-ingress-deps:
+	./scripts/deps.sh bench-ingress
 
 clean:
 	rm -rf bin

@@ -4,6 +4,8 @@
 #   scripts/deps.sh run   packages a running cluster needs
 #   scripts/deps.sh test  those plus what the tests need (etcd-server for the
 #                         external-datastore tests)
+#   scripts/deps.sh bench-ingress  only the peers and load generators of
+#                         bench/ingress (haproxy, nginx, caddy, wrk, h2load)
 set -euo pipefail
 mode=${1:-run}
 
@@ -15,6 +17,9 @@ fi
 pkgs=(ca-certificates iproute2 nftables containerd runc containernetworking-plugins busybox-static)
 if [ "$mode" = test ]; then
   pkgs+=(etcd-server etcd-client)
+fi
+if [ "$mode" = bench-ingress ]; then
+  pkgs=(haproxy nginx caddy wrk nghttp2-client)
 fi
 
 missing=()
@@ -35,6 +40,22 @@ if [ "$mode" = test ] && systemctl is-active --quiet etcd 2>/dev/null; then
 fi
 if [ "$mode" = test ] && pgrep -x etcd >/dev/null && ! pgrep -af "etcd.*skiff" >/dev/null; then
   pkill -x etcd || true
+fi
+# Debian's haproxy, nginx and caddy packages start system services on 80/443
+# (where systemd or an init script is allowed to); bench/ingress starts its
+# own on free ports, and skiff's ingress wants 80/443. Only services this run
+# installed are stopped and disabled: one the machine already ran is left.
+if [ "$mode" = bench-ingress ]; then
+  for s in haproxy nginx caddy; do
+    [[ " ${missing[*]} " == *" $s "* ]] || continue
+    if systemctl is-active --quiet "$s" 2>/dev/null; then
+      systemctl stop "$s" || true
+      systemctl disable "$s" >/dev/null 2>&1 || true
+    elif [ -x "/etc/init.d/$s" ] && "/etc/init.d/$s" status >/dev/null 2>&1; then
+      "/etc/init.d/$s" stop || true
+      update-rc.d "$s" disable >/dev/null 2>&1 || true
+    fi
+  done
 fi
 # Debian's containerd package starts the system containerd; skiff runs its
 # own private instance and does not need it, so it is left as it is.
