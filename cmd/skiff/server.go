@@ -14,6 +14,7 @@ import (
 	"github.com/skiffdev/skiff/internal/agent"
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/gatewayapi"
 	"github.com/skiffdev/skiff/internal/server"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
@@ -75,6 +76,7 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&cfg.DisableControllers, "disable-controller-manager", false, "do not run the controller manager")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	f.BoolVar(&cfg.DisableDNS, "disable-dns", false, "do not run the cluster DNS server (kube-dns Service at --cluster-dns)")
+	f.BoolVar(&cfg.DisableGatewayAPI, "disable-gateway-api", false, "do not install the Gateway API CRDs (standard channel "+gatewayapi.BundleVersion+") and the GatewayClass skiff")
 	f.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, host or host:port (repeatable; default: the name servers of /etc/resolv.conf)")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)

@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
+	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/agent/podnet"
@@ -294,9 +295,10 @@ func (a *Agent) components() []supervise.Component {
 	return append(list, supervise.Component{Name: "storage-dir", Run: a.annotateStorageDir})
 }
 
-// runIngress serves the cluster's Ingresses on this node's ports, with the
-// node's credentials (bound to the skiff:ingress ClusterRole). Every node
-// publishes the same status: the InternalIPs of the Ready nodes.
+// runIngress serves the cluster's Ingresses and Gateways on this node's
+// ports, with the node's credentials (bound to the skiff:ingress
+// ClusterRole). Every node publishes the same status: the InternalIPs of the
+// Ready nodes.
 func (a *Agent) runIngress(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(a.nodeClient, 0)
 	nodes := factory.Core().V1().Nodes().Lister()
@@ -305,11 +307,20 @@ func (a *Agent) runIngress(ctx context.Context) error {
 	factory.WaitForCacheSync(ctx.Done())
 	a.ingressNodes.Store(nodes)
 	if a.ingress == nil {
+		rc, err := clientcmd.BuildConfigFromFlags("", a.nodeKubeconfig)
+		if err != nil {
+			return err
+		}
+		gwClient, err := gateway.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+		if err != nil {
+			return err
+		}
 		c, err := ingress.New(ingress.Config{
-			NodeName:  a.cfg.NodeName,
-			Client:    a.nodeClient,
-			HTTPAddr:  ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
-			HTTPSAddr: ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
+			NodeName:      a.cfg.NodeName,
+			Client:        a.nodeClient,
+			GatewayClient: gwClient,
+			HTTPAddr:      ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
+			HTTPSAddr:     ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
 			Addresses: func() []string {
 				nodes, _ := a.ingressNodes.Load().(corelisters.NodeLister)
 				return readyNodeIPs(nodes)

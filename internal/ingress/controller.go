@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/skiffdev/skiff/internal/changes"
 )
@@ -54,6 +54,11 @@ type Config struct {
 	// and emits Events; give exactly one node the job, or nodes will fight
 	// over status and repeat Events.
 	WriteStatus bool
+	// GatewayClient, when set, serves the Gateway API too: Gateways of the
+	// GatewayClasses whose controllerName is GatewayControllerName, and
+	// their HTTPRoutes. Their informers start once the API server serves
+	// the gateway.networking.k8s.io/v1 kinds.
+	GatewayClient gateway.Interface
 	// AccessLog logs one line per request.
 	AccessLog bool
 	// Registerer receives the metrics; nil registers them nowhere.
@@ -69,6 +74,7 @@ type Controller struct {
 	mu        sync.Mutex // guards the listen addresses
 	httpAddr  net.Addr
 	httpsAddr net.Addr
+	ports     map[int]net.Addr // every served port's listen address
 }
 
 // New checks cfg and returns a Controller; nothing runs before Run.
@@ -171,6 +177,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		rec = &reporter{recorder: b.NewRecorder(scheme.Scheme, "skiff-ingress"), seen: map[string]bool{}}
 	}
 
+	gw := c.gatewayInformers(ctx, factory, changed)
+	defer gw.shutdown()
+
+	ls := &listeners{c: c, open: map[int]*served{}, errc: make(chan error, 2)}
 	rebuild := func() error {
 		in := State{Class: ClassName, Now: time.Now()}
 		var errs [5]error
@@ -183,52 +193,32 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err := errors.Join(errs[:]...); err != nil {
 			return err
 		}
+		gwSynced, err := gw.fill(&in)
+		if err != nil {
+			return err
+		}
+		if c.cfg.Addresses != nil {
+			in.GatewayAddresses = c.cfg.Addresses()
+		}
 		t := Build(in)
 		c.proxy.SetTable(t)
+		ls.reconcile(ctx, t)
 		if c.cfg.WriteStatus {
 			rec.report(t, in.Ingresses)
 			c.writeStatus(ctx, t, in.Ingresses)
+			if gwSynced {
+				c.writeGatewayStatus(ctx, t, in)
+			}
 		}
 		return nil
 	}
 	if err := rebuild(); err != nil {
+		ls.shutdown(ctx)
 		return fmt.Errorf("ingress: %w", err)
 	}
-
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	var servers []*http.Server
-	for _, l := range []struct {
-		addr   string
-		secure bool
-	}{{c.cfg.HTTPAddr, false}, {c.cfg.HTTPSAddr, true}} {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			c.shutdown(ctx, servers, &wg)
-			return fmt.Errorf("ingress: %w", err)
-		}
-		srv := c.proxy.Server(l.secure)
-		servers = append(servers, srv)
-		c.mu.Lock()
-		if l.secure {
-			c.httpsAddr = ln.Addr()
-		} else {
-			c.httpAddr = ln.Addr()
-		}
-		c.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if l.secure {
-				err = srv.ServeTLS(ln, "", "")
-			} else {
-				err = srv.Serve(ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
+	if err := ls.err(); err != nil {
+		ls.shutdown(ctx)
+		return fmt.Errorf("ingress: %w", err)
 	}
 	httpAddr, httpsAddr := c.Addrs()
 	log.Info("serving ingress", "http", httpAddr.String(), "https", httpsAddr.String(), "node", c.cfg.NodeName)
@@ -242,15 +232,15 @@ func (c *Controller) Run(ctx context.Context) error {
 			select {
 			case <-time.After(debounce):
 			case <-ctx.Done():
-				c.shutdown(ctx, servers, &wg)
+				ls.shutdown(ctx)
 				return nil
 			}
 		case <-tick.C:
 		case <-ctx.Done():
-			c.shutdown(ctx, servers, &wg)
+			ls.shutdown(ctx)
 			return nil
-		case err := <-errc:
-			c.shutdown(ctx, servers, &wg)
+		case err := <-ls.errc:
+			ls.shutdown(ctx)
 			return fmt.Errorf("ingress: serve: %w", err)
 		}
 		select {
@@ -261,23 +251,6 @@ func (c *Controller) Run(ctx context.Context) error {
 			log.Warn("rebuild ingress table", "err", err)
 		}
 	}
-}
-
-// shutdown stops the servers, giving requests in flight a grace period,
-// and waits for their goroutines.
-func (c *Controller) shutdown(ctx context.Context, servers []*http.Server, wg *sync.WaitGroup) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
-	defer cancel()
-	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil {
-			s.Close()
-		}
-	}
-	wg.Wait()
-	c.proxy.CloseIdleConnections()
-	c.mu.Lock()
-	c.httpAddr, c.httpsAddr = nil, nil
-	c.mu.Unlock()
 }
 
 // writeStatus publishes the node addresses in the status of every served

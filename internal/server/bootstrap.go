@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -67,10 +68,25 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 			{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+			// The Gateway API: Gateways and their routes, the namespaces
+			// their listeners select, and the statuses.
+			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status"}, Verbs: []string{"update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
+	// skiff owns these roles: a server of a newer version updates them.
 	for _, role := range []*rbacv1.ClusterRole{netpolRole, ingressRole} {
-		if _, err := client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		roles := client.RbacV1().ClusterRoles()
+		_, err := roles.Create(ctx, role, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			var old *rbacv1.ClusterRole
+			if old, err = roles.Get(ctx, role.Name, metav1.GetOptions{}); err == nil && !equality.Semantic.DeepEqual(old.Rules, role.Rules) {
+				old.Rules = role.Rules
+				_, err = roles.Update(ctx, old, metav1.UpdateOptions{})
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
 		}
 	}

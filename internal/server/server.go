@@ -17,15 +17,18 @@ import (
 	"strconv"
 	"time"
 
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
+	"github.com/skiffdev/skiff/internal/gatewayapi"
 	"github.com/skiffdev/skiff/internal/storage"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
@@ -59,6 +62,9 @@ type Config struct {
 	DNSPort int
 	// DisableDNS runs no cluster DNS server and publishes no kube-dns Service.
 	DisableDNS bool
+	// DisableGatewayAPI installs neither the Gateway API CRDs nor the
+	// GatewayClass "skiff".
+	DisableGatewayAPI bool
 	// DNSUpstreams resolve the names outside the cluster domain, "host" or
 	// "host:port" each (default: the name servers of /etc/resolv.conf).
 	DNSUpstreams []string
@@ -289,6 +295,27 @@ func (s *Server) components() ([]supervise.Component, error) {
 		}
 		list = append(list, supervise.Component{Name: "dns", Restart: restart, Run: func(ctx context.Context) error {
 			return s.runDNS(ctx, client, dnsServer, ip)
+		}})
+	}
+	if !s.cfg.DisableGatewayAPI {
+		extClient, err := apiextensions.NewForConfig(s.AdminConfig)
+		if err != nil {
+			return nil, err
+		}
+		gwClient, err := gateway.NewForConfig(s.AdminConfig)
+		if err != nil {
+			return nil, err
+		}
+		// A task beside the others, not a step before "ready": creating
+		// the CRDs costs the API server some 4 s of CPU (OpenAPI for their
+		// large schemas), which would double the time to ready. Their kinds
+		// are served a few seconds after ready on a fresh cluster, at once
+		// on a restart.
+		list = append(list, supervise.Component{Name: "gateway-api", Restart: restart, Run: func(ctx context.Context) error {
+			if err := gatewayapi.Install(ctx, extClient, log); err != nil {
+				return err
+			}
+			return gatewayapi.EnsureClass(ctx, gwClient)
 		}})
 	}
 	list = append(list, supervise.Component{Name: "ready", Step: true, Run: func(context.Context) error {

@@ -1,0 +1,257 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+	gwlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
+
+	"github.com/skiffdev/skiff/internal/changes"
+)
+
+// gatewayResources are the kinds the Gateway API informers need served.
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
+
+// discoveryInterval is how often the API server is asked whether it serves
+// the Gateway API yet.
+const discoveryInterval = 10 * time.Second
+
+// gatewayCaches are the Gateway API informers: started once the API
+// server serves their kinds (the server installs the CRDs after it
+// starts, and a server may run without them).
+type gatewayCaches struct {
+	started atomic.Bool
+	synced  []cache.InformerSynced
+
+	classes    gwlisters.GatewayClassLister
+	gateways   gwlisters.GatewayLister
+	routes     gwlisters.HTTPRouteLister
+	grants     gwlisters.ReferenceGrantLister
+	namespaces corelisters.NamespaceLister
+
+	factory gwinformers.SharedInformerFactory
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// gatewayInformers sets up the Gateway API caches when the controller has a
+// Gateway client; nil otherwise. Namespaces come from core, the factory of
+// the other informers, which the caller has already started.
+func (c *Controller) gatewayInformers(ctx context.Context, core informers.SharedInformerFactory, changed *changes.Signal) *gatewayCaches {
+	if c.cfg.GatewayClient == nil {
+		return nil
+	}
+	g := &gatewayCaches{factory: gwinformers.NewSharedInformerFactoryWithOptions(c.cfg.GatewayClient, 0,
+		gwinformers.WithTransform(stripManagedFields))}
+	v1 := g.factory.Gateway().V1()
+	classes, gws, routes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
+	ns := core.Core().V1().Namespaces()
+	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
+	g.namespaces = ns.Lister()
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grants.Informer(), ns.Informer()}
+	for _, inf := range infs {
+		g.synced = append(g.synced, inf.HasSynced)
+	}
+	if err := changed.Watch(infs...); err != nil {
+		c.cfg.Log.Warn("watch Gateway API objects", "err", err)
+		return nil
+	}
+	ctx, g.cancel = context.WithCancel(ctx)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for !c.servesGatewayAPI() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(discoveryInterval):
+			}
+		}
+		core.Start(ctx.Done()) // the Namespace informer, registered after the first Start
+		g.factory.Start(ctx.Done())
+		g.started.Store(true)
+	}()
+	return g
+}
+
+// servesGatewayAPI tells whether the API server serves every kind the
+// Gateway API caches list.
+func (c *Controller) servesGatewayAPI() bool {
+	list, err := c.cfg.Client.Discovery().ServerResourcesForGroupVersion(gwv1.GroupVersion.String())
+	if err != nil {
+		return false
+	}
+	for _, want := range gatewayResources {
+		if !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == want }) {
+			return false
+		}
+	}
+	return true
+}
+
+// fill adds the Gateway API objects to in; synced tells whether the caches
+// hold the whole cluster's (statuses are written only then).
+func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
+	if g == nil || !g.started.Load() {
+		return false, nil
+	}
+	all := labels.Everything()
+	var errs [5]error
+	in.GatewayClasses, errs[0] = g.classes.List(all)
+	in.Gateways, errs[1] = g.gateways.List(all)
+	in.HTTPRoutes, errs[2] = g.routes.List(all)
+	in.ReferenceGrants, errs[3] = g.grants.List(all)
+	in.Namespaces, errs[4] = g.namespaces.List(all)
+	if err := errors.Join(errs[:]...); err != nil {
+		return false, err
+	}
+	for _, s := range g.synced {
+		if !s() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (g *gatewayCaches) shutdown() {
+	if g == nil {
+		return
+	}
+	g.cancel()
+	g.wg.Wait()
+	g.factory.Shutdown()
+}
+
+// mergeConditions returns want with each condition's lastTransitionTime
+// kept from have when its status did not change, now otherwise.
+func mergeConditions(have, want []metav1.Condition, now metav1.Time) []metav1.Condition {
+	out := make([]metav1.Condition, len(want))
+	for i, c := range want {
+		c.LastTransitionTime = now
+		for _, h := range have {
+			if h.Type == c.Type && h.Status == c.Status {
+				c.LastTransitionTime = h.LastTransitionTime
+			}
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// writeGatewayStatus publishes the statuses t computed for GatewayClasses,
+// Gateways and HTTPRoutes, where they differ from the objects'.
+func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State) {
+	now := metav1.Now()
+	client := c.cfg.GatewayClient.GatewayV1()
+	warn := func(kind string, k types.NamespacedName, err error) {
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			c.cfg.Log.Warn("update status", "kind", kind, "name", k.String(), "err", err)
+		}
+	}
+	for _, gc := range in.GatewayClasses {
+		want, ok := t.Gateway.Classes[gc.Name]
+		if !ok {
+			continue
+		}
+		st := gc.Status.DeepCopy()
+		st.Conditions = mergeConditions(gc.Status.Conditions, want, now)
+		st.SupportedFeatures = SupportedFeatures()
+		if equality.Semantic.DeepEqual(st, &gc.Status) {
+			continue
+		}
+		up := gc.DeepCopy()
+		up.Status = *st
+		_, err := client.GatewayClasses().UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("GatewayClass", types.NamespacedName{Name: gc.Name}, err)
+	}
+	for _, gw := range in.Gateways {
+		k := objKey(&gw.ObjectMeta)
+		want := t.Gateway.Gateways[k]
+		if want == nil {
+			continue
+		}
+		st := want.DeepCopy()
+		st.Conditions = mergeConditions(gw.Status.Conditions, want.Conditions, now)
+		for i := range st.Listeners {
+			var have []metav1.Condition
+			for _, l := range gw.Status.Listeners {
+				if l.Name == st.Listeners[i].Name {
+					have = l.Conditions
+				}
+			}
+			st.Listeners[i].Conditions = mergeConditions(have, st.Listeners[i].Conditions, now)
+		}
+		if equality.Semantic.DeepEqual(st, &gw.Status) {
+			continue
+		}
+		up := gw.DeepCopy()
+		up.Status = *st
+		_, err := client.Gateways(gw.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("Gateway", k, err)
+	}
+	ctrl := gwv1.GatewayController(GatewayControllerName)
+	for _, hr := range in.HTTPRoutes {
+		k := objKey(&hr.ObjectMeta)
+		want := t.Gateway.Routes[k]
+		var parents []gwv1.RouteParentStatus
+		for _, p := range hr.Status.Parents {
+			if p.ControllerName != ctrl {
+				parents = append(parents, p)
+			}
+		}
+		for _, p := range want {
+			for _, h := range hr.Status.Parents {
+				if h.ControllerName == ctrl && equality.Semantic.DeepEqual(h.ParentRef, p.ParentRef) {
+					p.Conditions = mergeConditions(h.Conditions, p.Conditions, now)
+				}
+			}
+			for i := range p.Conditions {
+				if p.Conditions[i].LastTransitionTime.IsZero() {
+					p.Conditions[i].LastTransitionTime = now
+				}
+			}
+			parents = append(parents, p)
+		}
+		if equality.Semantic.DeepEqual(parents, hr.Status.Parents) || (len(parents) == 0 && len(hr.Status.Parents) == 0) {
+			continue
+		}
+		up := hr.DeepCopy()
+		up.Status.Parents = parents
+		_, err := client.HTTPRoutes(hr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("HTTPRoute", k, err)
+	}
+}
+
+// SupportedFeatures are the Gateway API features skiff implements, as the
+// GatewayClass status lists them (sorted).
+func SupportedFeatures() []gwv1.SupportedFeature {
+	names := []gwv1.FeatureName{
+		"Gateway", "GatewayPort8080", "HTTPRoute", "HTTPRouteParentRefPort",
+		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
+		"HTTPRouteRequestMultipleMirrors",
+		"HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRoutePathRedirect",
+		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
+		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
+		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
+	}
+	slices.Sort(names)
+	out := make([]gwv1.SupportedFeature, len(names))
+	for i, n := range names {
+		out[i] = gwv1.SupportedFeature{Name: n}
+	}
+	return out
+}

@@ -1,0 +1,164 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+)
+
+// served is one open listener.
+type served struct {
+	srv    *http.Server
+	secure bool
+	addr   net.Addr
+}
+
+// listeners keeps one server per port of the current table: the Ingress
+// ports at the configured HTTP and HTTPS addresses, and each Gateway
+// listener port at the same host as the HTTP address.
+type listeners struct {
+	c      *Controller
+	wg     sync.WaitGroup
+	open   map[int]*served
+	failed map[int]string // ports that could not be bound, and why (logged once)
+	first  error          // an Ingress port that could not be bound
+	errc   chan error     // serve errors of the Ingress ports
+}
+
+// addrFor is where the listener of port binds.
+func (ls *listeners) addrFor(port int) string {
+	switch port {
+	case HTTPPort:
+		return ls.c.cfg.HTTPAddr
+	case HTTPSPort:
+		return ls.c.cfg.HTTPSAddr
+	}
+	host, _, _ := net.SplitHostPort(ls.c.cfg.HTTPAddr)
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// reconcile opens the ports t serves and closes the others. An Ingress
+// port that cannot be bound is an error (see err); a Gateway listener port
+// is logged and tried again at the next rebuild.
+func (ls *listeners) reconcile(ctx context.Context, t *Table) {
+	want := t.Ports()
+	for _, port := range slices.Sorted(maps.Keys(ls.open)) {
+		s := ls.open[port]
+		if secure, ok := want[port]; ok && secure == s.secure {
+			continue
+		}
+		delete(ls.open, port)
+		ls.wg.Add(1)
+		go func() {
+			defer ls.wg.Done()
+			ls.stop(ctx, s.srv)
+		}()
+	}
+	for _, port := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := ls.open[port]; ok {
+			continue
+		}
+		secure := want[port]
+		ln, err := net.Listen("tcp", ls.addrFor(port))
+		if err != nil {
+			if port == HTTPPort || port == HTTPSPort {
+				ls.first = cmpErr(ls.first, err)
+				continue
+			}
+			if ls.failed == nil {
+				ls.failed = map[int]string{}
+			}
+			if ls.failed[port] != err.Error() {
+				ls.failed[port] = err.Error()
+				ls.c.cfg.Log.Warn("cannot serve a Gateway listener port", "port", port, "err", err)
+			}
+			continue
+		}
+		delete(ls.failed, port)
+		srv := ls.c.proxy.ServerFor(port, secure)
+		ls.open[port] = &served{srv: srv, secure: secure, addr: ln.Addr()}
+		ls.wg.Add(1)
+		go func() {
+			defer ls.wg.Done()
+			var err error
+			if secure {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				if port == HTTPPort || port == HTTPSPort {
+					ls.errc <- err
+				} else {
+					ls.c.cfg.Log.Warn("Gateway listener port stopped serving", "port", port, "err", err)
+				}
+			}
+		}()
+	}
+	ls.publish()
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// err is the error of an Ingress port that could not be bound.
+func (ls *listeners) err() error { return ls.first }
+
+// publish records the listen addresses in the Controller.
+func (ls *listeners) publish() {
+	c := ls.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.httpAddr, c.httpsAddr = nil, nil
+	c.ports = map[int]net.Addr{}
+	for port, s := range ls.open {
+		c.ports[port] = s.addr
+	}
+	if s := ls.open[HTTPPort]; s != nil {
+		c.httpAddr = s.addr
+	}
+	if s := ls.open[HTTPSPort]; s != nil {
+		c.httpsAddr = s.addr
+	}
+}
+
+// stop shuts a server down, giving requests in flight a grace period.
+func (ls *listeners) stop(ctx context.Context, srv *http.Server) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+}
+
+// shutdown stops every server and waits for their goroutines.
+func (ls *listeners) shutdown(ctx context.Context) {
+	for port, s := range ls.open {
+		delete(ls.open, port)
+		ls.wg.Add(1)
+		go func() {
+			defer ls.wg.Done()
+			ls.stop(ctx, s.srv)
+		}()
+	}
+	ls.wg.Wait()
+	ls.c.proxy.CloseIdleConnections()
+	ls.publish()
+}
+
+// PortAddr returns the listen address of the listener on port while Run
+// serves it, nil otherwise.
+func (c *Controller) PortAddr(port int) net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ports[port]
+}
