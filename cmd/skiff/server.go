@@ -69,6 +69,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.Cluster.ServiceCIDR, "service-cidr", def.ServiceCIDR, "range ClusterIPs are allocated from")
 	f.StringVar(&cfg.Cluster.ClusterDNS, "cluster-dns", "", "ClusterIP of the kube-dns Service, written into pods' resolv.conf (default: the tenth address of --service-cidr, "+def.ClusterDNS+")")
 	f.StringVar(&cfg.Cluster.ClusterDomain, "cluster-domain", def.ClusterDomain, "DNS domain of Services and pods")
+	f.StringVar(&cfg.Cluster.GatewayAddressPool, "gateway-address-pool", "", "CIDR giving each Gateway an address of its own, which every node accepts as local (route the range to the nodes); default: Gateways share the nodes' addresses")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or addresses for the API server's certificate")
 	f.StringArrayVar(&cfg.APIServerArgs, "kube-apiserver-arg", nil, "extra kube-apiserver flag, key=value (repeatable)")
 	f.StringArrayVar(&cfg.ControllerManagerArgs, "kube-controller-manager-arg", nil, "extra kube-controller-manager flag, key=value (repeatable)")

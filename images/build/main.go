@@ -1,9 +1,10 @@
-// Command build compiles images/pause and images/testhost as static
-// binaries and assembles skiff's images from them with internal/images:
+// Command build compiles images/pause, images/testhost and the Gateway API
+// conformance backend echo-basic as static binaries and assembles skiff's
+// images from them with internal/images:
 //
 //	go run ./images/build -out images/out
 //
-// writes images/out/{pause,testhost,busybox}.tar (OCI image layouts, each
+// writes images/out/{pause,testhost,busybox,echo-basic}.tar (OCI image layouts, each
 // tagged latest and -version). `make images` runs it.
 package main
 
@@ -44,6 +45,8 @@ func main() {
 	fmt.Fprintf(os.Stderr, "images/build: %d images in %s\n", len(paths), time.Since(start).Round(time.Millisecond))
 }
 
+const echoBasicPackage = "sigs.k8s.io/gateway-api/conformance/echo-basic"
+
 func build(ctx context.Context, out, version, goTool, busybox, arch string) ([]string, error) {
 	tmp, err := os.MkdirTemp("", "skiff-images-")
 	if err != nil {
@@ -51,22 +54,25 @@ func build(ctx context.Context, out, version, goTool, busybox, arch string) ([]s
 	}
 	defer os.RemoveAll(tmp)
 	bins := map[string]string{}
-	for _, pkg := range []string{"pause", "testhost"} {
-		bin := filepath.Join(tmp, pkg)
-		cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./images/"+pkg)
+	// echo-basic is the Gateway API conformance suite's backend, a tool
+	// of go.mod at the gateway-api version pinned there.
+	for name, pkg := range map[string]string{"pause": "./images/pause", "testhost": "./images/testhost", "echo-basic": echoBasicPackage} {
+		bin := filepath.Join(tmp, name)
+		cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("go build ./images/%s: %w", pkg, err)
+			return nil, fmt.Errorf("go build %s: %w", pkg, err)
 		}
-		bins[pkg] = bin
+		bins[name] = bin
 	}
 	return images.Build(ctx, images.Config{
-		OutDir:         out,
-		Version:        version,
-		PauseBinary:    bins["pause"],
-		TesthostBinary: bins["testhost"],
-		BusyboxBinary:  busybox,
-		Arch:           arch,
+		OutDir:          out,
+		Version:         version,
+		PauseBinary:     bins["pause"],
+		TesthostBinary:  bins["testhost"],
+		EchoBasicBinary: bins["echo-basic"],
+		BusyboxBinary:   busybox,
+		Arch:            arch,
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -315,10 +318,17 @@ func (a *Agent) runIngress(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		var pool netip.Prefix
+		if a.cluster.GatewayAddressPool != "" {
+			if pool, err = netip.ParsePrefix(a.cluster.GatewayAddressPool); err != nil {
+				return fmt.Errorf("%w: gateway address pool: %v", component.ErrConfig, err)
+			}
+		}
 		c, err := ingress.New(ingress.Config{
 			NodeName:      a.cfg.NodeName,
 			Client:        a.nodeClient,
 			GatewayClient: gwClient,
+			GatewayPool:   pool,
 			HTTPAddr:      ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
 			HTTPSAddr:     ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
 			Addresses: func() []string {
@@ -335,7 +345,29 @@ func (a *Agent) runIngress(ctx context.Context) error {
 		}
 		a.ingress = c
 	}
+	if pool := a.ingress.GatewayPool(); pool.IsValid() {
+		// The node takes the whole pool as its own, so that traffic routed
+		// to a Gateway's address reaches this proxy.
+		if err := acceptLocally(pool); err != nil {
+			return fmt.Errorf("gateway address pool %s: %w", pool, err)
+		}
+	}
 	return a.ingress.Run(ctx)
+}
+
+// acceptLocally adds a "local" route for pool to the local routing table:
+// the kernel delivers packets to any of its addresses to local sockets,
+// with no address assigned to an interface.
+func acceptLocally(pool netip.Prefix) error {
+	dst := &net.IPNet{IP: pool.Masked().Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), pool.Addr().BitLen())}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return netlink.RouteReplace(&netlink.Route{
+		Dst: dst, Type: unix.RTN_LOCAL, Table: unix.RT_TABLE_LOCAL,
+		Scope: netlink.SCOPE_HOST, LinkIndex: lo.Attrs().Index,
+	})
 }
 
 // readyNodeIPs lists the InternalIPs of the Ready nodes, sorted.

@@ -41,6 +41,11 @@ type Config struct {
 	ClusterDNS string `json:"clusterDNS"`
 	// ClusterDomain is the DNS domain of Services and pods.
 	ClusterDomain string `json:"clusterDomain"`
+	// GatewayAddressPool, when set, is a CIDR each Gateway gets an address
+	// of its own from; every node accepts the whole range as local (the
+	// network must route it to the nodes). Empty: Gateways share the
+	// nodes' addresses.
+	GatewayAddressPool string `json:"gatewayAddressPool,omitempty"`
 }
 
 // Default is a fresh cluster's configuration.
@@ -90,6 +95,15 @@ func (c Config) Validate() error {
 	}
 	if errs := validation.IsDNS1123Subdomain(c.ClusterDomain); len(errs) > 0 {
 		return fmt.Errorf("--cluster-domain %q: %s", c.ClusterDomain, errs[0])
+	}
+	if c.GatewayAddressPool != "" {
+		_, pool, err := net.ParseCIDR(c.GatewayAddressPool)
+		if err != nil {
+			return fmt.Errorf("--gateway-address-pool %q is not a CIDR such as 10.44.0.0/24", c.GatewayAddressPool)
+		}
+		if pool.Contains(pods.IP) || pods.Contains(pool.IP) || pool.Contains(services.IP) || services.Contains(pool.IP) {
+			return fmt.Errorf("--gateway-address-pool %s overlaps --cluster-cidr %s or --service-cidr %s", c.GatewayAddressPool, c.ClusterCIDR, c.ServiceCIDR)
+		}
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ const (
 	Pause    = "localhost/skiff/pause"
 	Testhost = "localhost/skiff/testhost"
 	Busybox  = "localhost/skiff/busybox"
+	// EchoBasic is the Gateway API conformance suite's backend, built from
+	// sigs.k8s.io/gateway-api/conformance/echo-basic at go.mod's version.
+	EchoBasic = "localhost/skiff/echo-basic"
 )
 
 // LatestTag is the tag every image carries besides its version.
@@ -47,6 +50,9 @@ type Config struct {
 	// images/pause and images/testhost. Required.
 	PauseBinary    string
 	TesthostBinary string
+	// EchoBasicBinary, when set, is a static echo-basic executable, and
+	// OutDir receives echo-basic.tar too.
+	EchoBasicBinary string
 	// BusyboxBinary is a static busybox. Default DefaultBusybox.
 	BusyboxBinary string
 	// Applets are the busybox applet paths to install as symlinks, relative
@@ -136,7 +142,16 @@ func specs(cfg Config) ([]spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []spec{
+	var echo []spec
+	if cfg.EchoBasicBinary != "" {
+		echo = append(echo, spec{
+			name:       EchoBasic,
+			file:       "echo-basic.tar",
+			files:      []file{{path: "echo-basic", mode: 0o755, src: cfg.EchoBasicBinary}},
+			entrypoint: []string{"/echo-basic"},
+		})
+	}
+	return append([]spec{
 		{
 			name:       Pause,
 			file:       "pause.tar",
@@ -156,7 +171,7 @@ func specs(cfg Config) ([]spec, error) {
 			files: busybox,
 			cmd:   []string{"sh"},
 		},
-	}, nil
+	}, echo...), nil
 }
 
 // image assembles s as a single-layer OCI image for linux/arch.

@@ -59,6 +59,10 @@ type Config struct {
 	// their HTTPRoutes. Their informers start once the API server serves
 	// the gateway.networking.k8s.io/v1 kinds.
 	GatewayClient gateway.Interface
+	// GatewayPool, when valid, gives each Gateway an address of its own
+	// (clusterconfig's GatewayAddressPool); the caller makes the node
+	// accept the range as local.
+	GatewayPool netip.Prefix
 	// AccessLog logs one line per request.
 	AccessLog bool
 	// Registerer receives the metrics; nil registers them nowhere.
@@ -182,7 +186,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ls := &listeners{c: c, open: map[int]*served{}, errc: make(chan error, 2)}
 	rebuild := func() error {
-		in := State{Class: ClassName, Now: time.Now()}
+		in := State{Class: ClassName, Now: time.Now(), GatewayPool: c.cfg.GatewayPool}
 		var errs [5]error
 		all := labels.Everything()
 		in.Ingresses, errs[0] = ings.Lister().List(all)

@@ -168,6 +168,8 @@ func (m *RequestMatch) matchesRequest(r *http.Request) bool {
 // gwListener is one listener of a served Gateway while building.
 type gwListener struct {
 	gw       *gwv1.Gateway
+	addr     netip.Addr // the Gateway's own address; invalid: the nodes'
+	table    map[int]*listener
 	spec     *gwv1.Listener
 	port     int
 	secure   bool
@@ -240,15 +242,21 @@ func (b *builder) addGateways() {
 	byGateway := map[types.NamespacedName][]*gwListener{}
 	portSecure := map[int]bool{HTTPPort: false, HTTPSPort: true}
 	claimed := map[string]*gwListener{} // by port and hostname
+	var served []*gwv1.Gateway
 	for _, gw := range gws {
 		cs, ok := st.Classes[string(gw.Spec.GatewayClassName)]
-		if !ok || !conditionTrue(cs, string(gwv1.GatewayClassConditionStatusAccepted)) {
-			continue
+		if ok && conditionTrue(cs, string(gwv1.GatewayClassConditionStatusAccepted)) {
+			served = append(served, gw)
 		}
+	}
+	gws = served
+	addrs, addrProblems := b.allocate(gws)
+	for _, gw := range gws {
 		gs := &gwv1.GatewayStatus{}
 		st.Gateways[objKey(&gw.ObjectMeta)] = gs
+		addr := addrs[objKey(&gw.ObjectMeta)]
 		for i := range gw.Spec.Listeners {
-			l := b.gatewayListener(gw, &gw.Spec.Listeners[i], portSecure, claimed)
+			l := b.gatewayListener(gw, addr, &gw.Spec.Listeners[i], portSecure, claimed)
 			byGateway[objKey(&gw.ObjectMeta)] = append(byGateway[objKey(&gw.ObjectMeta)], l)
 			gs.Listeners = append(gs.Listeners, *l.status)
 		}
@@ -269,9 +277,13 @@ func (b *builder) addGateways() {
 				valid++
 			}
 		}
-		for _, a := range b.in.GatewayAddresses {
-			if ip, err := netip.ParseAddr(a); err == nil {
-				gs.Addresses = append(gs.Addresses, gwv1.GatewayStatusAddress{Type: ptrTo(gwv1.IPAddressType), Value: ip.String()})
+		if addr, ok := addrs[k]; ok {
+			gs.Addresses = append(gs.Addresses, gwv1.GatewayStatusAddress{Type: ptrTo(gwv1.IPAddressType), Value: addr.String()})
+		} else if !b.in.GatewayPool.IsValid() {
+			for _, a := range b.in.GatewayAddresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					gs.Addresses = append(gs.Addresses, gwv1.GatewayStatusAddress{Type: ptrTo(gwv1.IPAddressType), Value: ip.String()})
+				}
 			}
 		}
 		accepted := condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "Gateway accepted by skiff", gw.Generation)
@@ -279,6 +291,8 @@ func (b *builder) addGateways() {
 		if msg := b.unusableAddress(gw); msg != "" {
 			accepted = condition(string(gwv1.GatewayConditionAccepted), false, string(gwv1.GatewayReasonUnsupportedAddress), msg, gw.Generation)
 			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable), msg, gw.Generation)
+		} else if p, ok := addrProblems[k]; ok {
+			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, p[0], p[1], gw.Generation)
 		} else if valid < len(ls) {
 			accepted.Reason = string(gwv1.GatewayReasonListenersNotValid)
 			accepted.Message = fmt.Sprintf("%d of %d listeners are not valid; see status.listeners", len(ls)-valid, len(ls))
@@ -287,19 +301,81 @@ func (b *builder) addGateways() {
 				programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid), "no listener is valid", gw.Generation)
 			}
 		}
-		if len(gs.Addresses) == 0 && programmed.Status == metav1.ConditionTrue {
+		if len(gs.Addresses) == 0 && programmed.Status == metav1.ConditionTrue && accepted.Status == metav1.ConditionTrue {
 			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotAssigned), "no node has an address yet", gw.Generation)
 		}
 		gs.Conditions = []metav1.Condition{accepted, programmed}
 	}
 }
 
+// allocate gives each Gateway an address of the pool, when there is one:
+// the address it already has (status), else the one it asks for
+// (spec.addresses), else the lowest free one; older Gateways first. It
+// returns, per Gateway left without one, the Programmed reason and message.
+func (b *builder) allocate(gws []*gwv1.Gateway) (map[types.NamespacedName]netip.Addr, map[types.NamespacedName][2]string) {
+	pool := b.in.GatewayPool.Masked()
+	if !pool.IsValid() {
+		return nil, nil
+	}
+	out := map[types.NamespacedName]netip.Addr{}
+	problems := map[types.NamespacedName][2]string{}
+	taken := map[netip.Addr]types.NamespacedName{}
+	for _, gw := range gws {
+		k := objKey(&gw.ObjectMeta)
+		var want netip.Addr
+		for _, a := range gw.Spec.Addresses {
+			if ip, err := netip.ParseAddr(a.Value); err == nil {
+				want = ip
+				break
+			}
+		}
+		if !want.IsValid() {
+			for _, a := range gw.Status.Addresses {
+				if ip, err := netip.ParseAddr(a.Value); err == nil && pool.Contains(ip) {
+					want = ip
+					break
+				}
+			}
+		}
+		if !want.IsValid() || !pool.Contains(want) {
+			continue
+		}
+		if old, ok := taken[want]; ok {
+			problems[k] = [2]string{string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("address %s is taken by Gateway %s, which is older", want, old)}
+			continue
+		}
+		out[k], taken[want] = want, k
+	}
+	next := pool.Addr().Next() // not the network address
+	for _, gw := range gws {
+		k := objKey(&gw.ObjectMeta)
+		if _, ok := out[k]; ok || len(gw.Spec.Addresses) > 0 {
+			continue
+		}
+		for _, used := taken[next]; used; _, used = taken[next] {
+			next = next.Next()
+		}
+		if !pool.Contains(next) || (next.Is4() && pool.Bits() < 31 && !pool.Contains(next.Next())) {
+			problems[k] = [2]string{string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("the gateway address pool %s is exhausted", pool)}
+			continue
+		}
+		out[k], taken[next] = next, k
+	}
+	return out, problems
+}
+
 // unusableAddress says why a Gateway's spec.addresses cannot be served: the
-// proxy listens on the nodes' addresses only.
+// proxy serves the nodes' addresses, and the gateway address pool's.
 func (b *builder) unusableAddress(gw *gwv1.Gateway) string {
 	for _, a := range gw.Spec.Addresses {
 		if a.Type != nil && *a.Type != gwv1.IPAddressType {
-			return fmt.Sprintf("address type %q is not supported; skiff serves Gateways on the nodes' IP addresses", *a.Type)
+			return fmt.Sprintf("address type %q is not supported; skiff serves Gateways on IP addresses", *a.Type)
+		}
+		if pool := b.in.GatewayPool; pool.IsValid() {
+			if ip, err := netip.ParseAddr(a.Value); a.Value != "" && (err != nil || !pool.Contains(ip)) {
+				return fmt.Sprintf("address %s is outside the gateway address pool %s", a.Value, pool)
+			}
+			continue
 		}
 		if a.Value != "" && !slices.Contains(b.in.GatewayAddresses, a.Value) {
 			return fmt.Sprintf("address %s is not a node address; skiff serves Gateways on the nodes' IP addresses (%s)", a.Value, strings.Join(b.in.GatewayAddresses, ", "))
@@ -322,9 +398,16 @@ func olderObject(a, b *metav1.ObjectMeta) int {
 
 // gatewayListener checks one listener and computes its status; a usable
 // one gets its port in the table.
-func (b *builder) gatewayListener(gw *gwv1.Gateway, spec *gwv1.Listener, portSecure map[int]bool, claimed map[string]*gwListener) *gwListener {
+func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.Listener, portSecure map[int]bool, claimed map[string]*gwListener) *gwListener {
 	gen := gw.Generation
-	l := &gwListener{gw: gw, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
+	l := &gwListener{gw: gw, addr: addr, table: b.t.ports, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
+	if addr.IsValid() {
+		if b.t.byAddr[addr] == nil {
+			b.t.byAddr[addr] = map[int]*listener{}
+		}
+		l.table = b.t.byAddr[addr]
+	}
+	claim := addr.String() + " " + strconv.Itoa(l.port) + " " + l.hostname
 	if spec.Hostname != nil {
 		l.hostname = normalizeHost(string(*spec.Hostname))
 	}
@@ -381,7 +464,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, spec *gwv1.Listener, portSec
 			}
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonProtocolConflict),
 				fmt.Sprintf("port %d is served as %s on the nodes", l.port, want), gen)
-		} else if old := claimed[strconv.Itoa(l.port)+" "+l.hostname]; old != nil {
+		} else if old := claimed[claim]; old != nil {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonHostnameConflict),
 				fmt.Sprintf("port %d hostname %q is already served by listener %s of Gateway %s/%s", l.port, l.hostname, old.spec.Name, old.gw.Namespace, old.gw.Name), gen)
 		} else {
@@ -394,12 +477,12 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, spec *gwv1.Listener, portSec
 	if !l.usable {
 		programmed = condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid), "Listener is not served; see its other conditions", gen)
 	} else {
-		claimed[strconv.Itoa(l.port)+" "+l.hostname] = l
-		if b.t.ports[l.port] == nil {
-			b.t.ports[l.port] = newListener(l.secure)
+		claimed[claim] = l
+		if l.table[l.port] == nil {
+			l.table[l.port] = newListener(l.secure)
 		}
 		if l.cert != nil {
-			lt := b.t.ports[l.port]
+			lt := l.table[l.port]
 			if l.hostname == "" {
 				if lt.defaultCert == nil {
 					lt.defaultCert = l.cert
@@ -616,7 +699,7 @@ func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwL
 
 // addRules files a route's matches under each hostname on l's port.
 func (b *builder) addRules(hr *gwv1.HTTPRoute, l *gwListener, hosts []string, action []*RuleAction, ri int) {
-	lt := b.t.ports[l.port]
+	lt := l.table[l.port]
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
 	for i, rule := range hr.Spec.Rules {

@@ -1,6 +1,8 @@
 package ingress
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -467,5 +469,58 @@ func TestGatewayProxy(t *testing.T) {
 	}
 	if codes[200] != 2 || codes[500] != 2 {
 		t.Errorf("a rule with one missing backend of two gave %v, want two 200 and two 500", codes)
+	}
+}
+
+func TestGatewayAddressPool(t *testing.T) {
+	in := gatewayState(
+		[]*gwv1.Gateway{
+			makeGateway("ns", "a").listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
+			makeGateway("ns", "b").age(1).listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
+			makeGateway("ns", "c").age(2).listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
+		},
+		[]*gwv1.HTTPRoute{
+			makeRoute("ns", "to-a").parent("", "a", "").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "to-b").parent("", "b", "").rule(prefixMatch("/"), []string{"svc-b"}).obj(),
+		})
+	in.GatewayPool = netip.MustParsePrefix("10.44.0.0/30") // .1 and .2 usable
+	// b already holds .1 in its status: it keeps it.
+	in.Gateways[1].Status.Addresses = []gwv1.GatewayStatusAddress{{Value: "10.44.0.1"}}
+	tab := Build(in)
+	st := tab.Gateway
+	addr := func(name string) string {
+		gs := st.Gateways[types.NamespacedName{Namespace: "ns", Name: name}]
+		if len(gs.Addresses) == 0 {
+			return ""
+		}
+		return gs.Addresses[0].Value
+	}
+	if addr("a") != "10.44.0.2" || addr("b") != "10.44.0.1" {
+		t.Errorf("addresses a=%q b=%q, want a the lowest free (10.44.0.2) and b its own (10.44.0.1)", addr("a"), addr("b"))
+	}
+	for _, name := range []string{"a", "b"} {
+		gs := st.Gateways[types.NamespacedName{Namespace: "ns", Name: name}]
+		wantCondition(t, name, gs.Conditions, "Programmed", "True", "Programmed")
+		wantCondition(t, name+" listener", gs.Listeners[0].Conditions, "Conflicted", "False", "NoConflicts")
+	}
+	c := st.Gateways[types.NamespacedName{Namespace: "ns", Name: "c"}]
+	wantCondition(t, "c", c.Conditions, "Programmed", "False", "AddressNotAssigned")
+
+	at := func(ip string) string {
+		r := request("GET", "any", "/")
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(ip+":80"))))
+		if rt := tab.MatchRequest(80, r); rt != nil {
+			return rt.Source.Name
+		}
+		return "nothing"
+	}
+	if got := at("10.44.0.2"); got != "to-a" {
+		t.Errorf("a request to a's address matched %s, want to-a", got)
+	}
+	if got := at("10.44.0.1"); got != "to-b" {
+		t.Errorf("a request to b's address matched %s, want to-b", got)
+	}
+	if got := at("192.0.2.1"); got != "nothing" {
+		t.Errorf("a request to a node address matched %s; Gateways with their own address are served there only", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -162,3 +163,6 @@ func (c *Controller) PortAddr(port int) net.Addr {
 	defer c.mu.Unlock()
 	return c.ports[port]
 }
+
+// GatewayPool is the configured gateway address pool.
+func (c *Controller) GatewayPool() netip.Prefix { return c.cfg.GatewayPool }

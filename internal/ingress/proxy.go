@@ -197,7 +197,11 @@ func (p *Proxy) TLSConfigFor(port int) *tls.Config {
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if t := p.table.Load(); t != nil {
-				if c := t.CertificateFor(port, hello.ServerName); c != nil {
+				var local net.Addr
+				if hello.Conn != nil {
+					local = hello.Conn.LocalAddr()
+				}
+				if c := t.CertificateAt(local, port, hello.ServerName); c != nil {
 					return c, nil
 				}
 			}

@@ -82,6 +82,9 @@ type State struct {
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
 	GatewayAddresses []string
+	// GatewayPool, when valid, gives each Gateway an address of its own,
+	// served apart from the nodes' addresses.
+	GatewayPool netip.Prefix
 
 	// Now is when certificates must be valid.
 	Now time.Time
@@ -222,6 +225,9 @@ const (
 // concurrent requests.
 type Table struct {
 	ports map[int]*listener // by port: HTTPPort, HTTPSPort and Gateway listener ports
+	// byAddr are the listeners of Gateways with an address of their own
+	// (State.GatewayPool), by that address and port.
+	byAddr map[netip.Addr]map[int]*listener
 
 	tlsHosts  map[string]bool
 	endpoints []string // every endpoint address, sorted
@@ -249,6 +255,7 @@ func Build(in State) *Table {
 		claimed:  map[string]*Route{},
 		t: &Table{
 			ports:    map[int]*listener{HTTPPort: newListener(false), HTTPSPort: newListener(true)},
+			byAddr:   map[netip.Addr]map[int]*listener{},
 			tlsHosts: map[string]bool{},
 		},
 	}
@@ -271,6 +278,11 @@ func Build(in State) *Table {
 	t := b.t
 	for _, l := range t.ports {
 		l.sort()
+	}
+	for _, ls := range t.byAddr {
+		for _, l := range ls {
+			l.sort()
+		}
 	}
 	seen := map[string]bool{}
 	for _, be := range b.backends {
@@ -647,7 +659,8 @@ func (t *Table) Match(host, path string) *Route {
 // host's routes, then the wildcard's, then the routes without a host, then
 // the default backend. It returns nil when nothing matches.
 func (t *Table) MatchRequest(port int, r *http.Request) *Route {
-	l := t.ports[port]
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	l := t.listenerAt(local, port)
 	if l == nil {
 		return nil
 	}
@@ -682,11 +695,30 @@ func (t *Table) MatchRequest(port int, r *http.Request) *Route {
 	return l.fallback
 }
 
-// Ports lists the ports the table serves and whether each speaks TLS.
+// listenerAt is the listener for a connection to local on port: a
+// Gateway's own address's, else the nodes' one.
+func (t *Table) listenerAt(local net.Addr, port int) *listener {
+	if len(t.byAddr) > 0 && local != nil {
+		if ap, err := netip.ParseAddrPort(local.String()); err == nil {
+			if ls, ok := t.byAddr[ap.Addr().Unmap()]; ok {
+				return ls[port]
+			}
+		}
+	}
+	return t.ports[port]
+}
+
+// Ports lists the ports the table serves and whether each speaks TLS (a
+// port speaks one protocol on every address).
 func (t *Table) Ports() map[int]bool {
 	out := make(map[int]bool, len(t.ports))
 	for p, l := range t.ports {
 		out[p] = l.secure
+	}
+	for _, ls := range t.byAddr {
+		for p, l := range ls {
+			out[p] = l.secure
+		}
 	}
 	return out
 }
@@ -701,7 +733,12 @@ func (t *Table) Certificate(serverName string) *tls.Certificate {
 // the exact host's, then the wildcard's, then the port's default; nil when
 // there is none.
 func (t *Table) CertificateFor(port int, serverName string) *tls.Certificate {
-	l := t.ports[port]
+	return t.CertificateAt(nil, port, serverName)
+}
+
+// CertificateAt is CertificateFor on a connection to local.
+func (t *Table) CertificateAt(local net.Addr, port int, serverName string) *tls.Certificate {
+	l := t.listenerAt(local, port)
 	if l == nil {
 		return nil
 	}

@@ -37,7 +37,8 @@ func jsonpath(t *testing.T, ns, object, path string) string {
 
 // TestGateway: a Gateway of class skiff with HTTP and HTTPS listeners and
 // HTTPRoutes, applied with kubectl as the Gateway API documentation writes
-// them, is served by every node's proxy: a 90/10 canary split, a header
+// them, is served by every node's proxy on the Gateway's own address (of
+// --gateway-address-pool): a 90/10 canary split, a header
 // match, a redirect, a prefix rewrite, HTTPS by SNI with the listener's
 // certificate; statuses say Programmed and Accepted, and BackendNotFound
 // for a route naming a missing Service; and re-weighting the canary under
@@ -178,12 +179,14 @@ spec:
       port: 80
 `+"---"+routes(90, 10))
 
-	eventually(t, time.Minute, "the Gateway Programmed with the nodes' addresses", func() bool {
+	var addr string
+	eventually(t, time.Minute, "the Gateway Programmed with an address of the pool", func() bool {
+		addr = jsonpath(t, ns, "gateway/web", `{.status.addresses[*].value}`)
 		return jsonpath(t, ns, "gateway/web", `{.status.conditions[?(@.type=="Programmed")].status}`) == "True" &&
-			strings.Count(jsonpath(t, ns, "gateway/web", `{.status.addresses[*].value}`), nodeSubnet) == 3
+			strings.HasPrefix(addr, strings.TrimSuffix(gatewayPool, "0/24"))
 	})
 	out, err := kubectl(t, "get", "gateway", "-n", ns, "web")
-	if err != nil || !strings.Contains(out, "skiff") || !strings.Contains(out, nodeSubnet) || !strings.Contains(out, "True") {
+	if err != nil || !strings.Contains(out, "skiff") || !strings.Contains(out, addr) || !strings.Contains(out, "True") {
 		t.Errorf("kubectl get gateway: want CLASS skiff, an ADDRESS and PROGRAMMED True: %v\n%s", err, out)
 	}
 	if got := jsonpath(t, ns, "gateway/web", `{.status.listeners[*].attachedRoutes}`); got != "4 1" {
@@ -194,7 +197,7 @@ spec:
 			jsonpath(t, ns, "httproute/broken", `{.status.parents[0].conditions[?(@.type=="ResolvedRefs")].reason}`) == "BackendNotFound"
 	})
 
-	get := ingressClient(certPEM)
+	get := clientTo(addr, certPEM)
 	eventually(t, time.Minute, "the canary route served", func() bool {
 		code, _, _ := get("http://canary.example/hostname")
 		return code == 200
@@ -216,6 +219,10 @@ spec:
 		t.Errorf("a 90/10 split over 100 requests: %v, want %s 90 and %s 10", seen, blue[0].Name, green[0].Name)
 	}
 
+	// The Gateway is served on its own address, not on the nodes'.
+	if code, _, _ := ingressClient(certPEM)("http://canary.example/hostname"); code != 404 {
+		t.Errorf("the Gateway's route through a node address: %d, want 404", code)
+	}
 	if code, body, _ := get("http://api.example/hostname", "X-Version", "v2"); code != 200 || body != green[0].Name {
 		t.Errorf("header match X-Version: v2: %d %q, want green's pod", code, body)
 	}

@@ -115,7 +115,12 @@ func TestIngress(t *testing.T) {
 // resolves to it), trusting certPEM, following no redirect, sending
 // header, and returning status, body and response headers.
 func ingressClient(certPEM []byte) func(url string, header ...string) (int, string, http.Header) {
-	node := nodeSubnet + ".11"
+	return clientTo(nodeSubnet+".11", certPEM)
+}
+
+// clientTo is ingressClient for a proxy at addr (a node's or a Gateway's
+// address).
+func clientTo(node string, certPEM []byte) func(url string, header ...string) (int, string, http.Header) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	httpClient := &http.Client{

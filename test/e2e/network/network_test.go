@@ -35,6 +35,10 @@ var (
 
 const nodeSubnet = "172.31.250"
 
+// gatewayPool is the cluster's --gateway-address-pool: each Gateway gets an
+// address of it, routed from the host to node 1.
+const gatewayPool = "172.31.251.0/24"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -89,7 +93,7 @@ func run(m *testing.M) int {
 	}
 	defer stopStub()
 	up := exec.Command(script, "up", dir, "3", fmt.Sprint(port))
-	up.Env = append(os.Environ(), "SKIFF_BIN="+skiffBin, "SERVER_ARGS=--dns-upstream "+stubAddr)
+	up.Env = append(os.Environ(), "SKIFF_BIN="+skiffBin, "SERVER_ARGS=--dns-upstream "+stubAddr+" --gateway-address-pool "+gatewayPool)
 	out, err := up.CombinedOutput()
 	if err != nil {
 		fmt.Printf("netns-cluster up: %v\n%s\n", err, out)
@@ -103,6 +107,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer down()
+	// Gateways' own addresses are routed to node 1, as a network would
+	// route the pool to the nodes.
+	if out, err := exec.Command("ip", "route", "replace", gatewayPool, "via", nodeSubnet+".11").CombinedOutput(); err != nil {
+		fmt.Printf("route the gateway address pool: %v\n%s\n", err, out)
+		return 1
+	}
+	defer exec.Command("ip", "route", "del", gatewayPool).Run()
 	kubeconfig = filepath.Join(dir, "server", "kubeconfig.yaml")
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
