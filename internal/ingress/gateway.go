@@ -407,10 +407,10 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		}
 		l.table = b.t.byAddr[addr]
 	}
-	claim := addr.String() + " " + strconv.Itoa(l.port) + " " + l.hostname
 	if spec.Hostname != nil {
 		l.hostname = normalizeHost(string(*spec.Hostname))
 	}
+	claim := addr.String() + " " + strconv.Itoa(l.port) + " " + l.hostname
 	var conds []metav1.Condition
 	accepted := condition(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "Listener accepted", gen)
 	resolved := condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "All references resolved", gen)

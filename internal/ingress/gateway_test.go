@@ -524,3 +524,14 @@ func TestGatewayAddressPool(t *testing.T) {
 		t.Errorf("a request to a node address matched %s; Gateways with their own address are served there only", got)
 	}
 }
+
+func TestGatewayListenersOnePortManyHostnames(t *testing.T) {
+	in := gatewayState([]*gwv1.Gateway{makeGateway("ns", "gw").
+		listener("one", gwv1.HTTPProtocolType, 80, "very.specific.com").
+		listener("two", gwv1.HTTPProtocolType, 80, "*.wildcard.io").
+		listener("three", gwv1.HTTPProtocolType, 80, "").obj()}, nil)
+	gs := Build(in).Gateway.Gateways[types.NamespacedName{Namespace: "ns", Name: "gw"}]
+	for _, l := range gs.Listeners {
+		wantCondition(t, string(l.Name), l.Conditions, "Conflicted", "False", "NoConflicts")
+	}
+}

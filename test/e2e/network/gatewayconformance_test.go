@@ -1,12 +1,14 @@
 package network
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -34,8 +36,14 @@ import (
 // skiff builds from the same module (images/build) as EchoBasic.
 var echoBasicImage = regexp.MustCompile(`registry\.k8s\.io/gateway-api/echo-basic:[^\s"']+`)
 
+// corednsContainer matches the base manifests' CoreDNS container (the
+// backend of UDPRoute tests, which skiff does not claim), its args and
+// image.
+var corednsContainer = regexp.MustCompile(`(?m)^(\s+)- args:\n\s+- -conf\n\s+- /root/Corefile\n(\s+)image: registry\.k8s\.io/coredns/coredns:\S+`)
+
 // conformanceManifests is the suite's manifests with the backend image
-// replaced by skiff's build of it (no registry is reachable here).
+// replaced by skiff's build of it (no registry is reachable here), and the
+// CoreDNS pod of the UDP tests by testhost pausing (it must only run).
 func conformanceManifests(t *testing.T) fs.FS {
 	t.Helper()
 	out := fstest.MapFS{}
@@ -49,6 +57,7 @@ func conformanceManifests(t *testing.T) fs.FS {
 		}
 		if strings.HasSuffix(path, ".yaml") {
 			data = echoBasicImage.ReplaceAll(data, []byte(images.EchoBasic+":"+images.LatestTag))
+			data = corednsContainer.ReplaceAll(data, []byte("${1}- args:\n${2}  - pause\n${2}image: "+images.Testhost+":"+images.LatestTag))
 		}
 		out[path] = &fstest.MapFile{Data: data, Mode: 0o644}
 		return nil
@@ -80,6 +89,13 @@ func TestGatewayAPIConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The server installs the Gateway API in the background, and the nodes
+	// then accept the class and list its features.
+	eventually(t, 2*time.Minute, "GatewayClass skiff accepted, with its supported features", func() bool {
+		gc := &gwv1.GatewayClass{}
+		err := c.Get(context.Background(), ctrlclient.ObjectKey{Name: "skiff"}, gc)
+		return err == nil && len(gc.Status.SupportedFeatures) > 0
+	})
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
