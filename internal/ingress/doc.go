@@ -1,7 +1,9 @@
-// Package ingress is skiff's built-in Ingress controller: a reverse proxy on
-// every node serving the networking.k8s.io/v1 Ingresses of IngressClass
-// "skiff", balancing straight to the pod addresses of EndpointSlices (no
-// Service ClusterIP hop).
+// Package ingress is skiff's built-in Ingress and Gateway API controller: a
+// reverse proxy on every node serving the networking.k8s.io/v1 Ingresses of
+// IngressClass "skiff" and the Gateways of GatewayClasses whose
+// controllerName is skiff.dev/gateway-controller (with their HTTPRoutes),
+// balancing straight to the pod addresses of EndpointSlices (no Service
+// ClusterIP hop).
 //
 // # Layout
 //
@@ -9,6 +11,10 @@
 //
 //	table.go, policy.go  Build: Ingresses, IngressClasses, Services,
 //	                     EndpointSlices, TLS Secrets → *Table (pure)
+//	gateway.go           Build's Gateway API part: listeners, HTTPRoutes,
+//	                     ReferenceGrants → routes and statuses (pure)
+//	gatewaystatus.go     Gateway API informers and status writes
+//	listeners.go         one server per port the table serves
 //	balance.go           balancers over endpoints (randomness injected)
 //	health.go            passive outlier detection (clock injected)
 //	proxy.go, cert.go    the http.Handler and its TLS configuration
@@ -119,12 +125,30 @@
 // The package is a plain API client: informers and status writes, never
 // etcd. It is given its listen addresses; opening firewall or node ports
 // and choosing which node writes status are the agent's business. It does
-// not clear status of Ingresses it stops serving. Gateway API is not
-// implemented.
+// not clear status of Ingresses it stops serving.
 //
-// Metrics: skiff_ingress_requests_total{namespace,ingress,service,code},
-// skiff_ingress_request_duration_seconds{namespace,ingress,service},
-// skiff_ingress_requests_in_flight{namespace,ingress,service},
+// # Gateway API
+//
+// Gateways of our classes are rendered with their listeners: HTTP and
+// HTTPS on any port (a port speaks one protocol across every address; 80
+// and 443 are the Ingress ports), each listener checked and given the
+// specification's conditions. Without State.GatewayPool, Gateways share
+// the nodes' addresses and their listeners are claimed per port and
+// hostname, oldest Gateway first (HostnameConflict for the others). With
+// a pool, each Gateway gets an address of it (see allocate) and is served
+// on that address only: the proxy picks the table by the connection's
+// local address. HTTPRoutes attach to listeners by parentRef (sectionName,
+// port), allowedRoutes (namespaces, kinds) and hostname intersection;
+// each match of each rule becomes a Route under each intersected hostname,
+// ordered by the specification's precedence (Exact path, longest prefix,
+// method, most headers, most query parameters, oldest route, rule order).
+// Gateway API wildcards match one or more labels (Ingress ones exactly
+// one). A rule's weighted backends are picked by smooth weighted round
+// robin; a backendRef that does not resolve answers 500 for its share.
+//
+// Metrics: skiff_ingress_requests_total{kind,namespace,route,service,code},
+// skiff_ingress_request_duration_seconds{kind,namespace,route,service},
+// skiff_ingress_requests_in_flight{kind,namespace,route,service},
 // skiff_ingress_active_connections and
 // skiff_ingress_endpoint_ejections_total{namespace,service}.
 package ingress

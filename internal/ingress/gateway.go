@@ -117,6 +117,13 @@ type PathModifier struct {
 	Prefix *string
 }
 
+// Mirror is a RequestMirror filter: a copy of a share of the requests
+// (Fraction, 0 to 1) goes to Backend.
+type Mirror struct {
+	Backend  *Backend
+	Fraction float64
+}
+
 // WeightedBackend is one backendRef of a rule and its weight. A backend
 // with Missing set answers 500 for its share.
 type WeightedBackend struct {
@@ -133,7 +140,7 @@ type RuleAction struct {
 	ResponseHeaders *HeaderModifier
 	Redirect        *Redirect
 	Rewrite         *Rewrite
-	Mirrors         []*Backend
+	Mirrors         []Mirror
 	Backends        []WeightedBackend
 	// Timeout bounds the whole request; 0 means none.
 	Timeout time.Duration
@@ -176,6 +183,9 @@ type gwListener struct {
 	hostname string // "" any
 	kinds    []gwv1.RouteGroupKind
 	usable   bool // serves routes
+	// attachable listeners take routes (and count them) even when they
+	// cannot serve them, e.g. for want of a certificate.
+	attachable bool
 	status   *gwv1.ListenerStatus
 	cert     *tls.Certificate
 }
@@ -324,7 +334,7 @@ func (b *builder) allocate(gws []*gwv1.Gateway) (map[types.NamespacedName]netip.
 		k := objKey(&gw.ObjectMeta)
 		var want netip.Addr
 		for _, a := range gw.Spec.Addresses {
-			if ip, err := netip.ParseAddr(a.Value); err == nil {
+			if ip, err := netip.ParseAddr(a.Value); err == nil && a.Value != "" {
 				want = ip
 				break
 			}
@@ -349,7 +359,7 @@ func (b *builder) allocate(gws []*gwv1.Gateway) (map[types.NamespacedName]netip.
 	next := pool.Addr().Next() // not the network address
 	for _, gw := range gws {
 		k := objKey(&gw.ObjectMeta)
-		if _, ok := out[k]; ok || len(gw.Spec.Addresses) > 0 {
+		if _, ok := out[k]; ok || requestsAddress(gw) {
 			continue
 		}
 		for _, used := taken[next]; used; _, used = taken[next] {
@@ -362,6 +372,12 @@ func (b *builder) allocate(gws []*gwv1.Gateway) (map[types.NamespacedName]netip.
 		out[k], taken[next] = next, k
 	}
 	return out, problems
+}
+
+// requestsAddress tells whether gw asks for a particular address (an
+// entry of spec.addresses with a value; one without asks for any).
+func requestsAddress(gw *gwv1.Gateway) bool {
+	return slices.ContainsFunc(gw.Spec.Addresses, func(a gwv1.GatewaySpecAddress) bool { return a.Value != "" })
 }
 
 // unusableAddress says why a Gateway's spec.addresses cannot be served: the
@@ -444,6 +460,9 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 				fmt.Sprintf("route kinds %s are not supported on a %s listener", strings.Join(bad, ", "), spec.Protocol), gen)
 		}
 	}
+	if accepted.Status == metav1.ConditionFalse {
+		l.kinds = nil // no route kind is served on an unsupported protocol
+	}
 	l.status.SupportedKinds = l.kinds
 	if l.status.SupportedKinds == nil {
 		l.status.SupportedKinds = []gwv1.RouteGroupKind{}
@@ -471,8 +490,8 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 			portSecure[l.port] = l.secure
 		}
 	}
-	l.usable = accepted.Status == metav1.ConditionTrue && conflicted.Status == metav1.ConditionFalse &&
-		(resolved.Status == metav1.ConditionTrue || resolved.Reason == string(gwv1.ListenerReasonInvalidRouteKinds)) && len(l.kinds) > 0
+	l.attachable = accepted.Status == metav1.ConditionTrue && conflicted.Status == metav1.ConditionFalse && len(l.kinds) > 0
+	l.usable = l.attachable && (resolved.Status == metav1.ConditionTrue || resolved.Reason == string(gwv1.ListenerReasonInvalidRouteKinds))
 	programmed := condition(string(gwv1.ListenerConditionProgrammed), true, string(gwv1.ListenerReasonProgrammed), "Listener programmed", gen)
 	if !l.usable {
 		programmed = condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid), "Listener is not served; see its other conditions", gen)
@@ -666,7 +685,7 @@ func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwL
 	}
 	var allowed []*gwListener
 	for _, l := range cands {
-		if l.usable && slices.Contains(l.kinds, httpRouteKind) && b.allows(l, hr.Namespace) {
+		if l.attachable && slices.Contains(l.kinds, httpRouteKind) && b.allows(l, hr.Namespace) {
 			allowed = append(allowed, l)
 		}
 	}
@@ -689,7 +708,9 @@ func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwL
 		}
 		attached = true
 		l.status.AttachedRoutes++
-		b.addRules(hr, l, hosts, action, ri)
+		if l.usable {
+			b.addRules(hr, l, hosts, action, ri)
+		}
 	}
 	if !attached {
 		return condition(string(gwv1.RouteConditionAccepted), false, string(gwv1.RouteReasonNoMatchingListenerHostname), "no hostname of the route matches a listener's hostname", gen)
@@ -840,7 +861,16 @@ func (b *builder) httpRouteActions(hr *gwv1.HTTPRoute) ([]*RuleAction, metav1.Co
 					fail(reason, msg)
 					continue
 				}
-				a.Mirrors = append(a.Mirrors, be)
+				fraction := 1.0
+				switch f := f.RequestMirror; {
+				case f.Percent != nil:
+					fraction = float64(*f.Percent) / 100
+				case f.Fraction != nil && f.Fraction.Denominator != nil && *f.Fraction.Denominator > 0:
+					fraction = float64(f.Fraction.Numerator) / float64(*f.Fraction.Denominator)
+				case f.Fraction != nil:
+					fraction = float64(f.Fraction.Numerator) / 100
+				}
+				a.Mirrors = append(a.Mirrors, Mirror{Backend: be, Fraction: fraction})
 			default:
 				a.Invalid = fmt.Sprintf("filter %s is not supported by skiff", f.Type)
 			}

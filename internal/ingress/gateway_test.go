@@ -210,6 +210,9 @@ func TestGatewayStatus(t *testing.T) {
 			makeRoute("ns", "missing").parent("", "gw", "http").rule(prefixMatch("/m"), []string{"nosuch"}).obj(),
 			makeRoute("ns", "cross").parent("", "gw", "http").rule(prefixMatch("/x"), []string{"other/svc-x"}).obj(),
 			makeRoute("ns", "foreign").parent("", "foreign", "").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			// A listener without its certificate takes (and counts) routes
+			// it cannot serve.
+			makeRoute("ns", "to-nocert").parent("", "gw", "nocert").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
 		})
 	in.Secrets = []*corev1.Secret{validSecret(t, "ns", "tls", "secure.example.com", "x.example.com")}
 	tab := Build(in)
@@ -241,7 +244,7 @@ func TestGatewayStatus(t *testing.T) {
 	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "Programmed", "False", "Invalid")
 	wantCondition(t, "listener tcp", ls["tcp"].Conditions, "Accepted", "False", "UnsupportedProtocol")
 	wantCondition(t, "listener clash", ls["clash"].Conditions, "Conflicted", "True", "ProtocolConflict")
-	for name, want := range map[string]int32{"http": 4, "web": 2, "https": 0, "nocert": 0} {
+	for name, want := range map[string]int32{"http": 4, "web": 2, "https": 0, "nocert": 2} {
 		if got := ls[name].AttachedRoutes; got != want {
 			t.Errorf("listener %s attachedRoutes = %d, want %d", name, got, want)
 		}

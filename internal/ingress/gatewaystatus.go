@@ -242,7 +242,8 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 	names := []gwv1.FeatureName{
 		"Gateway", "GatewayPort8080", "HTTPRoute", "HTTPRouteParentRefPort",
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
-		"HTTPRouteRequestMultipleMirrors",
+		"HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror", "HTTPRouteNamedRouteRule",
+		"HTTPRouteDestinationPortMatching", "HTTPRouteBackendProtocolWebSocket", "GatewayAddressEmpty",
 		"HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRoutePathRedirect",
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",

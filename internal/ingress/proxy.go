@@ -309,7 +309,9 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(ctx)
 		}
 		for _, m := range rule.Mirrors {
-			p.mirror(m, r)
+			if m.Fraction >= 1 || rand.Float64() < m.Fraction {
+				p.mirror(m.Backend, r)
+			}
 		}
 	}
 	if be.Missing != "" {
