@@ -129,6 +129,9 @@ type Mirror struct {
 type WeightedBackend struct {
 	Backend *Backend
 	Weight  int
+	// RequestHeaders are the backendRef's own RequestHeaderModifier,
+	// applied after the rule's when this backend is picked.
+	RequestHeaders *HeaderModifier
 }
 
 // RuleAction is what an HTTPRoute rule does with a request it matched.
@@ -186,8 +189,8 @@ type gwListener struct {
 	// attachable listeners take routes (and count them) even when they
 	// cannot serve them, e.g. for want of a certificate.
 	attachable bool
-	status   *gwv1.ListenerStatus
-	cert     *tls.Certificate
+	status     *gwv1.ListenerStatus
+	cert       *tls.Certificate
 }
 
 func condition(typ string, ok bool, reason, msg string, gen int64) metav1.Condition {
@@ -298,8 +301,10 @@ func (b *builder) addGateways() {
 		}
 		accepted := condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "Gateway accepted by skiff", gw.Generation)
 		programmed := condition(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed), "Served by the skiff proxy on every node", gw.Generation)
-		if msg := b.unusableAddress(gw); msg != "" {
+		if ok, msg := b.addressProblem(gw); !ok {
 			accepted = condition(string(gwv1.GatewayConditionAccepted), false, string(gwv1.GatewayReasonUnsupportedAddress), msg, gw.Generation)
+			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid), msg, gw.Generation)
+		} else if msg != "" {
 			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable), msg, gw.Generation)
 		} else if p, ok := addrProblems[k]; ok {
 			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, p[0], p[1], gw.Generation)
@@ -380,24 +385,32 @@ func requestsAddress(gw *gwv1.Gateway) bool {
 	return slices.ContainsFunc(gw.Spec.Addresses, func(a gwv1.GatewaySpecAddress) bool { return a.Value != "" })
 }
 
-// unusableAddress says why a Gateway's spec.addresses cannot be served: the
-// proxy serves the nodes' addresses, and the gateway address pool's.
-func (b *builder) unusableAddress(gw *gwv1.Gateway) string {
+// addressProblem says what is wrong with a Gateway's spec.addresses: an
+// address type other than IPAddress is not accepted (UnsupportedAddress);
+// an address the proxy cannot serve — outside the gateway address pool,
+// or without a pool not a node's — leaves the Gateway accepted but not
+// programmed (AddressNotUsable).
+func (b *builder) addressProblem(gw *gwv1.Gateway) (accepted bool, msg string) {
 	for _, a := range gw.Spec.Addresses {
 		if a.Type != nil && *a.Type != gwv1.IPAddressType {
-			return fmt.Sprintf("address type %q is not supported; skiff serves Gateways on IP addresses", *a.Type)
-		}
-		if pool := b.in.GatewayPool; pool.IsValid() {
-			if ip, err := netip.ParseAddr(a.Value); a.Value != "" && (err != nil || !pool.Contains(ip)) {
-				return fmt.Sprintf("address %s is outside the gateway address pool %s", a.Value, pool)
-			}
-			continue
-		}
-		if a.Value != "" && !slices.Contains(b.in.GatewayAddresses, a.Value) {
-			return fmt.Sprintf("address %s is not a node address; skiff serves Gateways on the nodes' IP addresses (%s)", a.Value, strings.Join(b.in.GatewayAddresses, ", "))
+			return false, fmt.Sprintf("address type %q is not supported; skiff serves Gateways on IP addresses", *a.Type)
 		}
 	}
-	return ""
+	for _, a := range gw.Spec.Addresses {
+		if a.Value == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Value)
+		switch pool := b.in.GatewayPool; {
+		case err != nil:
+			return true, fmt.Sprintf("address %q is not an IP address", a.Value)
+		case pool.IsValid() && !pool.Contains(ip):
+			return true, fmt.Sprintf("address %s is outside the gateway address pool %s", a.Value, pool)
+		case !pool.IsValid() && !slices.Contains(b.in.GatewayAddresses, ip.String()):
+			return true, fmt.Sprintf("address %s is not a node address; without --gateway-address-pool, Gateways are served on the nodes' addresses (%s)", a.Value, strings.Join(b.in.GatewayAddresses, ", "))
+		}
+	}
+	return true, ""
 }
 
 func objKey(m *metav1.ObjectMeta) types.NamespacedName {
@@ -885,7 +898,16 @@ func (b *builder) httpRouteActions(hr *gwv1.HTTPRoute) ([]*RuleAction, metav1.Co
 				fail(reason, msg)
 			}
 			if w > 0 {
-				a.Backends = append(a.Backends, WeightedBackend{Backend: be, Weight: w})
+				wb := WeightedBackend{Backend: be, Weight: w}
+				for _, f := range ref.Filters {
+					switch f.Type {
+					case gwv1.HTTPRouteFilterRequestHeaderModifier:
+						wb.RequestHeaders = headerModifier(f.RequestHeaderModifier)
+					default:
+						a.Invalid = fmt.Sprintf("backendRef filter %s is not supported by skiff", f.Type)
+					}
+				}
+				a.Backends = append(a.Backends, wb)
 			}
 		}
 		if len(a.Backends) == 0 && a.Redirect == nil && a.Invalid == "" {

@@ -243,7 +243,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"Gateway", "GatewayPort8080", "HTTPRoute", "HTTPRouteParentRefPort",
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
 		"HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror", "HTTPRouteNamedRouteRule",
-		"HTTPRouteDestinationPortMatching", "HTTPRouteBackendProtocolWebSocket", "GatewayAddressEmpty",
+		"HTTPRouteDestinationPortMatching", "HTTPRouteBackendProtocolWebSocket", "GatewayAddressEmpty", "GatewayStaticAddresses", "HTTPRouteBackendRequestHeaderModification", "HTTPRouteBackendProtocolH2C",
 		"HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRoutePathRedirect",
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",

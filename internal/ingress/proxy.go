@@ -69,6 +69,7 @@ type Proxy struct {
 
 	seeds    *lockedRand     // draws a seed for each balancer
 	upstream *http.Transport // speaks to the endpoints
+	h2c      *http.Transport // speaks HTTP/2 in cleartext to H2C backends
 
 	inFlight sync.Map // endpoint address → *atomic.Int64
 }
@@ -112,6 +113,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		IdleConnTimeout:       IdleTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	p.h2c = p.upstream.Clone()
+	p.h2c.Protocols = new(http.Protocols)
+	p.h2c.Protocols.SetUnencryptedHTTP2(true)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &transport{p: p, base: p.upstream},
@@ -138,7 +142,10 @@ func (p *Proxy) SetTable(t *Table) {
 
 // CloseIdleConnections closes the idle connections to endpoints; call it
 // after the servers have shut down so that no goroutine outlives them.
-func (p *Proxy) CloseIdleConnections() { p.upstream.CloseIdleConnections() }
+func (p *Proxy) CloseIdleConnections() {
+	p.upstream.CloseIdleConnections()
+	p.h2c.CloseIdleConnections()
+}
 
 // Table returns the current table, nil before the first SetTable.
 func (p *Proxy) Table() *Table { return p.table.Load() }
@@ -213,13 +220,15 @@ func (p *Proxy) TLSConfigFor(port int) *tls.Config {
 // exchange is one client request on its way to an endpoint, carried in the
 // outbound request's context.
 type exchange struct {
-	in      *http.Request
-	route   *Route
-	be      *Backend // the backend chosen for the request
-	ep      Endpoint // current endpoint
-	tried   []netip.AddrPort
-	status  int // upstream's status, 0 before an answer
-	counter *atomic.Int64
+	in    *http.Request
+	route *Route
+	be    *Backend // the backend chosen for the request
+	// beHeaders is the chosen backendRef's own header modifier.
+	beHeaders *HeaderModifier
+	ep        Endpoint // current endpoint
+	tried     []netip.AddrPort
+	status    int // upstream's status, 0 before an answer
+	counter   *atomic.Int64
 }
 
 type exchangeKey struct{}
@@ -284,6 +293,7 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	be := route.Backend
+	var beHeaders *HeaderModifier
 	if rule := route.Rule; rule != nil {
 		switch {
 		case rule.Invalid != "":
@@ -299,6 +309,7 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		be = rule.Backends[i].Backend
+		beHeaders = rule.Backends[i].RequestHeaders
 		if be.Missing != "" {
 			plainError(rec, http.StatusInternalServerError, be.Missing)
 			return
@@ -323,7 +334,7 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 		plainError(rec, http.StatusServiceUnavailable, "no healthy endpoint for service "+be.Name())
 		return
 	}
-	x = &exchange{in: r, route: route, be: be}
+	x = &exchange{in: r, route: route, be: be, beHeaders: beHeaders}
 	p.use(x, ep)
 	defer func() { x.counter.Add(-1) }()
 	labels := []string{route.Kind, route.Source.Namespace, route.Source.Name, be.Service}
@@ -508,6 +519,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	if rule := x.route.Rule; rule != nil {
 		applyHeaders(pr.Out.Header, rule.RequestHeaders)
+		applyHeaders(pr.Out.Header, x.beHeaders)
 		if rw := rule.Rewrite; rw != nil {
 			if rw.Hostname != "" {
 				pr.Out.Host = rw.Hostname
@@ -614,7 +626,11 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 	be := x.be
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(be.Policy.ReadTimeout, func() { cancel(errUpstreamTimeout) })
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	base := t.base
+	if be.H2C {
+		base = t.p.h2c
+	}
+	resp, err := base.RoundTrip(req.WithContext(ctx))
 	if !timer.Stop() && err == nil {
 		// The timeout fired as the answer arrived; its body is cut.
 		resp.Body.Close()

@@ -45,6 +45,10 @@ const (
 	DefaultReadTimeout    = 60 * time.Second
 )
 
+// AppProtocolH2C is the Service port appProtocol of backends spoken to
+// with HTTP/2 over cleartext.
+const AppProtocolH2C = "kubernetes.io/h2c"
+
 // Reasons of Problems, used as Event reasons.
 const (
 	ReasonBackendNotFound    = "BackendNotFound"
@@ -122,6 +126,9 @@ type Backend struct {
 	// or port that does not exist); requests get 503 with it.
 	Missing string
 	Policy  Policy
+	// H2C speaks HTTP/2 without TLS to the endpoints: the Service port's
+	// appProtocol is kubernetes.io/h2c.
+	H2C bool
 
 	once     sync.Once // guards the lazy creation of balancer
 	balancer Balancer
@@ -514,6 +521,7 @@ func (b *builder) serviceBackend(namespace, name string, port networkingv1.Servi
 		be.Missing = fmt.Sprintf("service %s/%s has no port %s", namespace, name, portName)
 	default:
 		be.Endpoints = b.endpoints(namespace, name, sp.Name)
+		be.H2C = sp.AppProtocol != nil && *sp.AppProtocol == AppProtocolH2C
 	}
 	return be
 }

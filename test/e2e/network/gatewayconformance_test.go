@@ -13,6 +13,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -115,6 +116,9 @@ func TestGatewayAPIConformance(t *testing.T) {
 				Contact:      []string{"https://github.com/skiffdev/skiff/issues"},
 			},
 			Mode: "default",
+			// GatewayStaticAddresses: one address of the pool, one outside.
+			UsableNetworkAddresses:   []gwv1.GatewaySpecAddress{{Type: ptr.To(gwv1.IPAddressType), Value: strings.TrimSuffix(gatewayPool, "0/24") + "250"}},
+			UnusableNetworkAddresses: []gwv1.GatewaySpecAddress{{Type: ptr.To(gwv1.IPAddressType), Value: "192.0.2.250"}},
 		},
 		Client:     c,
 		Clientset:  cs,
