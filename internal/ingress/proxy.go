@@ -119,7 +119,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &transport{p: p, base: p.upstream},
-		FlushInterval:  -1,
+		FlushInterval:  0, // streaming (unknown length) responses are flushed as they come anyway
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),

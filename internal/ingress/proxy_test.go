@@ -727,3 +727,42 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+// TestProxyStreams: a response of unknown length reaches the client as the
+// upstream writes it, not when it ends.
+func TestProxyStreams(t *testing.T) {
+	f := newFixture(t, ProxyConfig{})
+	release := make(chan struct{})
+	ep := upstream(t, "s", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write([]byte("second\n"))
+	})
+	f.set([]*networkingv1.Ingress{makeIngress("ns", "i").path("s.test", "/", prefix, "s", 80).obj()}, map[string][]netip.AddrPort{"s": {ep}})
+	req, _ := http.NewRequest(http.MethodGet, "http://"+f.httpAddr+"/", nil)
+	req.Host = "s.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	defer close(release)
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 6)
+		n, _ := io.ReadFull(resp.Body, b)
+		line <- string(b[:n])
+	}()
+	select {
+	case got := <-line:
+		if got != "first\n" {
+			t.Errorf("first chunk %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first chunk did not arrive while the upstream was still writing")
+	}
+}
