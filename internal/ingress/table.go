@@ -314,17 +314,10 @@ type builder struct {
 	claimed  map[string]*Route   // by host, path type and path
 }
 
-func key(ing *networkingv1.Ingress) types.NamespacedName {
-	return types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}
-}
+func key(ing *networkingv1.Ingress) types.NamespacedName { return objKey(&ing.ObjectMeta) }
 
 // olderFirst orders Ingresses by creation, then namespace/name.
-func olderFirst(a, b *networkingv1.Ingress) int {
-	if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
-		return c
-	}
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-}
+func olderFirst(a, b *networkingv1.Ingress) int { return olderObject(&a.ObjectMeta, &b.ObjectMeta) }
 
 func classIsDefault(classes []*networkingv1.IngressClass, name string) bool {
 	for _, c := range classes {

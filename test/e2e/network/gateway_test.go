@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // applyYAML runs kubectl apply on a manifest, as a user would.
@@ -49,14 +48,7 @@ func TestGateway(t *testing.T) {
 	green := spreadDeployment(t, ns, "green", 1)
 	service(t, ns, "blue", corev1.ServiceTypeClusterIP)
 	service(t, ns, "green", corev1.ServiceTypeClusterIP)
-	certPEM, keyPEM := selfSigned(t, "secure.example")
-	if _, err := client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "secure-tls"},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	certPEM := tlsSecret(t, ns, "secure-tls", "secure.example")
 	routes := func(blueWeight, greenWeight int) string {
 		return fmt.Sprintf(`
 apiVersion: gateway.networking.k8s.io/v1

@@ -10,8 +10,10 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,9 +30,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffdev/skiff/internal/images"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/go-logr/logr"
 )
 
 // echoBasicImage matches the conformance manifests' backend image, which

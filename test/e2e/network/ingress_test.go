@@ -31,14 +31,7 @@ func TestIngress(t *testing.T) {
 	ns := namespace(t)
 	pods := spreadDeployment(t, ns, "web", 3)
 	service(t, ns, "web", corev1.ServiceTypeClusterIP)
-	certPEM, keyPEM := selfSigned(t, "secure.example")
-	if _, err := client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "secure-tls"},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	certPEM := tlsSecret(t, ns, "secure-tls", "secure.example")
 	prefix := networkingv1.PathTypePrefix
 	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Name: "http"}}}
 	rule := func(host string) networkingv1.IngressRule {
@@ -109,6 +102,21 @@ func TestIngress(t *testing.T) {
 	if err != nil || !strings.Contains(out, "skiff") || !strings.Contains(out, node) {
 		t.Errorf("kubectl get ingress: want CLASS skiff and ADDRESS with %s: %v\n%s", node, err, out)
 	}
+}
+
+// tlsSecret creates a kubernetes.io/tls Secret with a self-signed
+// certificate for host, and returns the certificate.
+func tlsSecret(t *testing.T, ns, name, host string) []byte {
+	t.Helper()
+	certPEM, keyPEM := selfSigned(t, host)
+	if _, err := client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM
 }
 
 // ingressClient returns a GET through node 1's Ingress proxy (every name
