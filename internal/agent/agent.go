@@ -359,15 +359,32 @@ func (a *Agent) runIngress(ctx context.Context) error {
 // the kernel delivers packets to any of its addresses to local sockets,
 // with no address assigned to an interface.
 func acceptLocally(pool netip.Prefix) error {
-	dst := &net.IPNet{IP: pool.Masked().Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), pool.Addr().BitLen())}
-	lo, err := netlink.LinkByName("lo")
+	r, err := localRoute(pool)
 	if err != nil {
 		return err
 	}
-	return netlink.RouteReplace(&netlink.Route{
-		Dst: dst, Type: unix.RTN_LOCAL, Table: unix.RT_TABLE_LOCAL,
+	return netlink.RouteReplace(r)
+}
+
+// forgetLocally removes acceptLocally's route (skiff agent teardown).
+func forgetLocally(pool netip.Prefix) error {
+	r, err := localRoute(pool)
+	if err != nil {
+		return err
+	}
+	return netlink.RouteDel(r)
+}
+
+func localRoute(pool netip.Prefix) (*netlink.Route, error) {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return nil, err
+	}
+	return &netlink.Route{
+		Dst:  &net.IPNet{IP: pool.Masked().Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), pool.Addr().BitLen())},
+		Type: unix.RTN_LOCAL, Table: unix.RT_TABLE_LOCAL,
 		Scope: netlink.SCOPE_HOST, LinkIndex: lo.Attrs().Index,
-	})
+	}, nil
 }
 
 // readyNodeIPs lists the InternalIPs of the Ready nodes, sorted.

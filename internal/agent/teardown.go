@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/agent/podnet"
+	"github.com/skiffdev/skiff/internal/clusterconfig"
 )
 
 // Teardown removes what an agent leaves running on purpose when it stops
@@ -59,6 +61,15 @@ func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 	}
 	if keepShared {
 		return nil
+	}
+	// The gateway address pool's local route (runIngress), if the cluster
+	// has a pool.
+	if data, err := os.ReadFile(filepath.Join(dataDir, clusterConfigFile)); err == nil {
+		if cc, err := clusterconfig.Decode(data); err == nil && cc.GatewayAddressPool != "" {
+			if pool, err := netip.ParsePrefix(cc.GatewayAddressPool); err == nil {
+				_ = forgetLocally(pool)
+			}
+		}
 	}
 	// kube-proxy's rules (tables ip and ip6 kube-proxy, upstream's names),
 	// if this agent ran it; then each subsystem removes its own.
