@@ -35,10 +35,14 @@ func ControllerManager(ctx context.Context, args []string) error {
 	err = app.Run(ctx, c.Complete())
 	if err != nil && ctx.Err() == nil && !informerNameFree("kube-controller-manager") {
 		// The run failed before its informers started (building a
-		// controller, say) and left its informer name registered, which
-		// upstream's process never releases because it exits. No run in
-		// this process can start again: end skiff with the cause.
-		return invalid("kube-controller-manager", []error{err})
+		// controller while etcd elects a new leader, say) and left its
+		// informer name registered: upstream's process exits there and
+		// its supervisor starts a new one, so nothing releases the name,
+		// and client-go offers no release without the run's handle. The
+		// registry only guards against duplicate informer metrics; clear
+		// it so that the restart can register the name again, rather than
+		// end skiff over a transient failure.
+		cache.ResetInformerNamesForTesting()
 	}
 	return err
 }
