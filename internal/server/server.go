@@ -311,11 +311,26 @@ func (s *Server) components() ([]supervise.Component, error) {
 		// large schemas), which would double the time to ready. Their kinds
 		// are served a few seconds after ready on a fresh cluster, at once
 		// on a restart.
-		list = append(list, supervise.Component{Name: "gateway-api", Restart: restart, Run: func(ctx context.Context) error {
-			if err := gatewayapi.Install(ctx, extClient, log); err != nil {
-				return err
+		// A task that finishes: it retries on its own (the API server may
+		// be busy or etcd electing a leader) and ends once installed.
+		list = append(list, supervise.Component{Name: "gateway-api", Run: func(ctx context.Context) error {
+			delay := supervise.DefaultBackoff.Initial
+			for {
+				err := gatewayapi.Install(ctx, extClient, log)
+				if err == nil {
+					err = gatewayapi.EnsureClass(ctx, gwClient)
+				}
+				if err == nil || ctx.Err() != nil {
+					return nil
+				}
+				log.Warn("installing the Gateway API; retrying", "err", err, "after", delay)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(delay):
+				}
+				delay = min(2*delay, supervise.DefaultBackoff.Max)
 			}
-			return gatewayapi.EnsureClass(ctx, gwClient)
 		}})
 	}
 	list = append(list, supervise.Component{Name: "ready", Step: true, Run: func(context.Context) error {
