@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -68,7 +69,7 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 		ln, err := net.Listen("tcp", ls.addrFor(port))
 		if err != nil {
 			if port == HTTPPort || port == HTTPSPort {
-				ls.first = cmpErr(ls.first, err)
+				ls.first = cmp.Or(ls.first, err)
 				continue
 			}
 			if ls.failed == nil {
@@ -102,13 +103,6 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 		}()
 	}
 	ls.publish()
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // err is the error of an Ingress port that could not be bound.

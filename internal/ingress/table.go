@@ -700,8 +700,8 @@ func (t *Table) MatchRequest(port int, r *http.Request) *Route {
 // Gateway's own address's, else the nodes' one.
 func (t *Table) listenerAt(local net.Addr, port int) *listener {
 	if len(t.byAddr) > 0 && local != nil {
-		if ap, err := netip.ParseAddrPort(local.String()); err == nil {
-			if ls, ok := t.byAddr[ap.Addr().Unmap()]; ok {
+		if tcp, ok := local.(*net.TCPAddr); ok {
+			if ls, ok := t.byAddr[tcp.AddrPort().Addr().Unmap()]; ok {
 				return ls[port]
 			}
 		}
