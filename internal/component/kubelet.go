@@ -41,5 +41,9 @@ func Kubelet(ctx context.Context, configure func(*options.KubeletServer), args [
 	if err != nil {
 		return err
 	}
+	var csiState *kubeletCSI
+	if deps.VolumePlugins, csiState = newKubeletCSI(deps.VolumePlugins); csiState != nil {
+		go csiState.keep(ctx)
+	}
 	return app.Run(ctx, s, deps, utilfeature.DefaultFeatureGate)
 }
