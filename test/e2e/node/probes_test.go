@@ -165,9 +165,11 @@ func TestLivenessFailureRestarts(t *testing.T) {
 	createPod(t, ns, p)
 	running := waitRunning(t, ns, "live")
 	before := containerStatus(running, "app").ContainerID
-	if code, _, err := httpGet("http://" + running.Status.PodIP + ":8080/healthz/fail"); err != nil || code != 200 {
-		t.Fatalf("switch /healthz to failing: %d %v", code, err)
-	}
+	// Running is not listening yet: the pod has no readiness probe.
+	eventually(t, 10*time.Second, "/healthz switched to failing", func() (bool, string) {
+		code, _, err := httpGet("http://" + running.Status.PodIP + ":8080/healthz/fail")
+		return err == nil && code == 200, fmt.Sprintf("%d %v", code, err)
+	})
 	got := waitPod(t, ns, "live", slow, "restarted by its liveness probe", func(p *corev1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs.RestartCount >= 1 && cs.State.Running != nil && cs.Ready
@@ -187,9 +189,10 @@ func TestLivenessFailureRestarts(t *testing.T) {
 		t.Errorf("Killing event says %q, want it to mention the liveness probe", msg)
 	}
 	// The new container is healthy again.
-	if code, body, err := httpGet("http://" + got.Status.PodIP + ":8080/healthz"); err != nil || code != 200 {
-		t.Errorf("GET /healthz after the restart = %d %q %v, want 200", code, body, err)
-	}
+	eventually(t, 10*time.Second, "GET /healthz after the restart answers 200", func() (bool, string) {
+		code, body, err := httpGet("http://" + got.Status.PodIP + ":8080/healthz")
+		return err == nil && code == 200, fmt.Sprintf("%d %q %v", code, body, err)
+	})
 }
 
 // TestReadinessFailure: a pod whose readiness probe fails turns NotReady and

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -162,11 +163,13 @@ func containerdPID(config string) int {
 }
 
 // mustAnswer checks that the netexec pod answers GET /hostname on its pod IP
-// with its name.
+// with its name (within 10 s: a container that just started may not listen
+// yet, and these pods have no readiness probe).
 func mustAnswer(t *testing.T, p *corev1.Pod) {
 	t.Helper()
-	code, body, err := httpGet("http://" + p.Status.PodIP + ":8080/hostname")
-	if err != nil || code != 200 || body != p.Name {
-		t.Errorf("GET http://%s:8080/hostname = %d %q (%v), want 200 %q", p.Status.PodIP, code, body, err, p.Name)
-	}
+	eventually(t, 10*time.Second, p.Name+" answers on its pod IP", func() (bool, string) {
+		code, body, err := httpGet("http://" + p.Status.PodIP + ":8080/hostname")
+		return err == nil && code == 200 && body == p.Name,
+			fmt.Sprintf("GET http://%s:8080/hostname = %d %q (%v), want 200 %q", p.Status.PodIP, code, body, err, p.Name)
+	})
 }
