@@ -39,6 +39,8 @@ type GatewayStatuses struct {
 	// Routes are, per HTTPRoute, the status entries of its parents that
 	// are Gateways skiff serves; entries of other controllers are kept.
 	Routes map[types.NamespacedName][]gwv1.RouteParentStatus
+	// GRPCRoutes are the same for GRPCRoutes.
+	GRPCRoutes map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -225,7 +227,10 @@ const (
 	kindGateway  = "Gateway"
 )
 
-var httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindHTTPRoute}
+var (
+	httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindHTTPRoute}
+	grpcRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindGRPCRoute}
+)
 
 func ptrTo[T any](v T) *T { return &v }
 
@@ -237,6 +242,7 @@ func (b *builder) addGateways() {
 	st.Classes = map[string][]metav1.Condition{}
 	st.Gateways = map[types.NamespacedName]*gwv1.GatewayStatus{}
 	st.Routes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	st.GRPCRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -274,7 +280,7 @@ func (b *builder) addGateways() {
 			gs.Listeners = append(gs.Listeners, *l.status)
 		}
 	}
-	b.addHTTPRoutes(ctrl, byGateway)
+	b.addRoutes(ctrl, byGateway)
 	// Statuses of Gateways, now that routes are counted.
 	for _, gw := range gws {
 		k := objKey(&gw.ObjectMeta)
@@ -453,14 +459,18 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP and HTTPS listeners", spec.Protocol), gen)
 	}
 	// Route kinds.
-	l.kinds = []gwv1.RouteGroupKind{httpRouteKind}
+	l.kinds = []gwv1.RouteGroupKind{httpRouteKind, grpcRouteKind}
 	if ar := spec.AllowedRoutes; ar != nil && len(ar.Kinds) > 0 {
 		l.kinds = nil
 		var bad []string
 		for _, k := range ar.Kinds {
-			if (k.Group == nil || string(*k.Group) == gatewayGroup) && k.Kind == KindHTTPRoute {
+			ours := k.Group == nil || string(*k.Group) == gatewayGroup
+			switch {
+			case ours && k.Kind == KindHTTPRoute:
 				l.kinds = append(l.kinds, httpRouteKind)
-			} else {
+			case ours && k.Kind == KindGRPCRoute:
+				l.kinds = append(l.kinds, grpcRouteKind)
+			default:
 				g := ""
 				if k.Group != nil {
 					g = string(*k.Group)
@@ -642,11 +652,31 @@ func intersectHost(listener, route string) (string, bool) {
 	return "", false
 }
 
-// addHTTPRoutes attaches the HTTPRoutes to the listeners of served
-// Gateways and computes their parent statuses.
-func (b *builder) addHTTPRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener) {
-	routes := slices.Clone(b.in.HTTPRoutes)
-	slices.SortFunc(routes, func(a, c *gwv1.HTTPRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
+// gwRoute is an HTTPRoute, or a GRPCRoute put in HTTPRoute terms (see
+// grpcAsHTTP), with the kind it came as.
+type gwRoute struct {
+	kind string
+	*gwv1.HTTPRoute
+}
+
+func (r gwRoute) groupKind() gwv1.RouteGroupKind {
+	if r.kind == KindGRPCRoute {
+		return grpcRouteKind
+	}
+	return httpRouteKind
+}
+
+// addRoutes attaches the HTTPRoutes and GRPCRoutes to the listeners of
+// served Gateways and computes their parent statuses.
+func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener) {
+	routes := make([]gwRoute, 0, len(b.in.HTTPRoutes)+len(b.in.GRPCRoutes))
+	for _, hr := range b.in.HTTPRoutes {
+		routes = append(routes, gwRoute{KindHTTPRoute, hr})
+	}
+	for _, gr := range b.in.GRPCRoutes {
+		routes = append(routes, gwRoute{KindGRPCRoute, grpcAsHTTP(gr)})
+	}
+	slices.SortFunc(routes, func(a, c gwRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	for ri, hr := range routes {
 		var parents []gwv1.RouteParentStatus
 		var action []*RuleAction
@@ -673,7 +703,11 @@ func (b *builder) addHTTPRoutes(ctrl string, byGateway map[types.NamespacedName]
 				Conditions:     []metav1.Condition{accepted, resolved},
 			})
 		}
-		if parents != nil {
+		switch {
+		case parents == nil:
+		case hr.kind == KindGRPCRoute:
+			b.t.Gateway.GRPCRoutes[objKey(&hr.ObjectMeta)] = parents
+		default:
 			b.t.Gateway.Routes[objKey(&hr.ObjectMeta)] = parents
 		}
 	}
@@ -681,7 +715,7 @@ func (b *builder) addHTTPRoutes(ctrl string, byGateway map[types.NamespacedName]
 
 // attach adds hr's rules to the listeners of one parentRef that accept it,
 // and returns the parent's Accepted condition.
-func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwListener, action []*RuleAction, ri int) metav1.Condition {
+func (b *builder) attach(hr gwRoute, ref gwv1.ParentReference, ls []*gwListener, action []*RuleAction, ri int) metav1.Condition {
 	gen := hr.Generation
 	var cands []*gwListener
 	for _, l := range ls {
@@ -698,7 +732,7 @@ func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwL
 	}
 	var allowed []*gwListener
 	for _, l := range cands {
-		if l.attachable && slices.Contains(l.kinds, httpRouteKind) && b.allows(l, hr.Namespace) {
+		if l.attachable && slices.Contains(l.kinds, hr.groupKind()) && b.allows(l, hr.Namespace) {
 			allowed = append(allowed, l)
 		}
 	}
@@ -732,7 +766,7 @@ func (b *builder) attach(hr *gwv1.HTTPRoute, ref gwv1.ParentReference, ls []*gwL
 }
 
 // addRules files a route's matches under each hostname on l's port.
-func (b *builder) addRules(hr *gwv1.HTTPRoute, l *gwListener, hosts []string, action []*RuleAction, ri int) {
+func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*RuleAction, ri int) {
 	lt := l.table[l.port]
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
@@ -745,7 +779,7 @@ func (b *builder) addRules(hr *gwv1.HTTPRoute, l *gwListener, hosts []string, ac
 			path, pt, cond := routeMatch(m)
 			for _, h := range hosts {
 				lt.addGateway(&Route{
-					Kind: KindHTTPRoute, Source: objKey(&hr.ObjectMeta),
+					Kind: hr.kind, Source: objKey(&hr.ObjectMeta),
 					Host: h, Path: path, PathType: pt,
 					Cond: cond, Rule: action[i],
 					order: ri<<20 | i<<10 | mi,
@@ -825,7 +859,7 @@ func (l *listener) addGateway(r *Route) {
 
 // httpRouteActions resolves each rule of hr; it returns the route's
 // ResolvedRefs condition.
-func (b *builder) httpRouteActions(hr *gwv1.HTTPRoute) ([]*RuleAction, metav1.Condition) {
+func (b *builder) httpRouteActions(hr gwRoute) ([]*RuleAction, metav1.Condition) {
 	gen := hr.Generation
 	resolved := condition(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "All references resolved", gen)
 	fail := func(reason, msg string) {
@@ -971,7 +1005,7 @@ func redirect(f *gwv1.HTTPRequestRedirectFilter) *Redirect {
 
 // routeBackend resolves a backendRef of hr; reason and message say why it
 // cannot be used (the Backend then has Missing set).
-func (b *builder) routeBackend(hr *gwv1.HTTPRoute, ref gwv1.BackendObjectReference, pol Policy) (*Backend, string, string) {
+func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol Policy) (*Backend, string, string) {
 	ns := hr.Namespace
 	if ref.Namespace != nil {
 		ns = string(*ref.Namespace)
@@ -986,7 +1020,7 @@ func (b *builder) routeBackend(hr *gwv1.HTTPRoute, ref gwv1.BackendObjectReferen
 	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
 		return bad(string(gwv1.RouteReasonInvalidKind), fmt.Sprintf("backend %s is a %s/%s; skiff supports core Services", ref.Name, ptrValue(ref.Group), ptrValue(ref.Kind)))
 	}
-	if ns != hr.Namespace && !b.granted(hr.Namespace, KindHTTPRoute, ns, "Service", string(ref.Name)) {
+	if ns != hr.Namespace && !b.granted(hr.Namespace, hr.kind, ns, "Service", string(ref.Name)) {
 		return bad(string(gwv1.RouteReasonRefNotPermitted), fmt.Sprintf("service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, ref.Name))
 	}
 	if ref.Port == nil {
@@ -997,4 +1031,70 @@ func (b *builder) routeBackend(hr *gwv1.HTTPRoute, ref gwv1.BackendObjectReferen
 		return be, string(gwv1.RouteReasonBackendNotFound), be.Missing
 	}
 	return be, "", ""
+}
+
+// grpcAsHTTP puts a GRPCRoute in HTTPRoute terms: a gRPC call is an HTTP/2
+// request to /SERVICE/METHOD, so a method match is a path match (exact for
+// a service and method, a prefix for a service alone, a regular expression
+// otherwise), and the filters and backendRefs gRPC allows are HTTPRoute's.
+func grpcAsHTTP(gr *gwv1.GRPCRoute) *gwv1.HTTPRoute {
+	hr := &gwv1.HTTPRoute{ObjectMeta: gr.ObjectMeta}
+	hr.Spec.CommonRouteSpec = gr.Spec.CommonRouteSpec
+	hr.Spec.Hostnames = gr.Spec.Hostnames
+	for _, rule := range gr.Spec.Rules {
+		hrule := gwv1.HTTPRouteRule{Name: rule.Name, SessionPersistence: rule.SessionPersistence}
+		for _, m := range rule.Matches {
+			hm := gwv1.HTTPRouteMatch{Path: grpcPath(m.Method)}
+			for _, h := range m.Headers {
+				t := gwv1.HeaderMatchExact
+				if h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression {
+					t = gwv1.HeaderMatchRegularExpression
+				}
+				hm.Headers = append(hm.Headers, gwv1.HTTPHeaderMatch{Type: &t, Name: gwv1.HTTPHeaderName(h.Name), Value: h.Value})
+			}
+			hrule.Matches = append(hrule.Matches, hm)
+		}
+		hrule.Filters = grpcFilters(rule.Filters)
+		for _, ref := range rule.BackendRefs {
+			hrule.BackendRefs = append(hrule.BackendRefs, gwv1.HTTPBackendRef{BackendRef: ref.BackendRef, Filters: grpcFilters(ref.Filters)})
+		}
+		hr.Spec.Rules = append(hr.Spec.Rules, hrule)
+	}
+	return hr
+}
+
+// grpcPath is the path match of a GRPCRoute method match (nil: any path).
+func grpcPath(m *gwv1.GRPCMethodMatch) *gwv1.HTTPPathMatch {
+	if m == nil || (m.Service == nil && m.Method == nil) {
+		return nil
+	}
+	service, method := ptrValue(m.Service), ptrValue(m.Method)
+	if m.Type != nil && *m.Type == gwv1.GRPCMethodMatchRegularExpression {
+		// Each part matches whole, within its path segment.
+		return &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchRegularExpression),
+			Value: ptrTo("/(?:" + cmp.Or(service, "[^/]+") + ")/(?:" + cmp.Or(method, "[^/]+") + ")")}
+	}
+	switch {
+	case m.Method == nil:
+		return &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchPathPrefix), Value: ptrTo("/" + service)}
+	case m.Service == nil:
+		return &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchRegularExpression), Value: ptrTo("/[^/]+/" + regexp.QuoteMeta(method))}
+	}
+	return &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchExact), Value: ptrTo("/" + service + "/" + method)}
+}
+
+// grpcFilters are GRPCRoute filters as HTTPRoute ones; the types share
+// their names and their configuration.
+func grpcFilters(fs []gwv1.GRPCRouteFilter) []gwv1.HTTPRouteFilter {
+	var out []gwv1.HTTPRouteFilter
+	for _, f := range fs {
+		out = append(out, gwv1.HTTPRouteFilter{
+			Type:                   gwv1.HTTPRouteFilterType(f.Type),
+			RequestHeaderModifier:  f.RequestHeaderModifier,
+			ResponseHeaderModifier: f.ResponseHeaderModifier,
+			RequestMirror:          f.RequestMirror,
+			ExtensionRef:           f.ExtensionRef,
+		})
+	}
+	return out
 }

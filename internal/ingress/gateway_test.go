@@ -538,3 +538,100 @@ func TestGatewayListenersOnePortManyHostnames(t *testing.T) {
 		wantCondition(t, string(l.Name), l.Conditions, "Conflicted", "False", "NoConflicts")
 	}
 }
+
+func grpcMethod(service, method string, regex bool) gwv1.GRPCRouteMatch {
+	m := &gwv1.GRPCMethodMatch{}
+	if service != "" {
+		m.Service = ptr.To(service)
+	}
+	if method != "" {
+		m.Method = ptr.To(method)
+	}
+	if regex {
+		m.Type = ptr.To(gwv1.GRPCMethodMatchRegularExpression)
+	}
+	return gwv1.GRPCRouteMatch{Method: m}
+}
+
+func grpcRoute(name string, matches ...gwv1.GRPCRouteMatch) *gwv1.GRPCRoute {
+	return &gwv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Generation: 4, CreationTimestamp: metav1.NewTime(epoch)},
+		Spec: gwv1.GRPCRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.GRPCRouteRule{{Matches: matches, BackendRefs: []gwv1.GRPCBackendRef{{
+				BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "svc-a", Port: ptr.To(gwv1.PortNumber(80))}},
+			}}}},
+		},
+	}
+}
+
+// TestGRPCRoute: GRPCRoutes attach to HTTP listeners beside HTTPRoutes, get
+// their own statuses (an HTTPRoute of the same name does not take them),
+// and their method and header matches select gRPC calls by path.
+func TestGRPCRoute(t *testing.T) {
+	hdr := grpcMethod("pkg.Echo", "", false)
+	hdr.Headers = []gwv1.GRPCHeaderMatch{{Name: "x-version", Value: "2"}}
+	in := gatewayState(
+		[]*gwv1.Gateway{
+			makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
+			makeGateway("ns", "http-only").listener("http", gwv1.HTTPProtocolType, 8080, "").obj(),
+		},
+		[]*gwv1.HTTPRoute{makeRoute("ns", "exact").parent("", "gw", "").rule(prefixMatch("/web"), []string{"svc-b"}).obj()})
+	in.Gateways[1].Spec.Listeners[0].AllowedRoutes = &gwv1.AllowedRoutes{Kinds: []gwv1.RouteGroupKind{{Kind: KindHTTPRoute}}}
+	in.GRPCRoutes = []*gwv1.GRPCRoute{
+		grpcRoute("exact", grpcMethod("pkg.Echo", "Echo", false)),
+		grpcRoute("service", grpcMethod("pkg.Echo", "", false)),
+		grpcRoute("method", grpcMethod("", "Ping", false)),
+		grpcRoute("regex", grpcMethod(`pkg\.v[0-9]+\.Echo`, "Echo.*", true)),
+		grpcRoute("header", hdr),
+		grpcRoute("elsewhere", grpcMethod("pkg.Other", "", false)),
+	}
+	in.GRPCRoutes[5].Spec.ParentRefs = []gwv1.ParentReference{{Name: "http-only"}}
+	tab := Build(in)
+
+	st := tab.Gateway
+	for _, name := range []string{"exact", "service", "method", "regex", "header"} {
+		ps := st.GRPCRoutes[types.NamespacedName{Namespace: "ns", Name: name}]
+		if len(ps) != 1 {
+			t.Fatalf("GRPCRoute %s: %d parent statuses, want 1", name, len(ps))
+		}
+		wantCondition(t, "GRPCRoute "+name, ps[0].Conditions, string(gwv1.RouteConditionAccepted), metav1.ConditionTrue, string(gwv1.RouteReasonAccepted))
+	}
+	ps := st.GRPCRoutes[types.NamespacedName{Namespace: "ns", Name: "elsewhere"}]
+	wantCondition(t, "GRPCRoute on an HTTPRoute-only listener", ps[0].Conditions, string(gwv1.RouteConditionAccepted), metav1.ConditionFalse, string(gwv1.RouteReasonNotAllowedByListeners))
+	if ps := st.Routes[types.NamespacedName{Namespace: "ns", Name: "exact"}]; len(ps) != 1 {
+		t.Errorf("HTTPRoute exact: %d parent statuses, want its own 1", len(ps))
+	}
+	gs := st.Gateways[types.NamespacedName{Namespace: "ns", Name: "gw"}]
+	if got := gs.Listeners[0].AttachedRoutes; got != 6 {
+		t.Errorf("attachedRoutes = %d, want 6 (5 GRPCRoutes, 1 HTTPRoute)", got)
+	}
+	if kinds := gs.Listeners[0].SupportedKinds; len(kinds) != 2 || kinds[1].Kind != KindGRPCRoute {
+		t.Errorf("supportedKinds = %v, want HTTPRoute and GRPCRoute", kinds)
+	}
+
+	for _, tt := range []struct {
+		req  *http.Request
+		want string
+	}{
+		{request("POST", "any", "/pkg.Echo/Echo"), "exact"},
+		{request("POST", "any", "/pkg.Echo/EchoTwo"), "service"},
+		{request("POST", "any", "/pkg.Echo/EchoTwo", "X-Version", "2"), "header"},
+		{request("POST", "any", "/other.Svc/Ping"), "method"},
+		{request("POST", "any", "/pkg.v2.Echo/EchoMore"), "regex"},
+		{request("POST", "any", "/pkg.v2.Echo/Other"), "nothing"},
+		{request("POST", "any", "/pkg.EchoX/Echo"), "nothing"},
+		{request("GET", "any", "/web/x"), "exact"},
+	} {
+		got, kind := "nothing", ""
+		if r := tab.MatchRequest(80, tt.req); r != nil {
+			got, kind = r.Source.Name, r.Kind
+		}
+		if got != tt.want {
+			t.Errorf("%s %s %v = %s, want %s", tt.req.Method, tt.req.URL, tt.req.Header, got, tt.want)
+		}
+		if tt.want != "nothing" && strings.HasPrefix(tt.req.URL.Path, "/web") != (kind == KindHTTPRoute) {
+			t.Errorf("%s matched a %s", tt.req.URL, kind)
+		}
+	}
+}

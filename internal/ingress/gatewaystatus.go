@@ -24,7 +24,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -40,6 +40,7 @@ type gatewayCaches struct {
 	classes    gwlisters.GatewayClassLister
 	gateways   gwlisters.GatewayLister
 	routes     gwlisters.HTTPRouteLister
+	grpcRoutes gwlisters.GRPCRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
 
@@ -58,11 +59,11 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	g := &gatewayCaches{factory: gwinformers.NewSharedInformerFactoryWithOptions(c.cfg.GatewayClient, 0,
 		gwinformers.WithTransform(stripManagedFields))}
 	v1 := g.factory.Gateway().V1()
-	classes, gws, routes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
+	classes, gws, routes, grpcRoutes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.GRPCRoutes(), v1.ReferenceGrants()
 	ns := core.Core().V1().Namespaces()
-	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
+	g.classes, g.gateways, g.routes, g.grpcRoutes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grpcRoutes.Lister(), grants.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grants.Informer(), ns.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), grants.Informer(), ns.Informer()}
 	for _, inf := range infs {
 		g.synced = append(g.synced, inf.HasSynced)
 	}
@@ -110,12 +111,13 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [5]error
+	var errs [6]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
-	in.ReferenceGrants, errs[3] = g.grants.List(all)
-	in.Namespaces, errs[4] = g.namespaces.List(all)
+	in.GRPCRoutes, errs[3] = g.grpcRoutes.List(all)
+	in.ReferenceGrants, errs[4] = g.grants.List(all)
+	in.Namespaces, errs[5] = g.namespaces.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -203,37 +205,54 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		_, err := client.Gateways(gw.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("Gateway", k, err)
 	}
-	ctrl := gwv1.GatewayController(GatewayControllerName)
 	for _, hr := range in.HTTPRoutes {
 		k := objKey(&hr.ObjectMeta)
-		want := t.Gateway.Routes[k]
-		var parents []gwv1.RouteParentStatus
-		for _, p := range hr.Status.Parents {
-			if p.ControllerName != ctrl {
-				parents = append(parents, p)
-			}
+		if parents, changed := routeParents(hr.Status.Parents, t.Gateway.Routes[k], now); changed {
+			up := hr.DeepCopy()
+			up.Status.Parents = parents
+			_, err := client.HTTPRoutes(hr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+			warn(KindHTTPRoute, k, err)
 		}
-		for _, p := range want {
-			for _, h := range hr.Status.Parents {
-				if h.ControllerName == ctrl && equality.Semantic.DeepEqual(h.ParentRef, p.ParentRef) {
-					p.Conditions = mergeConditions(h.Conditions, p.Conditions, now)
-				}
-			}
-			for i := range p.Conditions {
-				if p.Conditions[i].LastTransitionTime.IsZero() {
-					p.Conditions[i].LastTransitionTime = now
-				}
-			}
+	}
+	for _, gr := range in.GRPCRoutes {
+		k := objKey(&gr.ObjectMeta)
+		if parents, changed := routeParents(gr.Status.Parents, t.Gateway.GRPCRoutes[k], now); changed {
+			up := gr.DeepCopy()
+			up.Status.Parents = parents
+			_, err := client.GRPCRoutes(gr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+			warn(KindGRPCRoute, k, err)
+		}
+	}
+}
+
+// routeParents is a route's status.parents with skiff's entries replaced by
+// want (conditions keep their transition times), and whether that differs
+// from have.
+func routeParents(have, want []gwv1.RouteParentStatus, now metav1.Time) ([]gwv1.RouteParentStatus, bool) {
+	ctrl := gwv1.GatewayController(GatewayControllerName)
+	var parents []gwv1.RouteParentStatus
+	for _, p := range have {
+		if p.ControllerName != ctrl {
 			parents = append(parents, p)
 		}
-		if equality.Semantic.DeepEqual(parents, hr.Status.Parents) || (len(parents) == 0 && len(hr.Status.Parents) == 0) {
-			continue
-		}
-		up := hr.DeepCopy()
-		up.Status.Parents = parents
-		_, err := client.HTTPRoutes(hr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-		warn("HTTPRoute", k, err)
 	}
+	for _, p := range want {
+		for _, h := range have {
+			if h.ControllerName == ctrl && equality.Semantic.DeepEqual(h.ParentRef, p.ParentRef) {
+				p.Conditions = mergeConditions(h.Conditions, p.Conditions, now)
+			}
+		}
+		for i := range p.Conditions {
+			if p.Conditions[i].LastTransitionTime.IsZero() {
+				p.Conditions[i].LastTransitionTime = now
+			}
+		}
+		parents = append(parents, p)
+	}
+	if len(parents) == 0 && len(have) == 0 {
+		return nil, false
+	}
+	return parents, !equality.Semantic.DeepEqual(parents, have)
 }
 
 // SupportedFeatures are the Gateway API features skiff implements, as the
@@ -248,6 +267,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
+		"GRPCRoute", "GRPCRouteNamedRouteRule",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

@@ -82,6 +82,7 @@ type State struct {
 	GatewayClasses    []*gwv1.GatewayClass
 	Gateways          []*gwv1.Gateway
 	HTTPRoutes        []*gwv1.HTTPRoute
+	GRPCRoutes        []*gwv1.GRPCRoute
 	ReferenceGrants   []*gwv1.ReferenceGrant
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
@@ -141,6 +142,7 @@ func (b *Backend) Name() string { return b.Namespace + "/" + b.Service + ":" + b
 const (
 	KindIngress   = "Ingress"
 	KindHTTPRoute = "HTTPRoute"
+	KindGRPCRoute = "GRPCRoute"
 )
 
 // Route is one Ingress path (or default backend), or one match of an
