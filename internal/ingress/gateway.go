@@ -39,8 +39,9 @@ type GatewayStatuses struct {
 	// Routes are, per HTTPRoute, the status entries of its parents that
 	// are Gateways skiff serves; entries of other controllers are kept.
 	Routes map[types.NamespacedName][]gwv1.RouteParentStatus
-	// GRPCRoutes are the same for GRPCRoutes.
+	// GRPCRoutes and TLSRoutes are the same for those kinds.
 	GRPCRoutes map[types.NamespacedName][]gwv1.RouteParentStatus
+	TLSRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -186,6 +187,9 @@ type gwListener struct {
 	port     int
 	secure   bool
 	hostname string // "" any
+	// passthrough: a TLS listener whose routes get the clients' TLS
+	// connections as they are.
+	passthrough bool
 	kinds    []gwv1.RouteGroupKind
 	usable   bool // serves routes
 	// attachable listeners take routes (and count them) even when they
@@ -230,6 +234,7 @@ const (
 var (
 	httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindHTTPRoute}
 	grpcRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindGRPCRoute}
+	tlsRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindTLSRoute}
 )
 
 func ptrTo[T any](v T) *T { return &v }
@@ -243,6 +248,7 @@ func (b *builder) addGateways() {
 	st.Gateways = map[types.NamespacedName]*gwv1.GatewayStatus{}
 	st.Routes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.GRPCRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	st.TLSRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -450,26 +456,29 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	accepted := condition(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "Listener accepted", gen)
 	resolved := condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "All references resolved", gen)
 	conflicted := condition(string(gwv1.ListenerConditionConflicted), false, string(gwv1.ListenerReasonNoConflicts), "No conflicts", gen)
+	supported := []gwv1.RouteGroupKind{httpRouteKind, grpcRouteKind}
 	switch spec.Protocol {
 	case gwv1.HTTPProtocolType:
 	case gwv1.HTTPSProtocolType:
 		l.secure = true
+	case gwv1.TLSProtocolType:
+		l.secure = true
+		l.passthrough = spec.TLS != nil && spec.TLS.Mode != nil && *spec.TLS.Mode == gwv1.TLSModePassthrough
+		supported = []gwv1.RouteGroupKind{tlsRouteKind}
 	default:
 		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
-			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP and HTTPS listeners", spec.Protocol), gen)
+			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS and TLS listeners", spec.Protocol), gen)
 	}
 	// Route kinds.
-	l.kinds = []gwv1.RouteGroupKind{httpRouteKind, grpcRouteKind}
+	l.kinds = supported
 	if ar := spec.AllowedRoutes; ar != nil && len(ar.Kinds) > 0 {
 		l.kinds = nil
 		var bad []string
 		for _, k := range ar.Kinds {
 			ours := k.Group == nil || string(*k.Group) == gatewayGroup
-			switch {
-			case ours && k.Kind == KindHTTPRoute:
-				l.kinds = append(l.kinds, httpRouteKind)
-			case ours && k.Kind == KindGRPCRoute:
-				l.kinds = append(l.kinds, grpcRouteKind)
+			switch i := slices.IndexFunc(supported, func(s gwv1.RouteGroupKind) bool { return s.Kind == k.Kind }); {
+			case ours && i >= 0:
+				l.kinds = append(l.kinds, supported[i])
 			default:
 				g := ""
 				if k.Group != nil {
@@ -491,7 +500,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		l.status.SupportedKinds = []gwv1.RouteGroupKind{}
 	}
 	// Certificates.
-	if l.secure && accepted.Status == metav1.ConditionTrue {
+	if l.secure && !l.passthrough && accepted.Status == metav1.ConditionTrue {
 		if msg, reason := b.listenerCerts(gw, spec, l); msg != "" {
 			resolved = condition(string(gwv1.ListenerConditionResolvedRefs), false, reason, msg, gen)
 		}
@@ -523,6 +532,11 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		if l.table[l.port] == nil {
 			l.table[l.port] = newListener(l.secure)
 		}
+		if spec.Protocol == gwv1.TLSProtocolType {
+			l.table[l.port].tlsListenerHosts[l.hostname] = true
+		} else if l.secure {
+			l.table[l.port].https = true
+		}
 		if l.cert != nil {
 			lt := l.table[l.port]
 			if l.hostname == "" {
@@ -543,9 +557,9 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 // message and reason when the references do not resolve.
 func (b *builder) listenerCerts(gw *gwv1.Gateway, spec *gwv1.Listener, l *gwListener) (string, string) {
 	if spec.TLS == nil || len(spec.TLS.CertificateRefs) == 0 {
-		return "an HTTPS listener needs tls.certificateRefs", string(gwv1.ListenerReasonInvalidCertificateRef)
+		return fmt.Sprintf("a %s listener that terminates TLS needs tls.certificateRefs", spec.Protocol), string(gwv1.ListenerReasonInvalidCertificateRef)
 	}
-	if spec.TLS.Mode != nil && *spec.TLS.Mode != gwv1.TLSModeTerminate {
+	if spec.Protocol == gwv1.HTTPSProtocolType && spec.TLS.Mode != nil && *spec.TLS.Mode != gwv1.TLSModeTerminate {
 		return fmt.Sprintf("tls.mode %s is not supported on an HTTPS listener", *spec.TLS.Mode), string(gwv1.ListenerReasonInvalidCertificateRef)
 	}
 	for _, ref := range spec.TLS.CertificateRefs {
@@ -660,8 +674,11 @@ type gwRoute struct {
 }
 
 func (r gwRoute) groupKind() gwv1.RouteGroupKind {
-	if r.kind == KindGRPCRoute {
+	switch r.kind {
+	case KindGRPCRoute:
 		return grpcRouteKind
+	case KindTLSRoute:
+		return tlsRouteKind
 	}
 	return httpRouteKind
 }
@@ -675,6 +692,9 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 	}
 	for _, gr := range b.in.GRPCRoutes {
 		routes = append(routes, gwRoute{KindGRPCRoute, grpcAsHTTP(gr)})
+	}
+	for _, tr := range b.in.TLSRoutes {
+		routes = append(routes, gwRoute{KindTLSRoute, tlsAsHTTP(tr)})
 	}
 	slices.SortFunc(routes, func(a, c gwRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	for ri, hr := range routes {
@@ -707,6 +727,8 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 		case parents == nil:
 		case hr.kind == KindGRPCRoute:
 			b.t.Gateway.GRPCRoutes[objKey(&hr.ObjectMeta)] = parents
+		case hr.kind == KindTLSRoute:
+			b.t.Gateway.TLSRoutes[objKey(&hr.ObjectMeta)] = parents
 		default:
 			b.t.Gateway.Routes[objKey(&hr.ObjectMeta)] = parents
 		}
@@ -770,6 +792,16 @@ func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*
 	lt := l.table[l.port]
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
+	if hr.kind == KindTLSRoute {
+		// One rule (the CRD allows no more); the oldest route keeps a
+		// hostname.
+		for _, h := range hosts {
+			if _, taken := lt.tlsRoutes[h]; !taken && len(action) > 0 {
+				lt.tlsRoutes[h] = &TLSRoute{Source: objKey(&hr.ObjectMeta), Host: h, Terminate: !l.passthrough, Rule: action[0]}
+			}
+		}
+		return
+	}
 	for i, rule := range hr.Spec.Rules {
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -1097,4 +1129,20 @@ func grpcFilters(fs []gwv1.GRPCRouteFilter) []gwv1.HTTPRouteFilter {
 		})
 	}
 	return out
+}
+
+// tlsAsHTTP puts a TLSRoute in HTTPRoute terms for attachment and backend
+// resolution: its rules are backendRefs without matches or filters.
+func tlsAsHTTP(tr *gwv1.TLSRoute) *gwv1.HTTPRoute {
+	hr := &gwv1.HTTPRoute{ObjectMeta: tr.ObjectMeta}
+	hr.Spec.CommonRouteSpec = tr.Spec.CommonRouteSpec
+	hr.Spec.Hostnames = tr.Spec.Hostnames
+	for _, rule := range tr.Spec.Rules {
+		hrule := gwv1.HTTPRouteRule{Name: rule.Name}
+		for _, ref := range rule.BackendRefs {
+			hrule.BackendRefs = append(hrule.BackendRefs, gwv1.HTTPBackendRef{BackendRef: ref})
+		}
+		hr.Spec.Rules = append(hr.Spec.Rules, hrule)
+	}
+	return hr
 }

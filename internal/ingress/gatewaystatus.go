@@ -24,7 +24,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "referencegrants"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -41,6 +41,7 @@ type gatewayCaches struct {
 	gateways   gwlisters.GatewayLister
 	routes     gwlisters.HTTPRouteLister
 	grpcRoutes gwlisters.GRPCRouteLister
+	tlsRoutes  gwlisters.TLSRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
 
@@ -59,11 +60,12 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	g := &gatewayCaches{factory: gwinformers.NewSharedInformerFactoryWithOptions(c.cfg.GatewayClient, 0,
 		gwinformers.WithTransform(stripManagedFields))}
 	v1 := g.factory.Gateway().V1()
-	classes, gws, routes, grpcRoutes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.GRPCRoutes(), v1.ReferenceGrants()
+	classes, gws, routes, grpcRoutes, tlsRoutes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.GRPCRoutes(), v1.TLSRoutes(), v1.ReferenceGrants()
 	ns := core.Core().V1().Namespaces()
-	g.classes, g.gateways, g.routes, g.grpcRoutes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grpcRoutes.Lister(), grants.Lister()
+	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
+	g.grpcRoutes, g.tlsRoutes = grpcRoutes.Lister(), tlsRoutes.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), grants.Informer(), ns.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), grants.Informer(), ns.Informer()}
 	for _, inf := range infs {
 		g.synced = append(g.synced, inf.HasSynced)
 	}
@@ -111,13 +113,14 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [6]error
+	var errs [7]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
 	in.GRPCRoutes, errs[3] = g.grpcRoutes.List(all)
-	in.ReferenceGrants, errs[4] = g.grants.List(all)
-	in.Namespaces, errs[5] = g.namespaces.List(all)
+	in.TLSRoutes, errs[4] = g.tlsRoutes.List(all)
+	in.ReferenceGrants, errs[5] = g.grants.List(all)
+	in.Namespaces, errs[6] = g.namespaces.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -223,6 +226,15 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 			warn(KindGRPCRoute, k, err)
 		}
 	}
+	for _, tr := range in.TLSRoutes {
+		k := objKey(&tr.ObjectMeta)
+		if parents, changed := routeParents(tr.Status.Parents, t.Gateway.TLSRoutes[k], now); changed {
+			up := tr.DeepCopy()
+			up.Status.Parents = parents
+			_, err := client.TLSRoutes(tr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+			warn(KindTLSRoute, k, err)
+		}
+	}
 }
 
 // routeParents is a route's status.parents with skiff's entries replaced by
@@ -267,7 +279,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
-		"GRPCRoute", "GRPCRouteNamedRouteRule",
+		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

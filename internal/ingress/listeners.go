@@ -89,7 +89,7 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 			defer ls.wg.Done()
 			var err error
 			if secure {
-				err = srv.ServeTLS(ln, "", "")
+				err = srv.ServeTLS(newTLSDemux(ln, ls.c.proxy, port), "", "")
 			} else {
 				err = srv.Serve(ln)
 			}

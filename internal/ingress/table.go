@@ -83,6 +83,7 @@ type State struct {
 	Gateways          []*gwv1.Gateway
 	HTTPRoutes        []*gwv1.HTTPRoute
 	GRPCRoutes        []*gwv1.GRPCRoute
+	TLSRoutes         []*gwv1.TLSRoute
 	ReferenceGrants   []*gwv1.ReferenceGrant
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
@@ -143,6 +144,7 @@ const (
 	KindIngress   = "Ingress"
 	KindHTTPRoute = "HTTPRoute"
 	KindGRPCRoute = "GRPCRoute"
+	KindTLSRoute  = "TLSRoute"
 )
 
 // Route is one Ingress path (or default backend), or one match of an
@@ -187,14 +189,25 @@ type listener struct {
 	// defaultCert serves SNI names no host certificate covers; nil means
 	// the proxy's self-signed one.
 	defaultCert *tls.Certificate
+
+	// https: the port serves HTTPS (an Ingress port or an HTTPS Gateway
+	// listener) to connections no TLSRoute takes.
+	https bool
+	// tlsRoutes are TLSRoutes by SNI host ("*.suffix" wildcards match one
+	// or more labels, "" any); tlsListenerHosts are the hostnames of the
+	// port's TLS listeners, whose connections go to no HTTP route.
+	tlsRoutes        map[string]*TLSRoute
+	tlsListenerHosts map[string]bool
 }
 
 func newListener(secure bool) *listener {
 	return &listener{
-		secure:   secure,
-		exact:    map[string]hostRoutes{},
-		wildcard: map[string]hostRoutes{},
-		certs:    map[string]*tls.Certificate{},
+		secure:           secure,
+		exact:            map[string]hostRoutes{},
+		wildcard:         map[string]hostRoutes{},
+		certs:            map[string]*tls.Certificate{},
+		tlsRoutes:        map[string]*TLSRoute{},
+		tlsListenerHosts: map[string]bool{},
 	}
 }
 
@@ -268,6 +281,7 @@ func Build(in State) *Table {
 			tlsHosts: map[string]bool{},
 		},
 	}
+	b.t.ports[HTTPSPort].https = true
 	ings := slices.Clone(in.Ingresses)
 	slices.SortFunc(ings, olderFirst)
 	var ours []*networkingv1.Ingress
