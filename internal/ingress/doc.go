@@ -1,7 +1,8 @@
 // Package ingress is skiff's built-in Ingress and Gateway API controller: a
 // reverse proxy on every node serving the networking.k8s.io/v1 Ingresses of
 // IngressClass "skiff" and the Gateways of GatewayClasses whose
-// controllerName is skiff.dev/gateway-controller (with their HTTPRoutes),
+// controllerName is skiff.dev/gateway-controller (with their HTTPRoutes,
+// GRPCRoutes and TLSRoutes),
 // balancing straight to the pod addresses of EndpointSlices (no Service
 // ClusterIP hop).
 //
@@ -12,7 +13,11 @@
 //	table.go, policy.go  Build: Ingresses, IngressClasses, Services,
 //	                     EndpointSlices, TLS Secrets → *Table (pure)
 //	gateway.go           Build's Gateway API part: listeners, HTTPRoutes,
+//	                     GRPCRoutes (as HTTPRoutes), TLSRoutes,
 //	                     ReferenceGrants → routes and statuses (pure)
+//	tlsroute.go          TLS ports: the ClientHello read, connections sent
+//	                     by SNI to TLSRoutes (passthrough or terminated)
+//	                     or to the HTTPS server
 //	gatewaystatus.go     Gateway API informers and status writes
 //	listeners.go         one server per port the table serves
 //	balance.go           balancers over endpoints (randomness injected)
