@@ -190,8 +190,8 @@ type gwListener struct {
 	// passthrough: a TLS listener whose routes get the clients' TLS
 	// connections as they are.
 	passthrough bool
-	kinds    []gwv1.RouteGroupKind
-	usable   bool // serves routes
+	kinds       []gwv1.RouteGroupKind
+	usable      bool // serves routes
 	// attachable listeners take routes (and count them) even when they
 	// cannot serve them, e.g. for want of a certificate.
 	attachable bool
