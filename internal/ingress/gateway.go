@@ -39,9 +39,10 @@ type GatewayStatuses struct {
 	// Routes are, per HTTPRoute, the status entries of its parents that
 	// are Gateways skiff serves; entries of other controllers are kept.
 	Routes map[types.NamespacedName][]gwv1.RouteParentStatus
-	// GRPCRoutes and TLSRoutes are the same for those kinds.
+	// GRPCRoutes, TLSRoutes and TCPRoutes are the same for those kinds.
 	GRPCRoutes map[types.NamespacedName][]gwv1.RouteParentStatus
 	TLSRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
+	TCPRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -190,6 +191,7 @@ type gwListener struct {
 	// passthrough: a TLS listener whose routes get the clients' TLS
 	// connections as they are.
 	passthrough bool
+	tcp         bool // a TCP listener
 	kinds       []gwv1.RouteGroupKind
 	usable      bool // serves routes
 	// attachable listeners take routes (and count them) even when they
@@ -235,6 +237,7 @@ var (
 	httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindHTTPRoute}
 	grpcRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindGRPCRoute}
 	tlsRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindTLSRoute}
+	tcpRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindTCPRoute}
 )
 
 func ptrTo[T any](v T) *T { return &v }
@@ -249,6 +252,7 @@ func (b *builder) addGateways() {
 	st.Routes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.GRPCRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.TLSRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	st.TCPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -265,7 +269,7 @@ func (b *builder) addGateways() {
 	gws := slices.Clone(b.in.Gateways)
 	slices.SortFunc(gws, func(a, c *gwv1.Gateway) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	byGateway := map[types.NamespacedName][]*gwListener{}
-	portSecure := map[int]bool{HTTPPort: false, HTTPSPort: true}
+	portProto := map[int]Proto{HTTPPort: ProtoHTTP, HTTPSPort: ProtoTLS}
 	claimed := map[string]*gwListener{} // by port and hostname
 	var served []*gwv1.Gateway
 	for _, gw := range gws {
@@ -281,7 +285,7 @@ func (b *builder) addGateways() {
 		st.Gateways[objKey(&gw.ObjectMeta)] = gs
 		addr := addrs[objKey(&gw.ObjectMeta)]
 		for i := range gw.Spec.Listeners {
-			l := b.gatewayListener(gw, addr, &gw.Spec.Listeners[i], portSecure, claimed)
+			l := b.gatewayListener(gw, addr, &gw.Spec.Listeners[i], portProto, claimed)
 			byGateway[objKey(&gw.ObjectMeta)] = append(byGateway[objKey(&gw.ObjectMeta)], l)
 			gs.Listeners = append(gs.Listeners, *l.status)
 		}
@@ -439,7 +443,7 @@ func olderObject(a, b *metav1.ObjectMeta) int {
 
 // gatewayListener checks one listener and computes its status; a usable
 // one gets its port in the table.
-func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.Listener, portSecure map[int]bool, claimed map[string]*gwListener) *gwListener {
+func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.Listener, portProto map[int]Proto, claimed map[string]*gwListener) *gwListener {
 	gen := gw.Generation
 	l := &gwListener{gw: gw, addr: addr, table: b.t.ports, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
 	if addr.IsValid() {
@@ -465,9 +469,12 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		l.secure = true
 		l.passthrough = spec.TLS != nil && spec.TLS.Mode != nil && *spec.TLS.Mode == gwv1.TLSModePassthrough
 		supported = []gwv1.RouteGroupKind{tlsRouteKind}
+	case gwv1.TCPProtocolType:
+		l.tcp = true
+		supported = []gwv1.RouteGroupKind{tcpRouteKind}
 	default:
 		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
-			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS and TLS listeners", spec.Protocol), gen)
+			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS, TLS and TCP listeners", spec.Protocol), gen)
 	}
 	// Route kinds.
 	l.kinds = supported
@@ -508,18 +515,14 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	// Ports: one protocol per port across every Gateway and the Ingresses,
 	// and one listener per port and hostname.
 	if accepted.Status == metav1.ConditionTrue {
-		if sec, taken := portSecure[l.port]; taken && sec != l.secure {
-			want := "HTTP"
-			if sec {
-				want = "HTTPS"
-			}
+		if proto, taken := portProto[l.port]; taken && proto != l.proto() {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonProtocolConflict),
-				fmt.Sprintf("port %d is served as %s on the nodes", l.port, want), gen)
+				fmt.Sprintf("port %d is served as %s on the nodes", l.port, proto), gen)
 		} else if old := claimed[claim]; old != nil {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonHostnameConflict),
 				fmt.Sprintf("port %d hostname %q is already served by listener %s of Gateway %s/%s", l.port, l.hostname, old.spec.Name, old.gw.Namespace, old.gw.Name), gen)
 		} else {
-			portSecure[l.port] = l.secure
+			portProto[l.port] = l.proto()
 		}
 	}
 	l.attachable = accepted.Status == metav1.ConditionTrue && conflicted.Status == metav1.ConditionFalse && len(l.kinds) > 0
@@ -531,6 +534,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		claimed[claim] = l
 		if l.table[l.port] == nil {
 			l.table[l.port] = newListener(l.secure)
+			l.table[l.port].tcp = l.tcp
 		}
 		if spec.Protocol == gwv1.TLSProtocolType {
 			l.table[l.port].tlsListenerHosts[l.hostname] = true
@@ -679,6 +683,8 @@ func (r gwRoute) groupKind() gwv1.RouteGroupKind {
 		return grpcRouteKind
 	case KindTLSRoute:
 		return tlsRouteKind
+	case KindTCPRoute:
+		return tcpRouteKind
 	}
 	return httpRouteKind
 }
@@ -694,7 +700,10 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 		routes = append(routes, gwRoute{KindGRPCRoute, grpcAsHTTP(gr)})
 	}
 	for _, tr := range b.in.TLSRoutes {
-		routes = append(routes, gwRoute{KindTLSRoute, tlsAsHTTP(tr)})
+		routes = append(routes, gwRoute{KindTLSRoute, streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, tr.Spec.Hostnames, streamRules(tr.Spec.Rules, func(r gwv1.TLSRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
+	}
+	for _, tr := range b.in.TCPRoutes {
+		routes = append(routes, gwRoute{KindTCPRoute, streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, nil, streamRules(tr.Spec.Rules, func(r gwv1.TCPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
 	}
 	slices.SortFunc(routes, func(a, c gwRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	for ri, hr := range routes {
@@ -729,6 +738,8 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 			b.t.Gateway.GRPCRoutes[objKey(&hr.ObjectMeta)] = parents
 		case hr.kind == KindTLSRoute:
 			b.t.Gateway.TLSRoutes[objKey(&hr.ObjectMeta)] = parents
+		case hr.kind == KindTCPRoute:
+			b.t.Gateway.TCPRoutes[objKey(&hr.ObjectMeta)] = parents
 		default:
 			b.t.Gateway.Routes[objKey(&hr.ObjectMeta)] = parents
 		}
@@ -797,8 +808,16 @@ func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*
 		// hostname.
 		for _, h := range hosts {
 			if _, taken := lt.tlsRoutes[h]; !taken && len(action) > 0 {
-				lt.tlsRoutes[h] = &TLSRoute{Source: objKey(&hr.ObjectMeta), Host: h, Terminate: !l.passthrough, Rule: action[0]}
+				lt.tlsRoutes[h] = &StreamRoute{Kind: KindTLSRoute, Source: objKey(&hr.ObjectMeta), Host: h, Terminate: !l.passthrough, Rule: action[0]}
 			}
+		}
+		return
+	}
+	if hr.kind == KindTCPRoute {
+		// The oldest route attached serves the listener (the others are
+		// attached and counted, but get no connections).
+		if lt.tcpRoute == nil && len(action) > 0 {
+			lt.tcpRoute = &StreamRoute{Kind: KindTCPRoute, Source: objKey(&hr.ObjectMeta), Rule: action[0]}
 		}
 		return
 	}
@@ -1131,18 +1150,37 @@ func grpcFilters(fs []gwv1.GRPCRouteFilter) []gwv1.HTTPRouteFilter {
 	return out
 }
 
-// tlsAsHTTP puts a TLSRoute in HTTPRoute terms for attachment and backend
-// resolution: its rules are backendRefs without matches or filters.
-func tlsAsHTTP(tr *gwv1.TLSRoute) *gwv1.HTTPRoute {
-	hr := &gwv1.HTTPRoute{ObjectMeta: tr.ObjectMeta}
-	hr.Spec.CommonRouteSpec = tr.Spec.CommonRouteSpec
-	hr.Spec.Hostnames = tr.Spec.Hostnames
-	for _, rule := range tr.Spec.Rules {
-		hrule := gwv1.HTTPRouteRule{Name: rule.Name}
-		for _, ref := range rule.BackendRefs {
-			hrule.BackendRefs = append(hrule.BackendRefs, gwv1.HTTPBackendRef{BackendRef: ref})
-		}
-		hr.Spec.Rules = append(hr.Spec.Rules, hrule)
-	}
+// streamAsHTTP puts a TLSRoute or TCPRoute in HTTPRoute terms for
+// attachment and backend resolution: its rules are backendRefs without
+// matches or filters.
+func streamAsHTTP(meta metav1.ObjectMeta, common gwv1.CommonRouteSpec, hostnames []gwv1.Hostname, rules []gwv1.HTTPRouteRule) *gwv1.HTTPRoute {
+	hr := &gwv1.HTTPRoute{ObjectMeta: meta}
+	hr.Spec.CommonRouteSpec = common
+	hr.Spec.Hostnames = hostnames
+	hr.Spec.Rules = rules
 	return hr
+}
+
+// streamRules are the rules of a TLSRoute or TCPRoute (a name and
+// backendRefs each) as HTTPRoute rules.
+func streamRules[R any](rules []R, parts func(R) (*gwv1.SectionName, []gwv1.BackendRef)) []gwv1.HTTPRouteRule {
+	out := make([]gwv1.HTTPRouteRule, len(rules))
+	for i, rule := range rules {
+		name, refs := parts(rule)
+		out[i].Name = name
+		for _, ref := range refs {
+			out[i].BackendRefs = append(out[i].BackendRefs, gwv1.HTTPBackendRef{BackendRef: ref})
+		}
+	}
+	return out
+}
+
+func (l *gwListener) proto() Proto {
+	switch {
+	case l.tcp:
+		return ProtoTCP
+	case l.secure:
+		return ProtoTLS
+	}
+	return ProtoHTTP
 }

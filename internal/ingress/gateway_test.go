@@ -195,7 +195,7 @@ func TestGatewayStatus(t *testing.T) {
 				listener("web", gwv1.HTTPProtocolType, 8080, "*.example.com").from(gwv1.NamespacesFromAll).
 				listener("https", gwv1.HTTPSProtocolType, 443, "secure.example.com").cert("", "tls").
 				listener("nocert", gwv1.HTTPSProtocolType, 8443, "").cert("", "missing").
-				listener("tcp", gwv1.TCPProtocolType, 9000, "").
+				listener("udp", gwv1.UDPProtocolType, 9000, "").
 				listener("clash", gwv1.HTTPSProtocolType, 80, "x.example.com").cert("", "tls").obj(),
 			makeGateway("ns", "younger").age(10).listener("dup", gwv1.HTTPProtocolType, 8080, "*.example.com").obj(),
 			makeGateway("ns", "foreign").class("other").listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
@@ -242,7 +242,7 @@ func TestGatewayStatus(t *testing.T) {
 	wantCondition(t, "listener https", ls["https"].Conditions, "ResolvedRefs", "True", "ResolvedRefs")
 	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "ResolvedRefs", "False", "InvalidCertificateRef")
 	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "Programmed", "False", "Invalid")
-	wantCondition(t, "listener tcp", ls["tcp"].Conditions, "Accepted", "False", "UnsupportedProtocol")
+	wantCondition(t, "listener udp", ls["udp"].Conditions, "Accepted", "False", "UnsupportedProtocol")
 	wantCondition(t, "listener clash", ls["clash"].Conditions, "Conflicted", "True", "ProtocolConflict")
 	for name, want := range map[string]int32{"http": 4, "web": 2, "https": 0, "nocert": 2} {
 		if got := ls[name].AttachedRoutes; got != want {
@@ -296,7 +296,7 @@ func TestGatewayStatus(t *testing.T) {
 	if c := tab.CertificateFor(443, "secure.example.com"); c == nil {
 		t.Error("no certificate for secure.example.com on port 443")
 	}
-	if got := tab.Ports(); !got[443] || got[80] || len(got) != 3 {
+	if got := tab.Ports(); got[443] != ProtoTLS || got[80] != ProtoHTTP || got[8080] != ProtoHTTP || len(got) != 3 {
 		t.Errorf("Ports() = %v, want 80 plain, 443 secure and 8080 plain", got)
 	}
 }

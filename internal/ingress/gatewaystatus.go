@@ -24,7 +24,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "referencegrants"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "referencegrants"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -42,6 +42,7 @@ type gatewayCaches struct {
 	routes     gwlisters.HTTPRouteLister
 	grpcRoutes gwlisters.GRPCRouteLister
 	tlsRoutes  gwlisters.TLSRouteLister
+	tcpRoutes  gwlisters.TCPRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
 
@@ -60,12 +61,13 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	g := &gatewayCaches{factory: gwinformers.NewSharedInformerFactoryWithOptions(c.cfg.GatewayClient, 0,
 		gwinformers.WithTransform(stripManagedFields))}
 	v1 := g.factory.Gateway().V1()
-	classes, gws, routes, grpcRoutes, tlsRoutes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.GRPCRoutes(), v1.TLSRoutes(), v1.ReferenceGrants()
+	classes, gws, routes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
+	grpcRoutes, tlsRoutes, tcpRoutes := v1.GRPCRoutes(), v1.TLSRoutes(), v1.TCPRoutes()
 	ns := core.Core().V1().Namespaces()
 	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
-	g.grpcRoutes, g.tlsRoutes = grpcRoutes.Lister(), tlsRoutes.Lister()
+	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), grants.Informer(), ns.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), grants.Informer(), ns.Informer()}
 	for _, inf := range infs {
 		g.synced = append(g.synced, inf.HasSynced)
 	}
@@ -113,14 +115,15 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [7]error
+	var errs [8]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
 	in.GRPCRoutes, errs[3] = g.grpcRoutes.List(all)
 	in.TLSRoutes, errs[4] = g.tlsRoutes.List(all)
-	in.ReferenceGrants, errs[5] = g.grants.List(all)
-	in.Namespaces, errs[6] = g.namespaces.List(all)
+	in.TCPRoutes, errs[5] = g.tcpRoutes.List(all)
+	in.ReferenceGrants, errs[6] = g.grants.List(all)
+	in.Namespaces, errs[7] = g.namespaces.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -235,6 +238,15 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 			warn(KindTLSRoute, k, err)
 		}
 	}
+	for _, tr := range in.TCPRoutes {
+		k := objKey(&tr.ObjectMeta)
+		if parents, changed := routeParents(tr.Status.Parents, t.Gateway.TCPRoutes[k], now); changed {
+			up := tr.DeepCopy()
+			up.Status.Parents = parents
+			_, err := client.TCPRoutes(tr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+			warn(KindTCPRoute, k, err)
+		}
+	}
 }
 
 // routeParents is a route's status.parents with skiff's entries replaced by
@@ -279,7 +291,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
-		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed",
+		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

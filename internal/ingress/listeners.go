@@ -15,9 +15,9 @@ import (
 
 // served is one open listener.
 type served struct {
-	srv    *http.Server
-	secure bool
-	addr   net.Addr
+	stop  func(context.Context) // shuts it down, letting requests in flight end
+	proto Proto
+	addr  net.Addr
 }
 
 // listeners keeps one server per port of the current table: the Ingress
@@ -51,21 +51,21 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 	want := t.Ports()
 	for _, port := range slices.Sorted(maps.Keys(ls.open)) {
 		s := ls.open[port]
-		if secure, ok := want[port]; ok && secure == s.secure {
+		if proto, ok := want[port]; ok && proto == s.proto {
 			continue
 		}
 		delete(ls.open, port)
 		ls.wg.Add(1)
 		go func() {
 			defer ls.wg.Done()
-			ls.stop(ctx, s.srv)
+			s.stop(ctx)
 		}()
 	}
 	for _, port := range slices.Sorted(maps.Keys(want)) {
 		if _, ok := ls.open[port]; ok {
 			continue
 		}
-		secure := want[port]
+		proto := want[port]
 		ln, err := net.Listen("tcp", ls.addrFor(port))
 		if err != nil {
 			if port == HTTPPort || port == HTTPSPort {
@@ -82,13 +82,18 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 			continue
 		}
 		delete(ls.failed, port)
-		srv := ls.c.proxy.ServerFor(port, secure)
-		ls.open[port] = &served{srv: srv, secure: secure, addr: ln.Addr()}
+		if proto == ProtoTCP {
+			d := newTCPDemux(ln, ls.c.proxy, port)
+			ls.open[port] = &served{stop: func(context.Context) { d.Close() }, proto: proto, addr: ln.Addr()}
+			continue
+		}
+		srv := ls.c.proxy.ServerFor(port, proto == ProtoTLS)
+		ls.open[port] = &served{stop: func(ctx context.Context) { ls.stop(ctx, srv) }, proto: proto, addr: ln.Addr()}
 		ls.wg.Add(1)
 		go func() {
 			defer ls.wg.Done()
 			var err error
-			if secure {
+			if proto == ProtoTLS {
 				err = srv.ServeTLS(newTLSDemux(ln, ls.c.proxy, port), "", "")
 			} else {
 				err = srv.Serve(ln)
@@ -142,7 +147,7 @@ func (ls *listeners) shutdown(ctx context.Context) {
 		ls.wg.Add(1)
 		go func() {
 			defer ls.wg.Done()
-			ls.stop(ctx, s.srv)
+			s.stop(ctx)
 		}()
 	}
 	ls.wg.Wait()

@@ -84,6 +84,7 @@ type State struct {
 	HTTPRoutes        []*gwv1.HTTPRoute
 	GRPCRoutes        []*gwv1.GRPCRoute
 	TLSRoutes         []*gwv1.TLSRoute
+	TCPRoutes         []*gwv1.TCPRoute
 	ReferenceGrants   []*gwv1.ReferenceGrant
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
@@ -145,6 +146,7 @@ const (
 	KindHTTPRoute = "HTTPRoute"
 	KindGRPCRoute = "GRPCRoute"
 	KindTLSRoute  = "TLSRoute"
+	KindTCPRoute  = "TCPRoute"
 )
 
 // Route is one Ingress path (or default backend), or one match of an
@@ -196,8 +198,13 @@ type listener struct {
 	// tlsRoutes are TLSRoutes by SNI host ("*.suffix" wildcards match one
 	// or more labels, "" any); tlsListenerHosts are the hostnames of the
 	// port's TLS listeners, whose connections go to no HTTP route.
-	tlsRoutes        map[string]*TLSRoute
+	tlsRoutes        map[string]*StreamRoute
 	tlsListenerHosts map[string]bool
+
+	// tcp: the port of a TCP listener; tcpRoute serves its connections
+	// (the oldest TCPRoute attached).
+	tcp      bool
+	tcpRoute *StreamRoute
 }
 
 func newListener(secure bool) *listener {
@@ -206,7 +213,7 @@ func newListener(secure bool) *listener {
 		exact:            map[string]hostRoutes{},
 		wildcard:         map[string]hostRoutes{},
 		certs:            map[string]*tls.Certificate{},
-		tlsRoutes:        map[string]*TLSRoute{},
+		tlsRoutes:        map[string]*StreamRoute{},
 		tlsListenerHosts: map[string]bool{},
 	}
 }
@@ -725,16 +732,34 @@ func (t *Table) listenerAt(local net.Addr, port int) *listener {
 	return t.ports[port]
 }
 
-// Ports lists the ports the table serves and whether each speaks TLS (a
-// port speaks one protocol on every address).
-func (t *Table) Ports() map[int]bool {
-	out := make(map[int]bool, len(t.ports))
+// Proto is what a port speaks (on every address).
+type Proto string
+
+const (
+	ProtoHTTP Proto = "HTTP" // plain HTTP/1.1 and h2c
+	ProtoTLS  Proto = "TLS"  // HTTPS, and TLS listeners' connections by SNI
+	ProtoTCP  Proto = "TCP"  // a TCP listener's connections
+)
+
+func (l *listener) proto() Proto {
+	switch {
+	case l.tcp:
+		return ProtoTCP
+	case l.secure:
+		return ProtoTLS
+	}
+	return ProtoHTTP
+}
+
+// Ports lists the ports the table serves and what each speaks.
+func (t *Table) Ports() map[int]Proto {
+	out := make(map[int]Proto, len(t.ports))
 	for p, l := range t.ports {
-		out[p] = l.secure
+		out[p] = l.proto()
 	}
 	for _, ls := range t.byAddr {
 		for p, l := range ls {
-			out[p] = l.secure
+			out[p] = l.proto()
 		}
 	}
 	return out

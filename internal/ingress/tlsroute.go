@@ -14,9 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// TLSRoute is where a TLSRoute sends the TLS connections for one server
-// name (SNI).
-type TLSRoute struct {
+// StreamRoute is where a TLSRoute sends the TLS connections for one server
+// name (SNI), or a TCPRoute the connections to its listener.
+type StreamRoute struct {
+	Kind   string // KindTLSRoute or KindTCPRoute
 	Source types.NamespacedName
 	Host   string
 	// Terminate: the proxy completes the handshake with the listener's
@@ -46,7 +47,7 @@ func byServerName[V any](m map[string]V, host string) (V, bool) {
 // sni, goes: to a TLSRoute, to the port's HTTPS server (https), or, when
 // neither, nowhere: a TLS listener claims the name but no route takes it,
 // or the port serves no HTTPS.
-func (t *Table) MatchTLS(local net.Addr, port int, sni string) (route *TLSRoute, https bool) {
+func (t *Table) MatchTLS(local net.Addr, port int, sni string) (route *StreamRoute, https bool) {
 	l := t.listenerAt(local, port)
 	if l == nil {
 		return nil, false
@@ -59,6 +60,15 @@ func (t *Table) MatchTLS(local net.Addr, port int, sni string) (route *TLSRoute,
 		return nil, false
 	}
 	return nil, l.https
+}
+
+// MatchTCP returns the TCPRoute serving connections to local on port, nil
+// when none does.
+func (t *Table) MatchTCP(local net.Addr, port int) *StreamRoute {
+	if l := t.listenerAt(local, port); l != nil {
+		return l.tcpRoute
+	}
+	return nil
 }
 
 // tlsPort tells whether a TLS listener serves port on any address: only
@@ -84,6 +94,7 @@ type tlsDemux struct {
 	net.Listener
 	p    *Proxy
 	port int
+	tcp  bool // a TCP listener's port: every connection goes to its TCPRoute
 
 	conns chan net.Conn
 	done  chan struct{}
@@ -94,7 +105,16 @@ type tlsDemux struct {
 }
 
 func newTLSDemux(ln net.Listener, p *Proxy, port int) *tlsDemux {
-	d := &tlsDemux{Listener: ln, p: p, port: port, conns: make(chan net.Conn), done: make(chan struct{}), active: map[net.Conn]struct{}{}}
+	return newDemux(ln, p, port, false)
+}
+
+// newTCPDemux serves a TCP listener's port: Accept is not used.
+func newTCPDemux(ln net.Listener, p *Proxy, port int) *tlsDemux {
+	return newDemux(ln, p, port, true)
+}
+
+func newDemux(ln net.Listener, p *Proxy, port int, tcp bool) *tlsDemux {
+	d := &tlsDemux{Listener: ln, p: p, port: port, tcp: tcp, conns: make(chan net.Conn), done: make(chan struct{}), active: map[net.Conn]struct{}{}}
 	go d.acceptLoop()
 	return d
 }
@@ -121,6 +141,10 @@ func (d *tlsDemux) acceptLoop() {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		if d.tcp {
+			go d.routeTCP(c)
+			continue
+		}
 		t := d.p.Table()
 		if t == nil || !t.tlsPort(d.port) {
 			d.deliver(c)
@@ -182,12 +206,26 @@ func (d *tlsDemux) route(c net.Conn) {
 			return
 		}
 		defer d.untrack(c)
-		d.p.serveTLSRoute(replay, rt, d.port)
+		d.p.serveStream(replay, rt, d.port)
 	case https:
 		d.deliver(replay)
 	default:
 		c.Close()
 	}
+}
+
+// routeTCP sends c to the TCPRoute of its address and port, or closes it.
+func (d *tlsDemux) routeTCP(c net.Conn) {
+	var rt *StreamRoute
+	if t := d.p.Table(); t != nil {
+		rt = t.MatchTCP(c.LocalAddr(), d.port)
+	}
+	if rt == nil || !d.track(c) {
+		c.Close()
+		return
+	}
+	defer d.untrack(c)
+	d.p.serveStream(c, rt, d.port)
 }
 
 func (d *tlsDemux) track(c net.Conn) bool {
@@ -264,11 +302,11 @@ func (c *replayConn) CloseWrite() error {
 // header to hash) when a TLS connection has none.
 var noRequest = &http.Request{Header: http.Header{}}
 
-// serveTLSRoute carries client's connection to an endpoint of rt's
-// backends: the TLS stream as it is, or, when rt terminates, the plain
-// stream after the handshake. A route that cannot be served (no backend
-// resolves, none is ready) closes the connection.
-func (p *Proxy) serveTLSRoute(client net.Conn, rt *TLSRoute, port int) {
+// serveStream carries client's connection to an endpoint of rt's backends:
+// the stream as it is, or, when rt terminates TLS, the plain stream after
+// the handshake. A route that cannot be served (no backend resolves, none
+// is ready) closes the connection.
+func (p *Proxy) serveStream(client net.Conn, rt *StreamRoute, port int) {
 	defer client.Close()
 	a := rt.Rule
 	if a == nil || a.Invalid != "" {
@@ -297,7 +335,7 @@ func (p *Proxy) serveTLSRoute(client net.Conn, rt *TLSRoute, port int) {
 	}
 	upstream, err := net.DialTimeout("tcp", ep.Addr.String(), p.cfg.DialTimeout)
 	if err != nil {
-		p.cfg.Log.Debug("TLSRoute backend unreachable", "route", rt.Source.String(), "endpoint", ep.Addr.String(), "err", err)
+		p.cfg.Log.Debug("backend unreachable", "kind", rt.Kind, "route", rt.Source.String(), "endpoint", ep.Addr.String(), "err", err)
 		return
 	}
 	defer upstream.Close()

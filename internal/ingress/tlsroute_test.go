@@ -212,3 +212,75 @@ func TestTLSRouteProxy(t *testing.T) {
 	}
 	hc.Close()
 }
+
+func tcpRoute(name string, age int, backends ...string) *gwv1.TCPRoute {
+	r := &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Generation: 6, CreationTimestamp: metav1.NewTime(epoch.Add(time.Duration(age) * time.Second))},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules:           []gwv1.TCPRouteRule{{}},
+		},
+	}
+	for i, b := range backends {
+		r.Spec.Rules[0].BackendRefs = append(r.Spec.Rules[0].BackendRefs, gwv1.BackendRef{
+			BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(b), Port: ptr.To(gwv1.PortNumber(80))},
+			Weight:                 ptr.To(int32(3 - 2*i)), // 3, 1
+		})
+	}
+	return r
+}
+
+// TestTCPRoute: two TCPRoutes on one TCP listener are both accepted and
+// counted, the older one serves it, with its backends weighted 3:1; a TCP
+// listener cannot share a port with HTTP.
+func TestTCPRoute(t *testing.T) {
+	gw := makeGateway("ns", "gw").listener("tcp", gwv1.TCPProtocolType, 9000, "").
+		listener("clash", gwv1.TCPProtocolType, 80, "").obj()
+	in := gatewayState([]*gwv1.Gateway{gw}, nil)
+	in.TCPRoutes = []*gwv1.TCPRoute{tcpRoute("newer", 5, "svc-b"), tcpRoute("older", 1, "svc-a", "svc-b")}
+	in.TCPRoutes[0].Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName("tcp"))
+	in.TCPRoutes[1].Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName("tcp"))
+	a := tcpServer(t, func(c net.Conn) net.Conn { return c }, func(net.Conn) string { return "a" })
+	b := tcpServer(t, func(c net.Conn) net.Conn { return c }, func(net.Conn) string { return "b" })
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", a), sliceFor("ns", "svc-b", b))
+	tab := Build(in)
+
+	gs := tab.Gateway.Gateways[types.NamespacedName{Namespace: "ns", Name: "gw"}]
+	if l := gs.Listeners[0]; l.AttachedRoutes != 2 || len(l.SupportedKinds) != 1 || l.SupportedKinds[0].Kind != KindTCPRoute {
+		t.Errorf("tcp listener: attachedRoutes %d supportedKinds %v, want 2 and TCPRoute", l.AttachedRoutes, l.SupportedKinds)
+	}
+	wantCondition(t, "listener on the HTTP port", gs.Listeners[1].Conditions, string(gwv1.ListenerConditionConflicted), metav1.ConditionTrue, string(gwv1.ListenerReasonProtocolConflict))
+	for _, name := range []string{"older", "newer"} {
+		ps := tab.Gateway.TCPRoutes[types.NamespacedName{Namespace: "ns", Name: name}]
+		wantCondition(t, "TCPRoute "+name, ps[0].Conditions, string(gwv1.RouteConditionAccepted), metav1.ConditionTrue, string(gwv1.RouteReasonAccepted))
+	}
+	if got := tab.Ports()[9000]; got != ProtoTCP {
+		t.Errorf("port 9000 speaks %s, want TCP", got)
+	}
+
+	f := newFixture(t, ProxyConfig{})
+	f.p.SetTable(tab)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTCPDemux(ln, f.p, 9000)
+	t.Cleanup(func() { d.Close() })
+	count := map[string]int{}
+	for range 8 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("TCP through the proxy: %v", err)
+		}
+		count[string(buf[:1])]++
+		c.Close()
+	}
+	if count["a"] != 6 || count["b"] != 2 {
+		t.Errorf("the older route's 3:1 backends over 8 connections gave %v, want a:6 b:2", count)
+	}
+}

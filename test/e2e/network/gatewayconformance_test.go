@@ -106,7 +106,7 @@ func TestGatewayAPIConformance(t *testing.T) {
 			CleanupBaseResources: true,
 			CleanupTestResources: true,
 			TimeoutConfig:        config.DefaultTimeoutConfig(),
-			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName, suite.GatewayTLSConformanceProfileName},
+			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName, suite.GatewayTLSConformanceProfileName, suite.GatewayTCPConformanceProfileName},
 			Implementation: confv1.Implementation{
 				Organization: "skiffdev",
 				Project:      "skiff",
