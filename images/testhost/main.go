@@ -7,6 +7,7 @@
 //	testhost exit --code N [--after DURATION]
 //	testhost sleep DURATION
 //	testhost udp-client --to HOST:PORT [--source-port N] [--message hostname] [--interval 200ms] [--count 100]
+//	testhost dns [--port 53]
 //
 // It ships as /testhost in the localhost/skiff/testhost image next to
 // busybox (see internal/images), so netexec's /shell endpoint has a shell.
@@ -42,6 +43,7 @@ var modes = map[string]mode{
 	"exit":           {"exit with --code N, optionally --after DURATION", exitMode},
 	"sleep":          {"sleep DURATION, then exit 0", sleepMode},
 	"udp-client":     {"send a datagram every --interval from one source port, print the answers", udpClient},
+	"dns":            {"answer DNS over UDP: A questions with the asker's address", dnsServer},
 }
 
 // exitError ends the process with the given status.

@@ -2,7 +2,7 @@
 // reverse proxy on every node serving the networking.k8s.io/v1 Ingresses of
 // IngressClass "skiff" and the Gateways of GatewayClasses whose
 // controllerName is skiff.dev/gateway-controller (with their HTTPRoutes,
-// GRPCRoutes and TLSRoutes),
+// GRPCRoutes, TLSRoutes, TCPRoutes and UDPRoutes),
 // balancing straight to the pod addresses of EndpointSlices (no Service
 // ClusterIP hop).
 //
@@ -17,7 +17,8 @@
 //	                     ReferenceGrants → routes and statuses (pure)
 //	tlsroute.go          TLS ports: the ClientHello read, connections sent
 //	                     by SNI to TLSRoutes (passthrough or terminated)
-//	                     or to the HTTPS server
+//	                     or to the HTTPS server; TCP ports to TCPRoutes
+//	udp.go               UDP ports: sessions per client to UDPRoutes
 //	gatewaystatus.go     Gateway API informers and status writes
 //	listeners.go         one server per port the table serves
 //	balance.go           balancers over endpoints (randomness injected)

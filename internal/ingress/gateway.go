@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -39,10 +40,12 @@ type GatewayStatuses struct {
 	// Routes are, per HTTPRoute, the status entries of its parents that
 	// are Gateways skiff serves; entries of other controllers are kept.
 	Routes map[types.NamespacedName][]gwv1.RouteParentStatus
-	// GRPCRoutes, TLSRoutes and TCPRoutes are the same for those kinds.
+	// GRPCRoutes, TLSRoutes, TCPRoutes and UDPRoutes are the same for
+	// those kinds.
 	GRPCRoutes map[types.NamespacedName][]gwv1.RouteParentStatus
 	TLSRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 	TCPRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
+	UDPRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -191,7 +194,7 @@ type gwListener struct {
 	// passthrough: a TLS listener whose routes get the clients' TLS
 	// connections as they are.
 	passthrough bool
-	tcp         bool // a TCP listener
+	tcp, udp    bool // a TCP or UDP listener
 	kinds       []gwv1.RouteGroupKind
 	usable      bool // serves routes
 	// attachable listeners take routes (and count them) even when they
@@ -238,6 +241,7 @@ var (
 	grpcRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindGRPCRoute}
 	tlsRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindTLSRoute}
 	tcpRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindTCPRoute}
+	udpRouteKind  = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: KindUDPRoute}
 )
 
 func ptrTo[T any](v T) *T { return &v }
@@ -253,6 +257,7 @@ func (b *builder) addGateways() {
 	st.GRPCRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.TLSRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.TCPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	st.UDPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -472,9 +477,12 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	case gwv1.TCPProtocolType:
 		l.tcp = true
 		supported = []gwv1.RouteGroupKind{tcpRouteKind}
+	case gwv1.UDPProtocolType:
+		l.udp = true
+		supported = []gwv1.RouteGroupKind{udpRouteKind}
 	default:
 		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
-			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS, TLS and TCP listeners", spec.Protocol), gen)
+			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS, TLS, TCP and UDP listeners", spec.Protocol), gen)
 	}
 	// Route kinds.
 	l.kinds = supported
@@ -534,7 +542,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		claimed[claim] = l
 		if l.table[l.port] == nil {
 			l.table[l.port] = newListener(l.secure)
-			l.table[l.port].tcp = l.tcp
+			l.table[l.port].tcp, l.table[l.port].udp = l.tcp, l.udp
 		}
 		if spec.Protocol == gwv1.TLSProtocolType {
 			l.table[l.port].tlsListenerHosts[l.hostname] = true
@@ -685,6 +693,8 @@ func (r gwRoute) groupKind() gwv1.RouteGroupKind {
 		return tlsRouteKind
 	case KindTCPRoute:
 		return tcpRouteKind
+	case KindUDPRoute:
+		return udpRouteKind
 	}
 	return httpRouteKind
 }
@@ -704,6 +714,9 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 	}
 	for _, tr := range b.in.TCPRoutes {
 		routes = append(routes, gwRoute{KindTCPRoute, streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, nil, streamRules(tr.Spec.Rules, func(r gwv1.TCPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
+	}
+	for _, ur := range b.in.UDPRoutes {
+		routes = append(routes, gwRoute{KindUDPRoute, streamAsHTTP(ur.ObjectMeta, ur.Spec.CommonRouteSpec, nil, streamRules(ur.Spec.Rules, func(r gwv1.UDPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
 	}
 	slices.SortFunc(routes, func(a, c gwRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	for ri, hr := range routes {
@@ -740,6 +753,8 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 			b.t.Gateway.TLSRoutes[objKey(&hr.ObjectMeta)] = parents
 		case hr.kind == KindTCPRoute:
 			b.t.Gateway.TCPRoutes[objKey(&hr.ObjectMeta)] = parents
+		case hr.kind == KindUDPRoute:
+			b.t.Gateway.UDPRoutes[objKey(&hr.ObjectMeta)] = parents
 		default:
 			b.t.Gateway.Routes[objKey(&hr.ObjectMeta)] = parents
 		}
@@ -813,11 +828,11 @@ func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*
 		}
 		return
 	}
-	if hr.kind == KindTCPRoute {
+	if hr.kind == KindTCPRoute || hr.kind == KindUDPRoute {
 		// The oldest route attached serves the listener (the others are
-		// attached and counted, but get no connections).
-		if lt.tcpRoute == nil && len(action) > 0 {
-			lt.tcpRoute = &StreamRoute{Kind: KindTCPRoute, Source: objKey(&hr.ObjectMeta), Rule: action[0]}
+		// attached and counted, but get no traffic).
+		if lt.portRoute == nil && len(action) > 0 {
+			lt.portRoute = &StreamRoute{Kind: hr.kind, Source: objKey(&hr.ObjectMeta), Rule: action[0]}
 		}
 		return
 	}
@@ -1077,7 +1092,11 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 	if ref.Port == nil {
 		return bad(string(gwv1.RouteReasonBackendNotFound), fmt.Sprintf("backend %s names no port", ref.Name))
 	}
-	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, pol)
+	proto := corev1.ProtocolTCP
+	if hr.kind == KindUDPRoute {
+		proto = corev1.ProtocolUDP
+	}
+	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, proto, pol)
 	if be.Missing != "" {
 		return be, string(gwv1.RouteReasonBackendNotFound), be.Missing
 	}
@@ -1175,12 +1194,4 @@ func streamRules[R any](rules []R, parts func(R) (*gwv1.SectionName, []gwv1.Back
 	return out
 }
 
-func (l *gwListener) proto() Proto {
-	switch {
-	case l.tcp:
-		return ProtoTCP
-	case l.secure:
-		return ProtoTLS
-	}
-	return ProtoHTTP
-}
+func (l *gwListener) proto() Proto { return protoOf(l.tcp, l.udp, l.secure) }

@@ -195,7 +195,7 @@ func TestGatewayStatus(t *testing.T) {
 				listener("web", gwv1.HTTPProtocolType, 8080, "*.example.com").from(gwv1.NamespacesFromAll).
 				listener("https", gwv1.HTTPSProtocolType, 443, "secure.example.com").cert("", "tls").
 				listener("nocert", gwv1.HTTPSProtocolType, 8443, "").cert("", "missing").
-				listener("udp", gwv1.UDPProtocolType, 9000, "").
+				listener("quic", gwv1.ProtocolType("example.com/quic"), 9000, "").
 				listener("clash", gwv1.HTTPSProtocolType, 80, "x.example.com").cert("", "tls").obj(),
 			makeGateway("ns", "younger").age(10).listener("dup", gwv1.HTTPProtocolType, 8080, "*.example.com").obj(),
 			makeGateway("ns", "foreign").class("other").listener("http", gwv1.HTTPProtocolType, 80, "").obj(),
@@ -242,7 +242,7 @@ func TestGatewayStatus(t *testing.T) {
 	wantCondition(t, "listener https", ls["https"].Conditions, "ResolvedRefs", "True", "ResolvedRefs")
 	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "ResolvedRefs", "False", "InvalidCertificateRef")
 	wantCondition(t, "listener nocert", ls["nocert"].Conditions, "Programmed", "False", "Invalid")
-	wantCondition(t, "listener udp", ls["udp"].Conditions, "Accepted", "False", "UnsupportedProtocol")
+	wantCondition(t, "listener quic", ls["quic"].Conditions, "Accepted", "False", "UnsupportedProtocol")
 	wantCondition(t, "listener clash", ls["clash"].Conditions, "Conflicted", "True", "ProtocolConflict")
 	for name, want := range map[string]int32{"http": 4, "web": 2, "https": 0, "nocert": 2} {
 		if got := ls[name].AttachedRoutes; got != want {

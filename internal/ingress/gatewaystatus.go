@@ -24,7 +24,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "referencegrants"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -43,6 +43,7 @@ type gatewayCaches struct {
 	grpcRoutes gwlisters.GRPCRouteLister
 	tlsRoutes  gwlisters.TLSRouteLister
 	tcpRoutes  gwlisters.TCPRouteLister
+	udpRoutes  gwlisters.UDPRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
 
@@ -62,12 +63,12 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 		gwinformers.WithTransform(stripManagedFields))}
 	v1 := g.factory.Gateway().V1()
 	classes, gws, routes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
-	grpcRoutes, tlsRoutes, tcpRoutes := v1.GRPCRoutes(), v1.TLSRoutes(), v1.TCPRoutes()
+	grpcRoutes, tlsRoutes, tcpRoutes, udpRoutes := v1.GRPCRoutes(), v1.TLSRoutes(), v1.TCPRoutes(), v1.UDPRoutes()
 	ns := core.Core().V1().Namespaces()
 	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
-	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister()
+	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes, g.udpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister(), udpRoutes.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), grants.Informer(), ns.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer()}
 	for _, inf := range infs {
 		g.synced = append(g.synced, inf.HasSynced)
 	}
@@ -115,15 +116,16 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [8]error
+	var errs [9]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
 	in.GRPCRoutes, errs[3] = g.grpcRoutes.List(all)
 	in.TLSRoutes, errs[4] = g.tlsRoutes.List(all)
 	in.TCPRoutes, errs[5] = g.tcpRoutes.List(all)
-	in.ReferenceGrants, errs[6] = g.grants.List(all)
-	in.Namespaces, errs[7] = g.namespaces.List(all)
+	in.UDPRoutes, errs[6] = g.udpRoutes.List(all)
+	in.ReferenceGrants, errs[7] = g.grants.List(all)
+	in.Namespaces, errs[8] = g.namespaces.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -247,6 +249,15 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 			warn(KindTCPRoute, k, err)
 		}
 	}
+	for _, ur := range in.UDPRoutes {
+		k := objKey(&ur.ObjectMeta)
+		if parents, changed := routeParents(ur.Status.Parents, t.Gateway.UDPRoutes[k], now); changed {
+			up := ur.DeepCopy()
+			up.Status.Parents = parents
+			_, err := client.UDPRoutes(ur.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+			warn(KindUDPRoute, k, err)
+		}
+	}
 }
 
 // routeParents is a route's status.parents with skiff's entries replaced by
@@ -291,7 +302,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
-		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute",
+		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

@@ -66,19 +66,23 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 			continue
 		}
 		proto := want[port]
+		if proto == ProtoUDP {
+			u, err := ls.listenUDP(port)
+			if err != nil {
+				ls.bindFailed(port, err)
+				continue
+			}
+			delete(ls.failed, port)
+			ls.open[port] = &served{stop: func(context.Context) { u.Close() }, proto: proto, addr: u.raw.LocalAddr()}
+			continue
+		}
 		ln, err := net.Listen("tcp", ls.addrFor(port))
 		if err != nil {
 			if port == HTTPPort || port == HTTPSPort {
 				ls.first = cmp.Or(ls.first, err)
 				continue
 			}
-			if ls.failed == nil {
-				ls.failed = map[int]string{}
-			}
-			if ls.failed[port] != err.Error() {
-				ls.failed[port] = err.Error()
-				ls.c.cfg.Log.Warn("cannot serve a Gateway listener port", "port", port, "err", err)
-			}
+			ls.bindFailed(port, err)
 			continue
 		}
 		delete(ls.failed, port)
@@ -108,6 +112,32 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 		}()
 	}
 	ls.publish()
+}
+
+// bindFailed logs, once per error, that a Gateway listener port could not
+// be bound; the next reconcile tries again.
+func (ls *listeners) bindFailed(port int, err error) {
+	if ls.failed == nil {
+		ls.failed = map[int]string{}
+	}
+	if ls.failed[port] != err.Error() {
+		ls.failed[port] = err.Error()
+		ls.c.cfg.Log.Warn("cannot serve a Gateway listener port", "port", port, "err", err)
+	}
+}
+
+// listenUDP opens a UDP listener's port, on IPv4.
+func (ls *listeners) listenUDP(port int) (*udpProxy, error) {
+	pc, err := net.ListenPacket("udp4", ls.addrFor(port))
+	if err != nil {
+		return nil, err
+	}
+	u, err := newUDPProxy(pc, ls.c.proxy, port)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return u, nil
 }
 
 // err is the error of an Ingress port that could not be bound.

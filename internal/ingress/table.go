@@ -18,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -85,6 +86,7 @@ type State struct {
 	GRPCRoutes        []*gwv1.GRPCRoute
 	TLSRoutes         []*gwv1.TLSRoute
 	TCPRoutes         []*gwv1.TCPRoute
+	UDPRoutes         []*gwv1.UDPRoute
 	ReferenceGrants   []*gwv1.ReferenceGrant
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
@@ -147,6 +149,7 @@ const (
 	KindGRPCRoute = "GRPCRoute"
 	KindTLSRoute  = "TLSRoute"
 	KindTCPRoute  = "TCPRoute"
+	KindUDPRoute  = "UDPRoute"
 )
 
 // Route is one Ingress path (or default backend), or one match of an
@@ -201,10 +204,10 @@ type listener struct {
 	tlsRoutes        map[string]*StreamRoute
 	tlsListenerHosts map[string]bool
 
-	// tcp: the port of a TCP listener; tcpRoute serves its connections
-	// (the oldest TCPRoute attached).
-	tcp      bool
-	tcpRoute *StreamRoute
+	// tcp, udp: the port of a TCP or UDP listener; portRoute serves its
+	// connections or datagrams (the oldest TCPRoute or UDPRoute attached).
+	tcp, udp  bool
+	portRoute *StreamRoute
 }
 
 func newListener(secure bool) *listener {
@@ -487,7 +490,7 @@ func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBac
 		b.problem(ing, ReasonUnsupportedBackend, "resource backends are not supported")
 		return nil
 	}
-	be := b.cachedBackend(ing.Namespace, ib.Service.Name, ib.Service.Port, pol)
+	be := b.cachedBackend(ing.Namespace, ib.Service.Name, ib.Service.Port, corev1.ProtocolTCP, pol)
 	if be.Missing != "" {
 		b.problem(ing, ReasonBackendNotFound, "%s", be.Missing)
 	}
@@ -496,23 +499,23 @@ func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBac
 
 // cachedBackend is serviceBackend, shared by every route naming the same
 // Service port with the same policy.
-func (b *builder) cachedBackend(namespace, name string, port networkingv1.ServiceBackendPort, pol Policy) *Backend {
+func (b *builder) cachedBackend(namespace, name string, port networkingv1.ServiceBackendPort, proto corev1.Protocol, pol Policy) *Backend {
 	portName := port.Name
 	if portName == "" {
 		portName = strconv.Itoa(int(port.Number))
 	}
-	id := namespace + "/" + name + ":" + portName + " " + pol.String()
+	id := namespace + "/" + name + ":" + portName + "/" + string(proto) + " " + pol.String()
 	if old, ok := b.backends[id]; ok {
 		return old
 	}
-	be := b.serviceBackend(namespace, name, port, pol)
+	be := b.serviceBackend(namespace, name, port, proto, pol)
 	b.backends[id] = be
 	return be
 }
 
 // serviceBackend resolves a Service port to its endpoints; the Backend has
 // Missing set when the Service or port does not exist.
-func (b *builder) serviceBackend(namespace, name string, port networkingv1.ServiceBackendPort, pol Policy) *Backend {
+func (b *builder) serviceBackend(namespace, name string, port networkingv1.ServiceBackendPort, proto corev1.Protocol, pol Policy) *Backend {
 	portName := port.Name
 	if portName == "" {
 		portName = strconv.Itoa(int(port.Number))
@@ -522,6 +525,9 @@ func (b *builder) serviceBackend(namespace, name string, port networkingv1.Servi
 	var sp *corev1.ServicePort
 	if svc != nil {
 		for i, p := range svc.Spec.Ports {
+			if cmp.Or(p.Protocol, corev1.ProtocolTCP) != proto {
+				continue
+			}
 			if (port.Name != "" && p.Name == port.Name) || (port.Name == "" && p.Port == port.Number) {
 				sp = &svc.Spec.Ports[i]
 				break
@@ -535,8 +541,11 @@ func (b *builder) serviceBackend(namespace, name string, port networkingv1.Servi
 		be.Missing = fmt.Sprintf("service %s/%s is of type ExternalName, which is not supported", namespace, name)
 	case sp == nil:
 		be.Missing = fmt.Sprintf("service %s/%s has no port %s", namespace, name, portName)
+		if proto != corev1.ProtocolTCP {
+			be.Missing = fmt.Sprintf("service %s/%s has no %s port %s", namespace, name, proto, portName)
+		}
 	default:
-		be.Endpoints = b.endpoints(namespace, name, sp.Name)
+		be.Endpoints = b.endpoints(namespace, name, sp.Name, proto)
 		be.H2C = sp.AppProtocol != nil && *sp.AppProtocol == AppProtocolH2C
 	}
 	return be
@@ -553,7 +562,7 @@ func (b *builder) service(namespace, name string) *corev1.Service {
 
 // endpoints collects the ready, not terminating addresses of the Service's
 // EndpointSlices, with the target port of the slice port named portName.
-func (b *builder) endpoints(namespace, service, portName string) []Endpoint {
+func (b *builder) endpoints(namespace, service, portName string, proto corev1.Protocol) []Endpoint {
 	seen := map[netip.AddrPort]bool{}
 	var out []Endpoint
 	for _, s := range b.in.EndpointSlices {
@@ -567,8 +576,7 @@ func (b *builder) endpoints(namespace, service, portName string) []Endpoint {
 			if p.Name != nil {
 				name = *p.Name
 			}
-			tcp := p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP
-			if name == portName && tcp && p.Port != nil {
+			if name == portName && ptr.Deref(p.Protocol, corev1.ProtocolTCP) == proto && p.Port != nil {
 				port = *p.Port
 				break
 			}
@@ -723,10 +731,15 @@ func (t *Table) MatchRequest(port int, r *http.Request) *Route {
 // Gateway's own address's, else the nodes' one.
 func (t *Table) listenerAt(local net.Addr, port int) *listener {
 	if len(t.byAddr) > 0 && local != nil {
-		if tcp, ok := local.(*net.TCPAddr); ok {
-			if ls, ok := t.byAddr[tcp.AddrPort().Addr().Unmap()]; ok {
-				return ls[port]
-			}
+		var ip netip.Addr
+		switch a := local.(type) {
+		case *net.TCPAddr:
+			ip = a.AddrPort().Addr()
+		case *net.UDPAddr:
+			ip = a.AddrPort().Addr()
+		}
+		if ls, ok := t.byAddr[ip.Unmap()]; ok {
+			return ls[port]
 		}
 	}
 	return t.ports[port]
@@ -739,13 +752,18 @@ const (
 	ProtoHTTP Proto = "HTTP" // plain HTTP/1.1 and h2c
 	ProtoTLS  Proto = "TLS"  // HTTPS, and TLS listeners' connections by SNI
 	ProtoTCP  Proto = "TCP"  // a TCP listener's connections
+	ProtoUDP  Proto = "UDP"  // a UDP listener's datagrams
 )
 
-func (l *listener) proto() Proto {
+func (l *listener) proto() Proto { return protoOf(l.tcp, l.udp, l.secure) }
+
+func protoOf(tcp, udp, secure bool) Proto {
 	switch {
-	case l.tcp:
+	case tcp:
 		return ProtoTCP
-	case l.secure:
+	case udp:
+		return ProtoUDP
+	case secure:
 		return ProtoTLS
 	}
 	return ProtoHTTP

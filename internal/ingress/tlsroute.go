@@ -62,11 +62,11 @@ func (t *Table) MatchTLS(local net.Addr, port int, sni string) (route *StreamRou
 	return nil, l.https
 }
 
-// MatchTCP returns the TCPRoute serving connections to local on port, nil
-// when none does.
-func (t *Table) MatchTCP(local net.Addr, port int) *StreamRoute {
+// MatchPort returns the TCPRoute or UDPRoute serving connections or
+// datagrams to local on port, nil when none does.
+func (t *Table) MatchPort(local net.Addr, port int) *StreamRoute {
 	if l := t.listenerAt(local, port); l != nil {
-		return l.tcpRoute
+		return l.portRoute
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func (d *tlsDemux) route(c net.Conn) {
 func (d *tlsDemux) routeTCP(c net.Conn) {
 	var rt *StreamRoute
 	if t := d.p.Table(); t != nil {
-		rt = t.MatchTCP(c.LocalAddr(), d.port)
+		rt = t.MatchPort(c.LocalAddr(), d.port)
 	}
 	if rt == nil || !d.track(c) {
 		c.Close()
@@ -308,15 +308,7 @@ var noRequest = &http.Request{Header: http.Header{}}
 // is ready) closes the connection.
 func (p *Proxy) serveStream(client net.Conn, rt *StreamRoute, port int) {
 	defer client.Close()
-	a := rt.Rule
-	if a == nil || a.Invalid != "" {
-		return
-	}
-	i := a.picker.pick()
-	if i < 0 || a.Backends[i].Backend.Missing != "" {
-		return
-	}
-	ep, ok := p.pick(a.Backends[i].Backend, noRequest, nil)
+	ep, ok := p.streamEndpoint(rt)
 	if !ok {
 		return
 	}
@@ -343,6 +335,21 @@ func (p *Proxy) serveStream(client net.Conn, rt *StreamRoute, port int) {
 	counter.Add(1)
 	defer counter.Add(-1)
 	pipe(client, upstream)
+}
+
+// streamEndpoint picks the endpoint for a new connection or UDP session of
+// rt: a backend by weight, then one of its ready endpoints; false when the
+// route cannot be served (no backend resolves, none is ready).
+func (p *Proxy) streamEndpoint(rt *StreamRoute) (Endpoint, bool) {
+	a := rt.Rule
+	if a == nil || a.Invalid != "" {
+		return Endpoint{}, false
+	}
+	i := a.picker.pick()
+	if i < 0 || a.Backends[i].Backend.Missing != "" {
+		return Endpoint{}, false
+	}
+	return p.pick(a.Backends[i].Backend, noRequest, nil)
 }
 
 // pipe copies both ways until both directions end, passing on half-closes.

@@ -37,13 +37,13 @@ import (
 var echoBasicImage = regexp.MustCompile(`registry\.k8s\.io/gateway-api/echo-basic:[^\s"']+`)
 
 // corednsContainer matches the base manifests' CoreDNS container (the
-// backend of UDPRoute tests, which skiff does not claim), its args and
-// image.
+// backend of UDPRoute tests), its args and image.
 var corednsContainer = regexp.MustCompile(`(?m)^(\s+)- args:\n\s+- -conf\n\s+- /root/Corefile\n(\s+)image: registry\.k8s\.io/coredns/coredns:\S+`)
 
 // conformanceManifests is the suite's manifests with the backend image
 // replaced by skiff's build of it (no registry is reachable here), and the
-// CoreDNS pod of the UDP tests by testhost pausing (it must only run).
+// CoreDNS pod of the UDP tests by testhost answering DNS on port 53 (the
+// tests ask it one A question through the Gateway).
 func conformanceManifests(t *testing.T) fs.FS {
 	t.Helper()
 	out := fstest.MapFS{}
@@ -57,7 +57,7 @@ func conformanceManifests(t *testing.T) fs.FS {
 		}
 		if strings.HasSuffix(path, ".yaml") {
 			data = echoBasicImage.ReplaceAll(data, []byte(images.EchoBasic+":"+images.LatestTag))
-			data = corednsContainer.ReplaceAll(data, []byte("${1}- args:\n${2}  - pause\n${2}image: "+images.Testhost+":"+images.LatestTag))
+			data = corednsContainer.ReplaceAll(data, []byte("${1}- args:\n${2}  - dns\n${2}image: "+images.Testhost+":"+images.LatestTag))
 		}
 		out[path] = &fstest.MapFile{Data: data, Mode: 0o644}
 		return nil
@@ -106,7 +106,7 @@ func TestGatewayAPIConformance(t *testing.T) {
 			CleanupBaseResources: true,
 			CleanupTestResources: true,
 			TimeoutConfig:        config.DefaultTimeoutConfig(),
-			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName, suite.GatewayTLSConformanceProfileName, suite.GatewayTCPConformanceProfileName},
+			ConformanceProfiles:  []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName, suite.GatewayTLSConformanceProfileName, suite.GatewayTCPConformanceProfileName, suite.GatewayUDPConformanceProfileName},
 			Implementation: confv1.Implementation{
 				Organization: "skiffdev",
 				Project:      "skiff",
