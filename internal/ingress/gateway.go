@@ -151,6 +151,7 @@ type RuleAction struct {
 	Redirect        *Redirect
 	Rewrite         *Rewrite
 	Mirrors         []Mirror
+	CORS            *CORS
 	Backends        []WeightedBackend
 	// Timeout bounds the whole request; 0 means none.
 	Timeout time.Duration
@@ -965,6 +966,8 @@ func (b *builder) httpRouteActions(hr gwRoute) ([]*RuleAction, metav1.Condition)
 				if f.URLRewrite != nil {
 					a.Rewrite = &Rewrite{Hostname: string(ptrValue(f.URLRewrite.Hostname)), Path: pathModifier(f.URLRewrite.Path)}
 				}
+			case gwv1.HTTPRouteFilterCORS:
+				a.CORS = newCORS(f.CORS)
 			case gwv1.HTTPRouteFilterRequestMirror:
 				if f.RequestMirror == nil {
 					continue

@@ -302,7 +302,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
-		"GRPCRoute", "GRPCRouteNamedRouteRule", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
+		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

@@ -302,6 +302,8 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 		case rule.Redirect != nil:
 			redirectTo(rec, r, port, route, rule.Redirect)
 			return
+		case rule.CORS.preflight(rec, r):
+			return
 		}
 		i := rule.picker.pick()
 		if i < 0 {
@@ -541,6 +543,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.status = resp.StatusCode
 	if rule := x.route.Rule; rule != nil {
 		applyHeaders(resp.Header, rule.ResponseHeaders)
+		rule.CORS.respond(resp.Header, x.in.Header.Get("Origin"))
 	}
 	name := x.be.Policy.AffinityCookie
 	if name == "" {

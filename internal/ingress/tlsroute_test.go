@@ -1,10 +1,12 @@
 package ingress
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,6 +203,19 @@ func TestTLSRouteProxy(t *testing.T) {
 		t.Error("a name the passthrough listener claims, with no route: the connection was served")
 	}
 
+	// Not TLS at all, on a port that also serves HTTPS: the HTTPS server
+	// answers it as it answers any plain request.
+	pc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(pc, "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
+	if reply, _ := io.ReadAll(pc); !strings.Contains(string(reply), "400") {
+		t.Errorf("plain HTTP on the TLS port got %q, want the HTTPS server's 400", reply)
+	}
+	pc.Close()
+
 	// The HTTPS listener on the same port.
 	hc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(),
 		&tls.Config{ServerName: "web.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
@@ -283,4 +298,19 @@ func TestTCPRoute(t *testing.T) {
 	if count["a"] != 6 || count["b"] != 2 {
 		t.Errorf("the older route's 3:1 backends over 8 connections gave %v, want a:6 b:2", count)
 	}
+}
+
+// FuzzReadClientHello: whatever a client sends first, readClientHello
+// returns, and the bytes it hands back for replay are a prefix of what was
+// sent, so that nothing the client wrote is lost or invented.
+func FuzzReadClientHello(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, read, _ := readClientHello(bytes.NewReader(data))
+		if !bytes.HasPrefix(data, read) {
+			t.Fatalf("replay bytes %x are not a prefix of the input %x", read, data)
+		}
+	})
 }
