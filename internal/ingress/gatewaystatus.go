@@ -213,50 +213,45 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		_, err := client.Gateways(gw.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("Gateway", k, err)
 	}
-	for _, hr := range in.HTTPRoutes {
-		k := objKey(&hr.ObjectMeta)
-		if parents, changed := routeParents(hr.Status.Parents, t.Gateway.Routes[k], now); changed {
-			up := hr.DeepCopy()
-			up.Status.Parents = parents
-			_, err := client.HTTPRoutes(hr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-			warn(KindHTTPRoute, k, err)
+	writeRouteStatus(ctx, KindHTTPRoute, in.HTTPRoutes, t.Gateway.Routes, now, warn,
+		func(r *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+		func(ns string) statusUpdater[*gwv1.HTTPRoute] { return client.HTTPRoutes(ns) })
+	writeRouteStatus(ctx, KindGRPCRoute, in.GRPCRoutes, t.Gateway.GRPCRoutes, now, warn,
+		func(r *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+		func(ns string) statusUpdater[*gwv1.GRPCRoute] { return client.GRPCRoutes(ns) })
+	writeRouteStatus(ctx, KindTLSRoute, in.TLSRoutes, t.Gateway.TLSRoutes, now, warn,
+		func(r *gwv1.TLSRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+		func(ns string) statusUpdater[*gwv1.TLSRoute] { return client.TLSRoutes(ns) })
+	writeRouteStatus(ctx, KindTCPRoute, in.TCPRoutes, t.Gateway.TCPRoutes, now, warn,
+		func(r *gwv1.TCPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+		func(ns string) statusUpdater[*gwv1.TCPRoute] { return client.TCPRoutes(ns) })
+	writeRouteStatus(ctx, KindUDPRoute, in.UDPRoutes, t.Gateway.UDPRoutes, now, warn,
+		func(r *gwv1.UDPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+		func(ns string) statusUpdater[*gwv1.UDPRoute] { return client.UDPRoutes(ns) })
+}
+
+// statusUpdater is the typed client of one route kind in one namespace.
+type statusUpdater[R any] interface {
+	UpdateStatus(context.Context, R, metav1.UpdateOptions) (R, error)
+}
+
+// writeRouteStatus publishes want, the parents' statuses t computed, on the
+// routes of one kind where they differ from the objects'.
+func writeRouteStatus[R interface {
+	metav1.Object
+	DeepCopy() R
+}](ctx context.Context, kind string, routes []R, want map[types.NamespacedName][]gwv1.RouteParentStatus, now metav1.Time,
+	warn func(string, types.NamespacedName, error), parents func(R) *[]gwv1.RouteParentStatus, client func(ns string) statusUpdater[R]) {
+	for _, r := range routes {
+		k := types.NamespacedName{Namespace: r.GetNamespace(), Name: r.GetName()}
+		ps, changed := routeParents(*parents(r), want[k], now)
+		if !changed {
+			continue
 		}
-	}
-	for _, gr := range in.GRPCRoutes {
-		k := objKey(&gr.ObjectMeta)
-		if parents, changed := routeParents(gr.Status.Parents, t.Gateway.GRPCRoutes[k], now); changed {
-			up := gr.DeepCopy()
-			up.Status.Parents = parents
-			_, err := client.GRPCRoutes(gr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-			warn(KindGRPCRoute, k, err)
-		}
-	}
-	for _, tr := range in.TLSRoutes {
-		k := objKey(&tr.ObjectMeta)
-		if parents, changed := routeParents(tr.Status.Parents, t.Gateway.TLSRoutes[k], now); changed {
-			up := tr.DeepCopy()
-			up.Status.Parents = parents
-			_, err := client.TLSRoutes(tr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-			warn(KindTLSRoute, k, err)
-		}
-	}
-	for _, tr := range in.TCPRoutes {
-		k := objKey(&tr.ObjectMeta)
-		if parents, changed := routeParents(tr.Status.Parents, t.Gateway.TCPRoutes[k], now); changed {
-			up := tr.DeepCopy()
-			up.Status.Parents = parents
-			_, err := client.TCPRoutes(tr.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-			warn(KindTCPRoute, k, err)
-		}
-	}
-	for _, ur := range in.UDPRoutes {
-		k := objKey(&ur.ObjectMeta)
-		if parents, changed := routeParents(ur.Status.Parents, t.Gateway.UDPRoutes[k], now); changed {
-			up := ur.DeepCopy()
-			up.Status.Parents = parents
-			_, err := client.UDPRoutes(ur.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-			warn(KindUDPRoute, k, err)
-		}
+		up := r.DeepCopy()
+		*parents(up) = ps
+		_, err := client(r.GetNamespace()).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn(kind, k, err)
 	}
 }
 
