@@ -545,10 +545,17 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 			l.table[l.port] = newListener(l.secure)
 			l.table[l.port].tcp, l.table[l.port].udp = l.tcp, l.udp
 		}
-		if spec.Protocol == gwv1.TLSProtocolType {
-			l.table[l.port].tlsListenerHosts[l.hostname] = true
-		} else if l.secure {
-			l.table[l.port].https = true
+		lt := l.table[l.port]
+		switch {
+		case spec.Protocol == gwv1.TLSProtocolType:
+			lt.tlsListenerHosts[l.hostname] = true
+		case l.tcp || l.udp:
+		default:
+			if lt.gwHosts == nil {
+				lt.gwHosts = map[string]bool{}
+			}
+			lt.gwHosts[l.hostname] = true
+			lt.https = lt.https || l.secure
 		}
 		if l.cert != nil {
 			lt := l.table[l.port]
@@ -849,7 +856,8 @@ func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*
 					Kind: hr.kind, Source: objKey(&hr.ObjectMeta),
 					Host: h, Path: path, PathType: pt,
 					Cond: cond, Rule: action[i],
-					order: ri<<20 | i<<10 | mi,
+					order:        ri<<20 | i<<10 | mi,
+					listenerHost: l.hostname,
 				})
 			}
 		}

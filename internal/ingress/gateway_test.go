@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -633,5 +634,71 @@ func TestGRPCRoute(t *testing.T) {
 		if tt.want != "nothing" && strings.HasPrefix(tt.req.URL.Path, "/web") != (kind == KindHTTPRoute) {
 			t.Errorf("%s matched a %s", tt.req.URL, kind)
 		}
+	}
+}
+
+// TestGatewayListenerIsolation: a request is matched only against the
+// routes of the most specific listener its host falls under.
+func TestGatewayListenerIsolation(t *testing.T) {
+	gw := makeGateway("ns", "gw").listener("any", gwv1.HTTPProtocolType, 80, "").
+		listener("wild", gwv1.HTTPProtocolType, 80, "*.example.com").
+		listener("abc", gwv1.HTTPProtocolType, 80, "abc.example.com").obj()
+	in := gatewayState([]*gwv1.Gateway{gw}, []*gwv1.HTTPRoute{
+		makeRoute("ns", "to-any").parent("", "gw", "any").rule(prefixMatch("/any"), []string{"svc-a"}).obj(),
+		makeRoute("ns", "to-wild").parent("", "gw", "wild").rule(prefixMatch("/wild"), []string{"svc-a"}).obj(),
+		makeRoute("ns", "to-abc").parent("", "gw", "abc").rule(prefixMatch("/abc"), []string{"svc-a"}).obj(),
+	})
+	tab := Build(in)
+	for _, tt := range []struct{ host, path, want string }{
+		{"bar.com", "/any", "to-any"},
+		{"bar.com", "/wild", "nothing"},
+		{"foo.example.com", "/wild", "to-wild"},
+		{"foo.example.com", "/any", "nothing"},
+		{"abc.example.com", "/abc", "to-abc"},
+		{"abc.example.com", "/wild", "nothing"},
+		{"abc.example.com", "/any", "nothing"},
+	} {
+		got := "nothing"
+		if r := tab.MatchRequest(80, request("GET", tt.host, tt.path)); r != nil {
+			got = r.Source.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s%s = %s, want %s", tt.host, tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestGatewayMisdirected: over TLS, a request whose host falls under
+// another HTTPS listener than its connection's server name is misdirected.
+func TestGatewayMisdirected(t *testing.T) {
+	gw := makeGateway("ns", "gw").
+		listener("any", gwv1.HTTPSProtocolType, 443, "").cert("", "c").
+		listener("second", gwv1.HTTPSProtocolType, 443, "second.org").cert("", "c").
+		listener("wild", gwv1.HTTPSProtocolType, 443, "*.wild.org").cert("", "c").
+		listener("four", gwv1.HTTPSProtocolType, 443, "four.wild.org").cert("", "c").obj()
+	in := gatewayState([]*gwv1.Gateway{gw}, nil)
+	in.Secrets = append(in.Secrets, validSecret(t, "ns", "c", "*.wild.org", "second.org", "example.org"))
+	tab := Build(in)
+	for _, tt := range []struct {
+		sni, host string
+		want      bool
+	}{
+		{"example.org", "example.org", false},
+		{"example.org", "second.org", true},
+		{"example.org", "unknown.org", false},
+		{"second.org", "example.org", true},
+		{"three.wild.org", "five.wild.org", false},
+		{"three.wild.org", "four.wild.org", true},
+		{"four.wild.org", "four.wild.org", false},
+		{"", "second.org", false}, // no SNI: nothing to compare
+	} {
+		r := request("GET", tt.host, "/")
+		r.TLS = &tls.ConnectionState{ServerName: tt.sni}
+		if got := tab.Misdirected(443, r); got != tt.want {
+			t.Errorf("SNI %q, host %q: misdirected = %v, want %v", tt.sni, tt.host, got, tt.want)
+		}
+	}
+	if r := request("GET", "second.org", "/"); tab.Misdirected(443, r) {
+		t.Error("a plain HTTP request was called misdirected")
 	}
 }

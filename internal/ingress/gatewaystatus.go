@@ -297,7 +297,7 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
-		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
+		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "GatewayHTTPListenerIsolation", "GatewayHTTPSListenerDetectMisdirectedRequests", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

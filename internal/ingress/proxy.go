@@ -283,6 +283,10 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 		plainError(rec, http.StatusServiceUnavailable, "ingress routes are not loaded yet")
 		return
 	}
+	if t.Misdirected(port, r) {
+		plainError(rec, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is served by another listener than the TLS server name %q; open a new connection", hostOnly(r.Host), r.TLS.ServerName))
+		return
+	}
 	route = t.MatchRequest(port, r)
 	if route == nil {
 		plainError(rec, http.StatusNotFound, fmt.Sprintf("no route matches host %q path %q", hostOnly(r.Host), r.URL.Path))

@@ -174,6 +174,9 @@ type Route struct {
 	// order breaks ties between HTTPRoute matches of equal precedence: the
 	// older route, then its rule, then the match within the rule.
 	order int
+	// listenerHost is the hostname of the Gateway listener an HTTPRoute
+	// or GRPCRoute match came through ("" none).
+	listenerHost string
 }
 
 // hostRoutes are the routes of one host, in match order.
@@ -208,6 +211,12 @@ type listener struct {
 	// connections or datagrams (the oldest TCPRoute or UDPRoute attached).
 	tcp, udp  bool
 	portRoute *StreamRoute
+
+	// gwHosts are the hostnames of the HTTP and HTTPS Gateway listeners
+	// on the port ("" for one without): a request is matched only against
+	// the routes of the most specific listener its host falls under
+	// (listener isolation).
+	gwHosts map[string]bool
 }
 
 func newListener(secure bool) *listener {
@@ -701,8 +710,12 @@ func (t *Table) MatchRequest(port int, r *http.Request) *Route {
 	if path == "" {
 		path = "/"
 	}
+	listenerHost, _ := mostSpecific(l.gwHosts, host)
 	match := func(rs hostRoutes) *Route {
 		for _, rt := range rs {
+			if rt.Kind != KindIngress && rt.listenerHost != listenerHost {
+				continue
+			}
 			if rt.matches(path) && rt.Cond.matchesRequest(r) {
 				return rt
 			}
@@ -725,6 +738,28 @@ func (t *Table) MatchRequest(port int, r *http.Request) *Route {
 		return rt
 	}
 	return l.fallback
+}
+
+// Misdirected tells whether r, over TLS on port, names a host that falls
+// under another Gateway listener than the TLS server name its connection
+// was opened for (HTTP/2 clients reuse a connection for every host its
+// certificate covers): such a request gets 421, for the client to open a
+// connection of its own.
+func (t *Table) Misdirected(port int, r *http.Request) bool {
+	if r.TLS == nil || r.TLS.ServerName == "" {
+		return false
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	l := t.listenerAt(local, port)
+	if l == nil || len(l.gwHosts) == 0 {
+		return false
+	}
+	byName, ok := mostSpecific(l.gwHosts, normalizeHost(r.TLS.ServerName))
+	if !ok {
+		return false
+	}
+	byHost, ok := mostSpecific(l.gwHosts, hostOnly(r.Host))
+	return !ok || byHost != byName
 }
 
 // listenerAt is the listener for a connection to local on port: a

@@ -31,16 +31,23 @@ type StreamRoute struct {
 // the longest "*.suffix" wildcard's (Gateway API wildcards cover one or
 // more labels), then "", the listener without a hostname.
 func byServerName[V any](m map[string]V, host string) (V, bool) {
-	if v, ok := m[host]; ok {
-		return v, true
+	k, ok := mostSpecific(m, host)
+	return m[k], ok
+}
+
+// mostSpecific is the key of m that host falls under, in byServerName's
+// order.
+func mostSpecific[V any](m map[string]V, host string) (string, bool) {
+	if _, ok := m[host]; ok {
+		return host, true
 	}
 	for s := wildcardSuffix(host); s != ""; s = wildcardSuffix(s) {
-		if v, ok := m["*."+s]; ok {
-			return v, true
+		if _, ok := m["*."+s]; ok {
+			return "*." + s, true
 		}
 	}
-	v, ok := m[""]
-	return v, ok
+	_, ok := m[""]
+	return "", ok
 }
 
 // MatchTLS tells where a TLS connection to local on port, for server name
