@@ -184,6 +184,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	gw := c.gatewayInformers(ctx, factory, changed)
 	defer gw.shutdown()
 
+	var checks sync.WaitGroup
+	checks.Go(func() { c.proxy.RunHealthChecks(ctx) })
+	defer func() {
+		cancel()
+		checks.Wait()
+	}()
+
 	ls := &listeners{c: c, open: map[int]*served{}, errc: make(chan error, 2)}
 	rebuild := func() error {
 		in := State{Class: ClassName, Now: time.Now(), GatewayPool: c.cfg.GatewayPool}

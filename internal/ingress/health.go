@@ -23,8 +23,10 @@ type Health struct {
 	clock      clock.PassiveClock
 	ejectAfter int
 
-	mu  sync.Mutex // guards eps
+	mu  sync.Mutex // guards eps and down
 	eps map[string]*outlier
+	// down are the endpoints an active health check finds failing.
+	down map[string]bool
 }
 
 type outlier struct {
@@ -39,15 +41,29 @@ func NewHealth(clk clock.PassiveClock, ejectAfter int) *Health {
 	if ejectAfter <= 0 {
 		ejectAfter = DefaultEjectAfter
 	}
-	return &Health{clock: clk, ejectAfter: ejectAfter, eps: map[string]*outlier{}}
+	return &Health{clock: clk, ejectAfter: ejectAfter, eps: map[string]*outlier{}, down: map[string]bool{}}
 }
 
 // Healthy tells whether addr may get requests now.
 func (h *Health) Healthy(addr string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.down[addr] {
+		return false
+	}
 	o := h.eps[addr]
 	return o == nil || !h.clock.Now().Before(o.until)
+}
+
+// SetActive records an active health check's verdict on addr.
+func (h *Health) SetActive(addr string, up bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if up {
+		delete(h.down, addr)
+	} else {
+		h.down[addr] = true
+	}
 }
 
 // Report records the outcome of one request to addr and tells whether it
@@ -92,6 +108,11 @@ func (h *Health) Retain(live []string) {
 	for a := range h.eps {
 		if !keep[a] {
 			delete(h.eps, a)
+		}
+	}
+	for a := range h.down {
+		if !keep[a] {
+			delete(h.down, a)
 		}
 	}
 }

@@ -272,6 +272,8 @@ type Table struct {
 
 	tlsHosts  map[string]bool
 	endpoints []string // every endpoint address, sorted
+	// checks are the active health checks, by endpoint address.
+	checks map[string]ActiveCheck
 
 	// Served are the Ingresses of our class, sorted.
 	Served []types.NamespacedName
@@ -298,6 +300,7 @@ func Build(in State) *Table {
 			ports:    map[int]*listener{HTTPPort: newListener(false), HTTPSPort: newListener(true)},
 			byAddr:   map[netip.Addr]map[int]*listener{},
 			tlsHosts: map[string]bool{},
+			checks:   map[string]ActiveCheck{},
 		},
 	}
 	b.t.ports[HTTPSPort].https = true
@@ -555,6 +558,11 @@ func (b *builder) serviceBackend(namespace, name string, port networkingv1.Servi
 		}
 	default:
 		be.Endpoints = b.endpoints(namespace, name, sp.Name, proto)
+		if chk, ok := activeCheckOf(svc); ok && proto == corev1.ProtocolTCP {
+			for _, ep := range be.Endpoints {
+				b.t.checks[ep.Addr.String()] = chk
+			}
+		}
 		be.H2C = sp.AppProtocol != nil && *sp.AppProtocol == AppProtocolH2C
 	}
 	return be
