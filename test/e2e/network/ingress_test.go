@@ -260,3 +260,51 @@ func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
+
+// TestIngressActiveHealthCheck: a Service annotated for active health
+// checks loses the pod whose /healthz fails from every node's Ingress
+// balancing (its readiness, which the Service's endpoints follow, stays
+// good), then gets it back.
+func TestIngressActiveHealthCheck(t *testing.T) {
+	ns := namespace(t)
+	pods := spreadDeployment(t, ns, "hc", 2)
+	svc := service(t, ns, "hc", corev1.ServiceTypeClusterIP)
+	svc.Annotations = map[string]string{"skiff.dev/health-check-path": "/healthz", "skiff.dev/health-check-interval": "200ms"}
+	if _, err := client.CoreV1().Services(ns).Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := networkingv1.PathTypePrefix
+	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "hc", Port: networkingv1.ServiceBackendPort{Name: "http"}}}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "hc"}, Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+		Host: "hc.example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
+		}},
+	}}}}
+	if _, err := client.NetworkingV1().Ingresses(ns).Create(context.Background(), ing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	get := ingressClient(nil)
+	answered := func() map[string]int {
+		seen := map[string]int{}
+		for range 10 {
+			if code, body, _ := get("http://hc.example/hostname"); code == 200 {
+				seen[body]++
+			}
+		}
+		return seen
+	}
+	eventually(t, time.Minute, "both pods serve through the Ingress", func() bool { return len(answered()) == 2 })
+
+	sick := pods[0].Name
+	if out, err := inPod(t, ns, sick, "timeout 3 wget -qO- http://127.0.0.1:8080/healthz/fail"); err != nil {
+		t.Fatalf("fail %s's /healthz: %v %s", sick, err, out)
+	}
+	eventually(t, 30*time.Second, sick+" out of the Ingress's balancing", func() bool {
+		seen := answered()
+		return seen[sick] == 0 && seen[pods[1].Name] == 10
+	})
+	if out, err := inPod(t, ns, sick, "timeout 3 wget -qO- http://127.0.0.1:8080/healthz/ok"); err != nil {
+		t.Fatalf("heal %s's /healthz: %v %s", sick, err, out)
+	}
+	eventually(t, 30*time.Second, sick+" back in the Ingress's balancing", func() bool { return answered()[sick] > 0 })
+}
