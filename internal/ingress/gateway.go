@@ -1107,6 +1107,14 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 	if hr.kind == KindUDPRoute {
 		proto = corev1.ProtocolUDP
 	}
+	// The Service may choose the balancing (the Ingress annotations, on
+	// the Service): Gateway API has no standard-channel place for it.
+	if svc := b.service(ns, string(ref.Name)); svc != nil {
+		if _, ok := svc.Annotations[AnnLoadBalance]; ok {
+			sp, _ := parsePolicy(svc.Annotations)
+			pol.Balance, pol.HashOn, pol.HashName = sp.Balance, sp.HashOn, sp.HashName
+		}
+	}
 	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, proto, pol)
 	if be.Missing != "" {
 		return be, string(gwv1.RouteReasonBackendNotFound), be.Missing

@@ -305,17 +305,13 @@ func (c *replayConn) CloseWrite() error {
 	return nil
 }
 
-// noRequest stands for the request a balancer may look at (for a cookie or
-// header to hash) when a TLS connection has none.
-var noRequest = &http.Request{Header: http.Header{}}
-
 // serveStream carries client's connection to an endpoint of rt's backends:
 // the stream as it is, or, when rt terminates TLS, the plain stream after
 // the handshake. A route that cannot be served (no backend resolves, none
 // is ready) closes the connection.
 func (p *Proxy) serveStream(client net.Conn, rt *StreamRoute, port int) {
 	defer client.Close()
-	ep, ok := p.streamEndpoint(rt)
+	ep, ok := p.streamEndpoint(rt, client.RemoteAddr())
 	if !ok {
 		return
 	}
@@ -345,9 +341,11 @@ func (p *Proxy) serveStream(client net.Conn, rt *StreamRoute, port int) {
 }
 
 // streamEndpoint picks the endpoint for a new connection or UDP session of
-// rt: a backend by weight, then one of its ready endpoints; false when the
-// route cannot be served (no backend resolves, none is ready).
-func (p *Proxy) streamEndpoint(rt *StreamRoute) (Endpoint, bool) {
+// rt from client: a backend by weight, then one of its ready endpoints (a
+// consistent hash of the client's address, when the Service asks for it);
+// false when the route cannot be served (no backend resolves, none is
+// ready).
+func (p *Proxy) streamEndpoint(rt *StreamRoute, client net.Addr) (Endpoint, bool) {
 	a := rt.Rule
 	if a == nil || a.Invalid != "" {
 		return Endpoint{}, false
@@ -356,7 +354,12 @@ func (p *Proxy) streamEndpoint(rt *StreamRoute) (Endpoint, bool) {
 	if i < 0 || a.Backends[i].Backend.Missing != "" {
 		return Endpoint{}, false
 	}
-	return p.pick(a.Backends[i].Backend, noRequest, nil)
+	// The request a balancer looks at: only the client's address.
+	r := &http.Request{Header: http.Header{}}
+	if client != nil {
+		r.RemoteAddr = client.String()
+	}
+	return p.pick(a.Backends[i].Backend, r, nil)
 }
 
 // pipe copies both ways until both directions end, passing on half-closes.

@@ -314,3 +314,42 @@ func FuzzReadClientHello(f *testing.F) {
 		}
 	})
 }
+
+// TestStreamRouteClientAffinity: a Service annotated for consistent
+// hashing on the client's address keeps a TCPRoute's connections from one
+// client on one endpoint (round robin would alternate).
+func TestStreamRouteClientAffinity(t *testing.T) {
+	gw := makeGateway("ns", "gw").listener("tcp", gwv1.TCPProtocolType, 9000, "").obj()
+	in := gatewayState([]*gwv1.Gateway{gw}, nil)
+	in.TCPRoutes = []*gwv1.TCPRoute{tcpRoute("r", 1, "svc-a")}
+	in.Services[0].Annotations = map[string]string{AnnLoadBalance: string(ConsistentHash)} // svc-a; hash-on defaults to client-ip
+	for _, name := range []string{"a", "b"} {
+		addr := tcpServer(t, func(c net.Conn) net.Conn { return c }, func(net.Conn) string { return name })
+		in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", addr))
+	}
+	f := newFixture(t, ProxyConfig{})
+	f.p.SetTable(Build(in))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTCPDemux(ln, f.p, 9000)
+	t.Cleanup(func() { d.Close() })
+	seen := map[string]int{}
+	for range 6 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		seen[string(buf[:1])]++
+		c.Close()
+	}
+	if len(seen) != 1 {
+		t.Errorf("one client's connections went to %v, want one endpoint", seen)
+	}
+}

@@ -93,7 +93,7 @@ func (u *udpProxy) session(client *net.UDPAddr, local net.IP) *net.UDPConn {
 	if rt == nil {
 		return nil
 	}
-	ep, ok := u.p.streamEndpoint(rt)
+	ep, ok := u.p.streamEndpoint(rt, client)
 	if !ok {
 		return nil
 	}
