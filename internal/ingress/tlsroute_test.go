@@ -273,28 +273,7 @@ func TestTCPRoute(t *testing.T) {
 		t.Errorf("port 9000 speaks %s, want TCP", got)
 	}
 
-	f := newFixture(t, ProxyConfig{})
-	f.p.SetTable(tab)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newTCPDemux(ln, f.p, 9000)
-	t.Cleanup(func() { d.Close() })
-	count := map[string]int{}
-	for range 8 {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 2)
-		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Fatalf("TCP through the proxy: %v", err)
-		}
-		count[string(buf[:1])]++
-		c.Close()
-	}
+	count := greetings(t, tab, 8)
 	if count["a"] != 6 || count["b"] != 2 {
 		t.Errorf("the older route's 3:1 backends over 8 connections gave %v, want a:6 b:2", count)
 	}
@@ -327,16 +306,26 @@ func TestStreamRouteClientAffinity(t *testing.T) {
 		addr := tcpServer(t, func(c net.Conn) net.Conn { return c }, func(net.Conn) string { return name })
 		in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", addr))
 	}
+	seen := greetings(t, Build(in), 6)
+	if len(seen) != 1 {
+		t.Errorf("one client's connections went to %v, want one endpoint", seen)
+	}
+}
+
+// greetings serves tab's TCP port 9000 through a proxy, opens n connections
+// to it and counts the one-letter greetings of the backends reached.
+func greetings(t *testing.T, tab *Table, n int) map[string]int {
+	t.Helper()
 	f := newFixture(t, ProxyConfig{})
-	f.p.SetTable(Build(in))
+	f.p.SetTable(tab)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := newTCPDemux(ln, f.p, 9000)
 	t.Cleanup(func() { d.Close() })
-	seen := map[string]int{}
-	for range 6 {
+	count := map[string]int{}
+	for range n {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -344,12 +333,10 @@ func TestStreamRouteClientAffinity(t *testing.T) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 2)
 		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Fatal(err)
+			t.Fatalf("TCP through the proxy: %v", err)
 		}
-		seen[string(buf[:1])]++
+		count[string(buf[:1])]++
 		c.Close()
 	}
-	if len(seen) != 1 {
-		t.Errorf("one client's connections went to %v, want one endpoint", seen)
-	}
+	return count
 }
