@@ -686,8 +686,9 @@ func intersectHost(listener, route string) (string, bool) {
 	return "", false
 }
 
-// gwRoute is an HTTPRoute, or a GRPCRoute put in HTTPRoute terms (see
-// grpcAsHTTP), with the kind it came as.
+// gwRoute is an HTTPRoute, or a GRPCRoute, TLSRoute, TCPRoute or UDPRoute
+// put in HTTPRoute terms (grpcAsHTTP, streamAsHTTP), with the kind it came
+// as.
 type gwRoute struct {
 	kind string
 	*gwv1.HTTPRoute
@@ -707,8 +708,8 @@ func (r gwRoute) groupKind() gwv1.RouteGroupKind {
 	return httpRouteKind
 }
 
-// addRoutes attaches the HTTPRoutes and GRPCRoutes to the listeners of
-// served Gateways and computes their parent statuses.
+// addRoutes attaches the routes of every kind to the listeners of served
+// Gateways and computes their parent statuses.
 func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener) {
 	routes := make([]gwRoute, 0, len(b.in.HTTPRoutes)+len(b.in.GRPCRoutes))
 	for _, hr := range b.in.HTTPRoutes {
@@ -1188,7 +1189,7 @@ func grpcFilters(fs []gwv1.GRPCRouteFilter) []gwv1.HTTPRouteFilter {
 	return out
 }
 
-// streamAsHTTP puts a TLSRoute or TCPRoute in HTTPRoute terms for
+// streamAsHTTP puts a TLSRoute, TCPRoute or UDPRoute in HTTPRoute terms for
 // attachment and backend resolution: its rules are backendRefs without
 // matches or filters.
 func streamAsHTTP(meta metav1.ObjectMeta, common gwv1.CommonRouteSpec, hostnames []gwv1.Hostname, rules []gwv1.HTTPRouteRule) *gwv1.HTTPRoute {
@@ -1199,7 +1200,7 @@ func streamAsHTTP(meta metav1.ObjectMeta, common gwv1.CommonRouteSpec, hostnames
 	return hr
 }
 
-// streamRules are the rules of a TLSRoute or TCPRoute (a name and
+// streamRules are the rules of a TLSRoute, TCPRoute or UDPRoute (a name and
 // backendRefs each) as HTTPRoute rules.
 func streamRules[R any](rules []R, parts func(R) (*gwv1.SectionName, []gwv1.BackendRef)) []gwv1.HTTPRouteRule {
 	out := make([]gwv1.HTTPRouteRule, len(rules))
