@@ -38,12 +38,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/utils/ptr"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/agent/podnet"
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/controller/ingresslb"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/ingress"
 	"github.com/skiffdev/skiff/internal/jointoken"
@@ -295,7 +297,7 @@ func (a *Agent) components() []supervise.Component {
 	if !cfg.DisableIngress {
 		list = append(list, supervise.Component{Name: "ingress", Restart: restart, Run: a.runIngress})
 	}
-	return append(list, supervise.Component{Name: "storage-dir", Run: a.annotateStorageDir})
+	return append(list, supervise.Component{Name: "node-annotations", Run: a.annotateNode})
 }
 
 // runIngress serves the cluster's Ingresses and Gateways on this node's
@@ -618,15 +620,24 @@ func (a *Agent) runProxy(ctx context.Context) error {
 	return component.Proxy(ctx, component.Args(merged, nil))
 }
 
-// annotateStorageDir records on the Node where its local-path volumes live
-// (DATA/storage; internal/controller/localpath reads it), with the node's own
-// credentials, once the kubelet has registered the Node. It retries until it
-// has succeeded or ctx ends.
-func (a *Agent) annotateStorageDir(ctx context.Context) error {
+// annotateNode records on the Node, with the node's own credentials once
+// the kubelet has registered it, where its local-path volumes live
+// (DATA/storage; internal/controller/localpath reads it) and the ports its
+// Ingress proxy serves (internal/controller/ingresslb publishes them as the
+// skiff-ingress Service), or that it runs none. It retries until it has
+// succeeded or ctx ends.
+func (a *Agent) annotateNode(ctx context.Context) error {
 	log, client := a.cfg.Log, a.nodeClient
 	dir := filepath.Join(a.cfg.DataDir, "storage")
+	var ports *string // null in a merge patch: the annotation is removed
+	if !a.cfg.DisableIngress {
+		ports = ptr.To(ingresslb.FormatPorts(a.cfg.IngressHTTPPort, a.cfg.IngressHTTPSPort))
+	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{localpath.NodeStorageDirAnnotation: dir},
+		"annotations": map[string]*string{
+			localpath.NodeStorageDirAnnotation: &dir,
+			ingresslb.NodePortsAnnotation:      ports,
+		},
 	}})
 	if err != nil {
 		panic(err) // a map of strings always marshals
@@ -634,11 +645,11 @@ func (a *Agent) annotateStorageDir(ctx context.Context) error {
 	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		_, err := client.CoreV1().Nodes().Patch(ctx, a.cfg.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})
 		if err == nil {
-			log.Info("recorded the node's storage directory", "node", a.cfg.NodeName, "dir", dir)
+			log.Info("annotated the node", "node", a.cfg.NodeName, "storage-dir", dir, "ingress-ports", ptr.Deref(ports, "none"))
 			return nil
 		}
 		if !apierrors.IsNotFound(err) { // NotFound: the kubelet has not registered the Node yet
-			log.Warn("cannot record the node's storage directory; retrying", "node", a.cfg.NodeName, "err", err, "after", delay)
+			log.Warn("cannot annotate the node; retrying", "node", a.cfg.NodeName, "err", err, "after", delay)
 		}
 		select {
 		case <-ctx.Done():

@@ -21,8 +21,8 @@ const module = "github.com/skiffdev/skiff/"
 // and agent assemble components; the leaves import no skiff package at all.
 var allowed = map[string][]string{
 	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/gatewayapi", "internal/server", "internal/sim", "internal/supervise"},
-	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/storage", "internal/supervise"},
-	"internal/agent":                {"internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/localpath", "internal/images", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
+	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/storage", "internal/supervise"},
+	"internal/agent":                {"internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
 	"internal/agent/netpol":         {"internal/changes"},
 	"internal/agent/podnet":         {"internal/changes"},
@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/component":            nil,
 	"internal/controller/localpath": nil,
 	"internal/controller/servicelb": nil,
+	"internal/controller/ingresslb": {"internal/changes"},
 	"internal/changes":              nil,
 	"internal/dns":                  {"internal/changes"},
 	"internal/freeport":             nil,

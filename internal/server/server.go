@@ -26,6 +26,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/controller/ingresslb"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
@@ -263,12 +264,18 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return nil, err
 		}
 		lb := servicelb.New(lbClient, log.With("controller", "service-lb"))
+		ingressLBClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-ingress-lb"))
+		if err != nil {
+			return nil, err
+		}
+		ingressLB := ingresslb.New(ingressLBClient, log.With("controller", "ingress-lb"))
 		list = append(list,
 			supervise.Component{Name: "kube-controller-manager", Restart: restart, Run: func(ctx context.Context) error {
 				return component.ControllerManager(ctx, args)
 			}},
 			supervise.Component{Name: "local-path-provisioner", Restart: restart, Run: provisioner.Run},
 			supervise.Component{Name: "service-lb", Restart: restart, Run: lb.Run},
+			supervise.Component{Name: "ingress-lb", Restart: restart, Run: ingressLB.Run},
 		)
 	}
 	if !s.cfg.DisableScheduler {

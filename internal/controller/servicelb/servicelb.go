@@ -5,23 +5,33 @@
 // IPs, so a client reaching any node on the Service's port reaches its
 // endpoints, and `kubectl get svc` shows an EXTERNAL-IP.
 //
+// As with k3s's ServiceLB, a port is held on a node by the first Service
+// to ask for it (a younger one is pending on that node), and a Service whose
+// externalTrafficPolicy is Local gets only the nodes that hold one of its
+// ready endpoints (kube-proxy drops outside traffic for it elsewhere).
+//
 // It owns only status.loadBalancer of such Services; it does not move
 // traffic itself.
 package servicelb
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -42,24 +52,29 @@ func (c *Controller) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(c.client, 10*time.Minute)
 	services := factory.Core().V1().Services()
 	nodes := factory.Core().V1().Nodes()
+	slicesInf := factory.Discovery().V1().EndpointSlices()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	defer queue.ShutDown()
 
-	enqueueService := func(obj any) {
-		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
-			queue.Add(key)
-		}
-	}
+	// A Service's ingress depends on the older Services' (their ports
+	// claimed on each node), so any change that matters enqueues every
+	// managed Service; the queue folds the repeats.
 	enqueueAll := func(any) {
 		list, _ := services.Lister().List(labels.Everything())
 		for _, s := range list {
-			if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
-				enqueueService(s)
+			if managed(s) {
+				if key, err := cache.MetaNamespaceKeyFunc(s); err == nil {
+					queue.Add(key)
+				}
 			}
 		}
 	}
 	if _, err := services.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueueService, UpdateFunc: func(_, n any) { enqueueService(n) },
+		AddFunc: enqueueAll, DeleteFunc: enqueueAll, UpdateFunc: func(o, n any) {
+			if before, after := o.(*corev1.Service), n.(*corev1.Service); managed(before) || managed(after) {
+				enqueueAll(n)
+			}
+		},
 	}); err != nil {
 		return err
 	}
@@ -69,6 +84,25 @@ func (c *Controller) Run(ctx context.Context) error {
 				enqueueAll(n)
 			}
 		},
+	}); err != nil {
+		return err
+	}
+	// An EndpointSlice change matters to a Local Service.
+	sliceChanged := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+				if svc, err := services.Lister().Services(s.Namespace).Get(name); err == nil && managed(svc) &&
+					svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+					enqueueAll(nil)
+				}
+			}
+		}
+	}
+	if _, err := slicesInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: sliceChanged, UpdateFunc: func(_, n any) { sliceChanged(n) }, DeleteFunc: sliceChanged,
 	}); err != nil {
 		return err
 	}
@@ -82,7 +116,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		if quit {
 			return nil
 		}
-		err := c.sync(ctx, key, services.Lister(), nodes.Lister())
+		err := c.sync(ctx, key, services.Lister(), nodes.Lister(), slicesInf.Lister())
 		if err != nil {
 			c.log.Warn("service load balancer: sync failed", "service", key, "err", err)
 			queue.AddRateLimited(key)
@@ -93,7 +127,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Controller) sync(ctx context.Context, key string, services corelisters.ServiceLister, nodes corelisters.NodeLister) error {
+func (c *Controller) sync(ctx context.Context, key string, services corelisters.ServiceLister, nodes corelisters.NodeLister, endpointSlices discoverylisters.EndpointSliceLister) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
@@ -102,11 +136,19 @@ func (c *Controller) sync(ctx context.Context, key string, services corelisters.
 	if err != nil || !managed(svc) {
 		return nil // deleted, or not ours: nothing to do
 	}
-	list, err := nodes.List(labels.Everything())
+	all, err := services.List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	want := Ingress(svc, list)
+	nodeList, err := nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	slicesOf := func(s *corev1.Service) []*discoveryv1.EndpointSlice {
+		list, _ := endpointSlices.EndpointSlices(s.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: s.Name}))
+		return list
+	}
+	want := Assign(all, nodeList, slicesOf)[types.NamespacedName{Namespace: ns, Name: name}]
 	if reflect.DeepEqual(svc.Status.LoadBalancer.Ingress, want) {
 		return nil
 	}
@@ -121,10 +163,79 @@ func managed(svc *corev1.Service) bool {
 	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil
 }
 
-// Ingress is the status a managed Service should carry: one entry per ready
-// node address (ExternalIP where a node has one, else InternalIP), sorted.
-func Ingress(svc *corev1.Service, nodes []*corev1.Node) []corev1.LoadBalancerIngress {
-	ips := nodeAddresses(nodes)
+// Assign returns the status every managed Service should carry: one entry
+// per address (ExternalIP where a node has one, else InternalIP), sorted,
+// of the ready, schedulable nodes
+//   - where no older managed Service holds one of its ports (same number
+//     and protocol): the first Service to ask for a port on a node keeps it,
+//     and a younger one is pending there, as with k3s's ServiceLB (where a
+//     node's host port can be taken once), since kube-proxy can send a
+//     node address's port to only one Service;
+//   - for an externalTrafficPolicy Local Service, that hold one of its ready
+//     endpoints (slicesOf lists its EndpointSlices): kube-proxy drops
+//     outside traffic for it on the other nodes.
+//
+// Older is by creation time, then namespace and name.
+func Assign(services []*corev1.Service, nodes []*corev1.Node, slicesOf func(*corev1.Service) []*discoveryv1.EndpointSlice) map[types.NamespacedName][]corev1.LoadBalancerIngress {
+	var lbs []*corev1.Service
+	for _, s := range services {
+		if managed(s) {
+			lbs = append(lbs, s)
+		}
+	}
+	slices.SortFunc(lbs, func(a, b *corev1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	type portKey struct {
+		proto corev1.Protocol
+		port  int32
+	}
+	claimed := map[string]map[portKey]bool{} // by node name
+	out := map[types.NamespacedName][]corev1.LoadBalancerIngress{}
+	for _, svc := range lbs {
+		var local map[string]bool
+		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+			local = map[string]bool{}
+			for _, s := range slicesOf(svc) {
+				for _, e := range s.Endpoints {
+					if e.NodeName != nil && (e.Conditions.Ready == nil || *e.Conditions.Ready) {
+						local[*e.NodeName] = true
+					}
+				}
+			}
+		}
+		var got []*corev1.Node
+		for _, n := range nodes {
+			if !ready(n) || n.Spec.Unschedulable || (local != nil && !local[n.Name]) {
+				continue
+			}
+			free := true
+			for _, p := range svc.Spec.Ports {
+				if claimed[n.Name][portKey{cmp.Or(p.Protocol, corev1.ProtocolTCP), p.Port}] {
+					free = false
+				}
+			}
+			if !free {
+				continue
+			}
+			if claimed[n.Name] == nil {
+				claimed[n.Name] = map[portKey]bool{}
+			}
+			for _, p := range svc.Spec.Ports {
+				claimed[n.Name][portKey{cmp.Or(p.Protocol, corev1.ProtocolTCP), p.Port}] = true
+			}
+			got = append(got, n)
+		}
+		out[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = ingressOf(nodeAddresses(got))
+	}
+	return out
+}
+
+// ingressOf turns addresses into status entries (VIP mode), nil for none.
+func ingressOf(ips []string) []corev1.LoadBalancerIngress {
 	if len(ips) == 0 {
 		return nil
 	}

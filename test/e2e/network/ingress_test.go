@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -307,4 +308,68 @@ func TestIngressActiveHealthCheck(t *testing.T) {
 		t.Fatalf("heal %s's /healthz: %v %s", sick, err, out)
 	}
 	eventually(t, 30*time.Second, sick+" back in the Ingress's balancing", func() bool { return answered()[sick] > 0 })
+}
+
+// TestIngressLoadBalancerService: the nodes' proxies are published as the
+// LoadBalancer Service kube-system/skiff-ingress, whose EndpointSlices name
+// each node and whose EXTERNAL-IPs (the service load balancer's) reach an
+// Ingress on the Service's port.
+func TestIngressLoadBalancerService(t *testing.T) {
+	ns := namespace(t)
+	spreadDeployment(t, ns, "pub", 2)
+	service(t, ns, "pub", corev1.ServiceTypeClusterIP)
+	prefix := networkingv1.PathTypePrefix
+	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "pub", Port: networkingv1.ServiceBackendPort{Name: "http"}}}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "pub"}, Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+		Host: "pub.example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
+		}},
+	}}}}
+	if _, err := client.NetworkingV1().Ingresses(ns).Create(context.Background(), ing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var svc *corev1.Service
+	eventually(t, time.Minute, "kube-system/skiff-ingress with the three nodes as EXTERNAL-IPs", func() bool {
+		var err error
+		svc, err = client.CoreV1().Services("kube-system").Get(context.Background(), "skiff-ingress", metav1.GetOptions{})
+		return err == nil && len(svc.Status.LoadBalancer.Ingress) == 3
+	})
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("skiff-ingress: type %s, externalTrafficPolicy %s; want LoadBalancer, Local", svc.Spec.Type, svc.Spec.ExternalTrafficPolicy)
+	}
+	slices, err := client.DiscoveryV1().EndpointSlices("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=skiff-ingress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]bool{}
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.NodeName != nil && e.Conditions.Ready != nil && *e.Conditions.Ready {
+				nodes[*e.NodeName] = true
+			}
+		}
+	}
+	if len(nodes) != 3 {
+		t.Errorf("skiff-ingress endpoints on nodes %v, want the three nodes", nodes)
+	}
+	port := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		port[p.Name] = p.Port
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if !strings.HasPrefix(in.IP, nodeSubnet+".") {
+			t.Errorf("EXTERNAL-IP %s is not a node address", in.IP)
+		}
+		get := clientTo(in.IP, nil)
+		url := fmt.Sprintf("http://pub.example:%d/hostname", port["http"])
+		eventually(t, time.Minute, "the Ingress through "+in.IP, func() bool {
+			code, body, _ := get(url)
+			return code == 200 && strings.HasPrefix(body, "pub-")
+		})
+	}
+	out, err := kubectl(t, "get", "svc", "-n", "kube-system", "skiff-ingress")
+	if err != nil || !strings.Contains(out, "LoadBalancer") || !strings.Contains(out, nodeSubnet+".") || !strings.Contains(out, "80/TCP,443/TCP") {
+		t.Errorf("kubectl get svc skiff-ingress: want LoadBalancer, node EXTERNAL-IPs and 80/TCP,443/TCP: %v\n%s", err, out)
+	}
 }

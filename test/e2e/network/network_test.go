@@ -367,10 +367,23 @@ func TestServiceWithoutEndpointsRejectsAtOnce(t *testing.T) {
 	}
 }
 
+// TestLoadBalancerFromHost: a LoadBalancer Service gets the nodes' addresses
+// as EXTERNAL-IPs and answers on them from outside the cluster; one asking
+// for a port an older LoadBalancer holds stays pending.
 func TestLoadBalancerFromHost(t *testing.T) {
 	ns := namespace(t)
 	spreadDeployment(t, ns, "lb", 2)
-	svc := service(t, ns, "lb", corev1.ServiceTypeLoadBalancer)
+	// Port 80 of every node is the Ingress proxies' (kube-system/
+	// skiff-ingress, older): a LoadBalancer asking for it stays pending.
+	taken := service(t, ns, "lb", corev1.ServiceTypeLoadBalancer)
+	svc := createService(t, ns, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb-8081"},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": "lb"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 8081, TargetPort: intstr.FromInt32(8080)}},
+		},
+	})
 	var ingress []corev1.LoadBalancerIngress
 	eventually(t, time.Minute, "EXTERNAL-IP: the three nodes' addresses", func() bool {
 		got, err := client.CoreV1().Services(ns).Get(context.Background(), svc.Name, metav1.GetOptions{})
@@ -390,8 +403,14 @@ func TestLoadBalancerFromHost(t *testing.T) {
 			return err == nil && strings.HasPrefix(string(out), "lb-")
 		})
 	}
-	out, err := kubectl(t, "get", "svc", "-n", ns, "lb")
+	out, err := kubectl(t, "get", "svc", "-n", ns, svc.Name)
 	if err != nil || !strings.Contains(out, nodeSubnet+".") {
 		t.Errorf("kubectl get svc shows no EXTERNAL-IP: %v\n%s", err, out)
+	}
+	if got, err := client.CoreV1().Services(ns).Get(context.Background(), taken.Name, metav1.GetOptions{}); err != nil || len(got.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("a LoadBalancer on port 80, held by the ingress Service: ingress %v (err %v), want pending", got.Status.LoadBalancer.Ingress, err)
+	}
+	if out, err := kubectl(t, "get", "svc", "-n", ns, taken.Name); err != nil || !strings.Contains(out, "<pending>") {
+		t.Errorf("kubectl get svc of the port-80 LoadBalancer: want EXTERNAL-IP <pending>: %v\n%s", err, out)
 	}
 }
