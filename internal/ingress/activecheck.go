@@ -72,11 +72,6 @@ func (p *Proxy) RunHealthChecks(ctx context.Context) {
 	tick := time.NewTicker(minCheckInterval)
 	defer tick.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
 		var checks map[string]ActiveCheck
 		if t := p.Table(); t != nil {
 			checks = t.checks
@@ -88,6 +83,24 @@ func (p *Proxy) RunHealthChecks(ctx context.Context) {
 					p.health.SetActive(addr, true)
 				}
 			}
+		}
+		if len(checks) == 0 {
+			// Nothing to probe: sleep until a table names a check,
+			// without waking every tick.
+			tick.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.tableSet.C():
+			}
+			tick.Reset(minCheckInterval)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.tableSet.C(): // a new table: prune and probe what it names
 		}
 		now := time.Now()
 		results := map[string]bool{}

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/skiffdev/skiff/internal/changes"
 )
 
 // Server hardening limits.
@@ -66,6 +68,8 @@ type Proxy struct {
 	// table is the current Table; SetTable replaces it whole, and a request
 	// keeps the one it loaded first.
 	table atomic.Pointer[Table]
+	// tableSet is notified by SetTable (RunHealthChecks waits on it).
+	tableSet *changes.Signal
 
 	seeds    *lockedRand     // draws a seed for each balancer
 	upstream *http.Transport // speaks to the endpoints
@@ -104,6 +108,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		metrics:     m,
 		defaultCert: cert,
 		seeds:       &lockedRand{r: rand.New(cfg.Rand)},
+		tableSet:    changes.New(),
 	}
 	// Environment proxy settings are not used: endpoints are pod IPs.
 	p.upstream = &http.Transport{
@@ -130,6 +135,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 // SetTable makes t the table for every request from now on.
 func (p *Proxy) SetTable(t *Table) {
 	p.table.Store(t)
+	p.tableSet.Notify()
 	live := t.Endpoints()
 	p.health.Retain(live)
 	p.inFlight.Range(func(k, _ any) bool {
