@@ -45,6 +45,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -123,7 +124,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	gwClient, err := gateway.NewForConfig(rc)
+	gwConfig := rest.CopyConfig(rc)
+	gwConfig.ContentType = "application/json" // CRDs speak JSON only
+	gwClient, err := gateway.NewForConfig(gwConfig)
 	if err != nil {
 		return err
 	}
@@ -238,7 +241,10 @@ func run(ctx context.Context, o options) error {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rss, _ := benchkit.TreeRSS(os.Getpid())
+	mem, err := benchkit.ProcessMemory(os.Getpid())
+	if err != nil {
+		return err
+	}
 	total := o.routes + o.samples
 
 	var rep benchkit.Report
@@ -246,7 +252,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Sprintf("%.1f ms", ms1(s.P99)), "≤ 100 ms", benchkit.Verdict(s.P99 <= 100*time.Millisecond))
 	rep.Add("  p50 / p90 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms (slowest %s)", ms1(s.P50), ms1(s.P90), ms1(s.Max), slowest))
 	rep.Add(fmt.Sprintf("Go heap in use holding %d routes", total), fmt.Sprintf("%.1f MiB", float64(ms.HeapInuse)/(1<<20)))
-	rep.Add(fmt.Sprintf("process RSS holding %d routes", total), fmt.Sprintf("%.1f MiB", float64(rss)/(1<<20)))
+	rep.Add(fmt.Sprintf("this process's RSS holding %d routes", total), mem.String())
 	rep.Add("load average during the run", load.Stop())
 	fmt.Println()
 	rep.Print(os.Stdout)
