@@ -331,8 +331,10 @@ func (a *Agent) runIngress(ctx context.Context) error {
 			Client:        a.nodeClient,
 			GatewayClient: gwClient,
 			GatewayPool:   pool,
-			HTTPAddr:      ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
-			HTTPSAddr:     ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
+			// The proxies claim what the CRDs the server installed can express.
+			ExperimentalGatewayAPI: a.cluster.GatewayAPIChannel == "experimental",
+			HTTPAddr:               ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
+			HTTPSAddr:              ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
 			Addresses: func() []string {
 				nodes, _ := a.ingressNodes.Load().(corelisters.NodeLister)
 				return readyNodeIPs(nodes)

@@ -46,6 +46,10 @@ type Config struct {
 	// network must route it to the nodes). Empty: Gateways share the
 	// nodes' addresses.
 	GatewayAddressPool string `json:"gatewayAddressPool,omitempty"`
+	// GatewayAPIChannel is the channel of the Gateway API CRDs the server
+	// installs, "standard" (empty means it too) or "experimental"; the
+	// proxies claim the experimental features only on the latter.
+	GatewayAPIChannel string `json:"gatewayAPIChannel,omitempty"`
 }
 
 // Default is a fresh cluster's configuration.
@@ -95,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if errs := validation.IsDNS1123Subdomain(c.ClusterDomain); len(errs) > 0 {
 		return fmt.Errorf("--cluster-domain %q: %s", c.ClusterDomain, errs[0])
+	}
+	if ch := c.GatewayAPIChannel; ch != "" && ch != "standard" && ch != "experimental" {
+		return fmt.Errorf("--gateway-api-channel %q: want standard or experimental", ch)
 	}
 	if c.GatewayAddressPool != "" {
 		_, pool, err := net.ParseCIDR(c.GatewayAddressPool)

@@ -36,6 +36,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.ClusterDNS = "dns.example" }, `--cluster-dns "dns.example" is not an IP address`},
 		{func(c *Config) { c.ClusterDNS = "10.44.0.10" }, "--cluster-dns 10.44.0.10 is outside --service-cidr 10.43.0.0/16"},
 		{func(c *Config) { c.ClusterDomain = "a..b" }, `--cluster-domain "a..b"`},
+		{func(c *Config) { c.GatewayAPIChannel = "beta" }, `--gateway-api-channel "beta": want standard or experimental`},
 	} {
 		c := Default()
 		tc.mutate(&c)

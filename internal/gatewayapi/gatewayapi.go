@@ -1,9 +1,9 @@
 // Package gatewayapi installs the Gateway API into a cluster: the CRDs of
-// the standard channel of sigs.k8s.io/gateway-api, at the version go.mod
-// pins, and the GatewayClass "skiff" whose Gateways every node's proxy
-// (internal/ingress) serves.
+// the standard (default) or the experimental channel of
+// sigs.k8s.io/gateway-api, at the version go.mod pins, and the GatewayClass
+// "skiff" whose Gateways every node's proxy (internal/ingress) serves.
 //
-// The CRD manifests in crds/ are the module's own, unmodified; the test
+// The CRD manifests in crds/CHANNEL/ are the module's own, unmodified; the test
 // TestCRDsMatchModule keeps them equal to the pinned module's (run it with
 // UPDATE_CRDS=1 after changing the version in go.mod).
 package gatewayapi
@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,21 @@ const (
 // installed by someone else are left as they are.
 const annManaged = "skiff.dev/managed"
 
-//go:embed crds/*.yaml
+// Channel is a release channel of the Gateway API's CRDs.
+type Channel string
+
+// The channels: standard holds the stable kinds and fields; experimental
+// adds fields such as HTTPRoute's retry and sessionPersistence and kinds
+// such as XBackendTrafficPolicy.
+const (
+	Standard     Channel = "standard"
+	Experimental Channel = "experimental"
+)
+
+// groups are the API groups of the Gateway API's CRDs.
+var groups = []string{"gateway.networking.k8s.io", "gateway.networking.x-k8s.io"}
+
+//go:embed crds/standard/*.yaml crds/experimental/*.yaml
 var crdFiles embed.FS
 
 // crdName is the name of the CRD in a manifest file named GROUP_PLURAL.yaml.
@@ -54,8 +69,10 @@ func crdName(file string) string {
 	return plural + "." + group
 }
 
-// manifests lists the embedded CRD manifest files, sorted.
-func manifests() ([]string, error) { return fs.Glob(crdFiles, "crds/*.yaml") }
+// manifests lists the embedded CRD manifest files of ch, sorted.
+func manifests(ch Channel) ([]string, error) {
+	return fs.Glob(crdFiles, path.Join("crds", string(ch), "*.yaml"))
+}
 
 func decode(file string) (*apiextensionsv1.CustomResourceDefinition, error) {
 	b, err := crdFiles.ReadFile(file)
@@ -72,13 +89,15 @@ func decode(file string) (*apiextensionsv1.CustomResourceDefinition, error) {
 	return crd, nil
 }
 
-// Install creates the Gateway API CRDs that are missing, upgrades the ones
-// skiff installed at another version, leaves alone the ones someone else
-// installed (say, the experimental channel), and waits until all are
-// established. Manifests are decoded only when a CRD must be written.
-func Install(ctx context.Context, client apiextensions.Interface, log *slog.Logger) error {
+// Install creates the Gateway API CRDs of ch that are missing, upgrades the
+// ones skiff installed at another version or channel, deletes the ones
+// skiff installed that ch does not have (the experimental kinds, back on the
+// standard channel: their objects go with them), leaves alone the ones
+// someone else installed, and waits until all are established. Manifests
+// are decoded only when a CRD must be written.
+func Install(ctx context.Context, client apiextensions.Interface, ch Channel, log *slog.Logger) error {
 	crds := client.ApiextensionsV1().CustomResourceDefinitions()
-	files, err := manifests()
+	files, err := manifests(ch)
 	if err != nil {
 		return err
 	}
@@ -98,7 +117,7 @@ func Install(ctx context.Context, client apiextensions.Interface, log *slog.Logg
 			}
 			continue
 		}
-		if err == nil && old.Annotations[annBundleVersion] == BundleVersion {
+		if err == nil && old.Annotations[annBundleVersion] == BundleVersion && old.Annotations[annChannel] == string(ch) {
 			continue
 		}
 		crd, derr := decode(f)
@@ -116,7 +135,21 @@ func Install(ctx context.Context, client apiextensions.Interface, log *slog.Logg
 		if _, err := crds.Update(ctx, crd, metav1.UpdateOptions{FieldManager: "skiff"}); err != nil {
 			return fmt.Errorf("gateway api: upgrade CRD %s from %s: %w", name, old.Annotations[annBundleVersion], err)
 		}
-		log.Info("upgraded Gateway API CRD", "crd", name, "from", old.Annotations[annBundleVersion], "to", BundleVersion)
+		log.Info("upgraded Gateway API CRD", "crd", name,
+			"from", old.Annotations[annBundleVersion]+" "+old.Annotations[annChannel], "to", BundleVersion+" "+string(ch))
+	}
+	all, err := crds.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("gateway api: list CRDs: %w", err)
+	}
+	for _, crd := range all.Items {
+		if crd.Annotations[annManaged] != "true" || !slices.Contains(groups, crd.Spec.Group) || slices.Contains(names, crd.Name) {
+			continue
+		}
+		if err := crds.Delete(ctx, crd.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("gateway api: delete CRD %s, not in the %s channel: %w", crd.Name, ch, err)
+		}
+		log.Info("deleted a Gateway API CRD the channel does not have", "crd", crd.Name, "channel", ch)
 	}
 	// Established takes a moment after create.
 	var pending string

@@ -63,6 +63,10 @@ type Config struct {
 	// (clusterconfig's GatewayAddressPool); the caller makes the node
 	// accept the range as local.
 	GatewayPool netip.Prefix
+	// ExperimentalGatewayAPI: the cluster has the Gateway API's
+	// experimental-channel CRDs, and the GatewayClass claims the features
+	// they carry (HTTPRoute retry).
+	ExperimentalGatewayAPI bool
 	// AccessLog logs one line per request.
 	AccessLog bool
 	// Registerer receives the metrics; nil registers them nowhere.

@@ -110,9 +110,12 @@
 // # Resilience
 //
 // A bodiless GET, HEAD or OPTIONS whose connect fails is retried once on
-// another endpoint. Five consecutive failures (5xx answers, failed
-// connects, timeouts) eject an endpoint for 30 s times the number of
-// ejections in a row, at most 5 minutes. Errors are plain text naming what
+// another endpoint; an HTTPRoute rule's retry policy (Retry) replaces that
+// rule. Five consecutive failures (5xx answers, failed connects, timeouts)
+// eject an endpoint for 30 s times the number of ejections in a row, at
+// most 5 minutes; when more of a backend's endpoints are ejected than are
+// left, all of them are balanced over again (Envoy's panic threshold), so
+// ejection never turns a backend's own errors into 503s. Errors are plain text naming what
 // failed: 502 connect or upstream errors, 503 no endpoint, 504 timeout.
 // The servers limit request headers to 64 KiB and their reading to 10 s,
 // and close idle connections after 90 s.

@@ -155,9 +155,28 @@ type RuleAction struct {
 	Backends        []WeightedBackend
 	// Timeout bounds the whole request; 0 means none.
 	Timeout time.Duration
+	// Retry, when set, is the rule's retry policy.
+	Retry *Retry
 
 	picker *weightedPicker
 }
+
+// Retry is an HTTPRoute rule's retry policy: a request whose answer has one
+// of Codes, or that gets no answer (a failed connect, a reset, the backend
+// timeout), is sent again up to Attempts more times, on another endpoint
+// when there is one, waiting Backoff before each; the last answer or error
+// is the client's. A request whose body is over 64 KiB is sent once.
+type Retry struct {
+	Codes    []int
+	Attempts int
+	Backoff  time.Duration
+}
+
+// Retry defaults where an HTTPRoute leaves them unset (Envoy's).
+const (
+	DefaultRetryAttempts = 1
+	DefaultRetryBackoff  = 25 * time.Millisecond
+)
 
 // matchesRequest tells whether r meets m (a nil m matches everything).
 func (m *RequestMatch) matchesRequest(r *http.Request) bool {
@@ -957,6 +976,20 @@ func (b *builder) httpRouteActions(hr gwRoute) ([]*RuleAction, metav1.Condition)
 			if t.BackendRequest != nil {
 				if d, err := time.ParseDuration(string(*t.BackendRequest)); err == nil && d > 0 {
 					pol.ReadTimeout = d
+				}
+			}
+		}
+		if rt := rule.Retry; rt != nil {
+			a.Retry = &Retry{Attempts: DefaultRetryAttempts, Backoff: DefaultRetryBackoff}
+			for _, c := range rt.Codes {
+				a.Retry.Codes = append(a.Retry.Codes, int(c))
+			}
+			if rt.Attempts != nil && *rt.Attempts > 0 {
+				a.Retry.Attempts = *rt.Attempts
+			}
+			if rt.Backoff != nil {
+				if d, err := time.ParseDuration(string(*rt.Backoff)); err == nil && d >= 0 {
+					a.Retry.Backoff = d
 				}
 			}
 		}

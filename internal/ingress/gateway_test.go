@@ -3,11 +3,15 @@ package ingress
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -700,5 +704,83 @@ func TestGatewayMisdirected(t *testing.T) {
 	}
 	if r := request("GET", "second.org", "/"); tab.Misdirected(443, r) {
 		t.Error("a plain HTTP request was called misdirected")
+	}
+}
+
+// TestGatewayRetry: an HTTPRoute rule's retry policy sends a request again
+// on the codes it names, up to its attempts, with the request's body, to
+// the same pod when it is the only one, while a code it does not name and
+// a rule without a policy are answered at once.
+func TestGatewayRetry(t *testing.T) {
+	f := newFixture(t, ProxyConfig{})
+	var mu sync.Mutex
+	failures := map[string]int{} // by request id: failures left
+	var bodies []string
+	flaky := upstream(t, "flaky", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		bodies = append(bodies, string(b))
+		id := r.URL.Query().Get("id")
+		if _, ok := failures[id]; !ok {
+			failures[id], _ = strconv.Atoi(r.URL.Query().Get("fail"))
+		}
+		if failures[id] > 0 {
+			failures[id]--
+			code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+			w.WriteHeader(code)
+			return
+		}
+		w.Write([]byte("ok"))
+	})
+	retried := makeRoute("ns", "retried").parent("", "gw", "").hosts("retry.test").rule(prefixMatch("/"), []string{"svc-a"}).obj()
+	retried.Spec.Rules[0].Retry = &gwv1.HTTPRouteRetry{
+		Codes: []gwv1.HTTPRouteRetryStatusCode{500, 502}, Attempts: ptr.To(2), Backoff: ptr.To(gwv1.Duration("1ms")),
+	}
+	in := gatewayState(
+		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
+		[]*gwv1.HTTPRoute{retried, makeRoute("ns", "plain").parent("", "gw", "").hosts("plain.test").rule(prefixMatch("/"), []string{"svc-a"}).obj()})
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", flaky))
+	f.p.SetTable(Build(in))
+
+	for i, tc := range []struct {
+		host, query string
+		body        string
+		want        int
+	}{
+		{"retry.test", "fail=2&code=500", "", 200},     // two retries allowed
+		{"retry.test", "fail=3&code=500", "", 500},     // one too many: the last answer
+		{"retry.test", "fail=1&code=503", "", 503},     // not a code of the policy
+		{"retry.test", "fail=2&code=502", "data", 200}, // the body again on each try
+		{"plain.test", "fail=1&code=500", "", 500},     // no policy, no retry
+	} {
+		target := fmt.Sprintf("/?id=%d&%s", i, tc.query)
+		var body io.Reader = http.NoBody
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://"+f.httpAddr+target, body)
+		req.Host = tc.host
+		mu.Lock()
+		bodies = nil
+		mu.Unlock()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.host, target, resp.StatusCode, tc.want)
+		}
+		if tc.body != "" {
+			mu.Lock()
+			for _, b := range bodies {
+				if b != tc.body {
+					t.Errorf("%s %s: a try sent body %q, want %q each time (%d tries)", tc.host, target, b, tc.body, len(bodies))
+				}
+			}
+			mu.Unlock()
+		}
 	}
 }

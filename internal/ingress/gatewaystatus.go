@@ -179,7 +179,7 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		}
 		st := gc.Status.DeepCopy()
 		st.Conditions = mergeConditions(gc.Status.Conditions, want, now)
-		st.SupportedFeatures = SupportedFeatures()
+		st.SupportedFeatures = SupportedFeatures(c.cfg.ExperimentalGatewayAPI)
 		if equality.Semantic.DeepEqual(st, &gc.Status) {
 			continue
 		}
@@ -287,7 +287,7 @@ func routeParents(have, want []gwv1.RouteParentStatus, now metav1.Time) ([]gwv1.
 
 // SupportedFeatures are the Gateway API features skiff implements, as the
 // GatewayClass status lists them (sorted).
-func SupportedFeatures() []gwv1.SupportedFeature {
+func SupportedFeatures(experimental bool) []gwv1.SupportedFeature {
 	names := []gwv1.FeatureName{
 		"Gateway", "GatewayPort8080", "HTTPRoute", "HTTPRouteParentRefPort",
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
@@ -298,6 +298,10 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
 		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "GatewayHTTPListenerIsolation", "GatewayHTTPSListenerDetectMisdirectedRequests", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
+	}
+	if experimental {
+		// Fields only the experimental channel's CRDs have.
+		names = append(names, "HTTPRouteRetry")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

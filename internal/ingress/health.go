@@ -44,15 +44,20 @@ func NewHealth(clk clock.PassiveClock, ejectAfter int) *Health {
 	return &Health{clock: clk, ejectAfter: ejectAfter, eps: map[string]*outlier{}, down: map[string]bool{}}
 }
 
-// Healthy tells whether addr may get requests now.
+// Healthy tells whether addr may get requests now: neither failing its
+// active check nor ejected.
 func (h *Health) Healthy(addr string) bool {
+	down, ejected := h.State(addr)
+	return !down && !ejected
+}
+
+// State tells whether addr fails its active health check (down) and
+// whether passive outlier detection has it ejected now.
+func (h *Health) State(addr string) (down, ejected bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.down[addr] {
-		return false
-	}
 	o := h.eps[addr]
-	return o == nil || !h.clock.Now().Before(o.until)
+	return h.down[addr], o != nil && h.clock.Now().Before(o.until)
 }
 
 // SetActive records an active health check's verdict on addr.

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -466,15 +467,30 @@ func (p *Proxy) redirect(w http.ResponseWriter, r *http.Request) {
 
 // pick chooses a healthy endpoint of be for r, not among exclude: the one
 // its affinity cookie names while that one is still a candidate, else the
-// balancer's choice.
+// balancer's choice. When passive outlier detection has ejected more of
+// the candidates than it left (Envoy's panic threshold of 50 %), it
+// balances over the ejected ones too rather than pile every request onto
+// the few left, or answer 503 for a backend whose only pod answers errors.
+// An endpoint failing its active health check is never a candidate.
 func (p *Proxy) pick(be *Backend, r *http.Request, exclude []netip.AddrPort) (Endpoint, bool) {
 	cands := make([]Candidate, 0, len(be.Endpoints))
+	var ejected []Candidate
 	for _, ep := range be.Endpoints {
 		addr := ep.Addr.String()
-		if slices.Contains(exclude, ep.Addr) || !p.health.Healthy(addr) {
+		if slices.Contains(exclude, ep.Addr) {
 			continue
 		}
-		cands = append(cands, Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()})
+		down, out := p.health.State(addr)
+		switch {
+		case down:
+		case out:
+			ejected = append(ejected, Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()})
+		default:
+			cands = append(cands, Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()})
+		}
+	}
+	if len(ejected) > len(cands) {
+		cands = append(cands, ejected...)
 	}
 	if len(cands) == 0 {
 		return Endpoint{}, false
@@ -607,9 +623,14 @@ func retryable(r *http.Request) bool {
 	return false
 }
 
+// maxReplayBody is the largest request body kept to send again on a retry
+// an HTTPRoute's retry policy asks for; a larger one is streamed, once.
+const maxReplayBody = 64 << 10
+
 // transport sends a request to its endpoint with the read timeout, feeds
-// passive health, and retries a retryable request once on another endpoint
-// when the connect fails.
+// passive health, and retries: by the route rule's retry policy when it
+// has one, else a retryable request once on another endpoint when the
+// connect fails.
 type transport struct {
 	p    *Proxy
 	base http.RoundTripper
@@ -620,19 +641,85 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if x == nil {
 		return t.base.RoundTrip(req)
 	}
-	for {
+	var policy *Retry
+	if rule := x.route.Rule; rule != nil {
+		policy = rule.Retry
+	}
+	if policy == nil {
+		for {
+			resp, err := t.try(req, x)
+			if err == nil || !isConnectError(err) || len(x.tried) > 1 || !retryable(req) {
+				return resp, err
+			}
+			ep, ok := t.p.pick(x.be, x.in, x.tried)
+			if !ok {
+				return nil, err
+			}
+			t.p.use(x, ep)
+			req = req.Clone(req.Context())
+			req.URL.Host = ep.String()
+		}
+	}
+	body, replayable := bufferBody(req)
+	for retries := 0; ; retries++ {
 		resp, err := t.try(req, x)
-		if err == nil || !isConnectError(err) || len(x.tried) > 1 || !retryable(req) {
+		again := err != nil && req.Context().Err() == nil || err == nil && slices.Contains(policy.Codes, resp.StatusCode)
+		if !again || !replayable || retries >= policy.Attempts {
 			return resp, err
 		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReplayBody))
+			resp.Body.Close()
+		}
+		select {
+		case <-time.After(policy.Backoff):
+		case <-req.Context().Done():
+			return nil, context.Cause(req.Context())
+		}
+		// Another endpoint when there is one, else the same again.
 		ep, ok := t.p.pick(x.be, x.in, x.tried)
 		if !ok {
-			return nil, err
+			if ep, ok = t.p.pick(x.be, x.in, nil); !ok {
+				ep = x.ep
+			}
 		}
 		t.p.use(x, ep)
 		req = req.Clone(req.Context())
 		req.URL.Host = ep.String()
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
 	}
+}
+
+// bufferBody reads req's body into memory when it is at most maxReplayBody
+// long, so that a retry can send it again; a longer one goes on streaming
+// (the bytes read first, then the rest) and is not retried.
+func bufferBody(req *http.Request) (body []byte, replayable bool) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, true
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
+	if err != nil || len(buf) > maxReplayBody {
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), errReader{err}, req.Body), req.Body}
+		return nil, false
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(buf))
+	return buf, true
+}
+
+// errReader fails every read with err, or reads nothing when err is nil.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	return 0, io.EOF
 }
 
 func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) {

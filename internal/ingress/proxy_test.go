@@ -402,13 +402,18 @@ func TestProxyEjection(t *testing.T) {
 		t.Errorf("%d failures after the back-off, want the endpoint back (2 of 4)", got)
 	}
 
-	// Every endpoint ejected: 503.
+	// Every endpoint ejected (more ejected than left, Envoy's panic
+	// threshold): the proxy balances over them all again, so the client
+	// gets the backend's own answer, not a 503.
 	f.set([]*networkingv1.Ingress{makeIngress("ns", "i").path("", "/", prefix, "web", 80).obj()},
 		map[string][]netip.AddrPort{"web": {bad}})
 	tally(5)
+	if down, ejected := f.p.health.State(bad.String()); down || !ejected {
+		t.Fatalf("after 5 failures: down %v, ejected %v; want ejected", down, ejected)
+	}
 	resp, body := f.get(t, "foo.com", "/")
-	if resp.StatusCode != 503 || strings.TrimSpace(body) != "no healthy endpoint for service ns/web:80" {
-		t.Errorf("all ejected: %d %q, want 503", resp.StatusCode, body)
+	if resp.StatusCode != 500 || strings.TrimSpace(body) != "broken" {
+		t.Errorf("all ejected: %d %q, want the backend's own 500 (panic routing)", resp.StatusCode, body)
 	}
 }
 

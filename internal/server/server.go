@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -324,7 +325,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 		list = append(list, supervise.Component{Name: "gateway-api", Run: func(ctx context.Context) error {
 			delay := supervise.DefaultBackoff.Initial
 			for {
-				err := gatewayapi.Install(ctx, extClient, log)
+				err := gatewayapi.Install(ctx, extClient, gatewayapi.Channel(cmp.Or(s.cfg.Cluster.GatewayAPIChannel, string(gatewayapi.Standard))), log)
 				if err == nil {
 					err = gatewayapi.EnsureClass(ctx, gwClient)
 				}

@@ -93,7 +93,7 @@ func run(m *testing.M) int {
 	}
 	defer stopStub()
 	up := exec.Command(script, "up", dir, "3", fmt.Sprint(port))
-	up.Env = append(os.Environ(), "SKIFF_BIN="+skiffBin, "SERVER_ARGS=--dns-upstream "+stubAddr+" --gateway-address-pool "+gatewayPool)
+	up.Env = append(os.Environ(), "SKIFF_BIN="+skiffBin, "SERVER_ARGS=--dns-upstream "+stubAddr+" --gateway-address-pool "+gatewayPool+" --gateway-api-channel experimental")
 	out, err := up.CombinedOutput()
 	if err != nil {
 		fmt.Printf("netns-cluster up: %v\n%s\n", err, out)
