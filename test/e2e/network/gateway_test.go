@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // applyYAML runs kubectl apply on a manifest, as a user would.
@@ -280,5 +282,96 @@ spec:
 	}
 	if seen := split(10); seen[green[0].Name] != 10 {
 		t.Errorf("after the change to 0/1: %v, want all on green", seen)
+	}
+}
+
+// TestGatewaySessionPersistence: on the experimental channel (the suite's
+// cluster runs it) an HTTPRoute applied with kubectl keeps its
+// sessionPersistence and retry fields; the cookie it names pins a client to
+// one pod while the Deployment grows, and a client without it is balanced.
+func TestGatewaySessionPersistence(t *testing.T) {
+	ns := namespace(t)
+	spreadDeployment(t, ns, "sticky", 2)
+	service(t, ns, "sticky", corev1.ServiceTypeClusterIP)
+	applyYAML(t, ns, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: sticky
+spec:
+  gatewayClassName: skiff
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: sticky
+spec:
+  parentRefs:
+  - name: sticky
+  hostnames:
+  - sticky.example
+  rules:
+  - backendRefs:
+    - name: sticky
+      port: 80
+    sessionPersistence:
+      sessionName: my-session
+      type: Cookie
+    retry:
+      codes: [503]
+      attempts: 2
+      backoff: 10ms
+`)
+	if got := jsonpath(t, ns, "httproute/sticky", `{.spec.rules[0].sessionPersistence.sessionName} {.spec.rules[0].retry.attempts}`); got != "my-session 2" {
+		t.Fatalf("the HTTPRoute as stored: sessionName and retry.attempts %q, want \"my-session 2\" (experimental CRDs)", got)
+	}
+	var addr string
+	eventually(t, time.Minute, "the Gateway Programmed with an address", func() bool {
+		addr = jsonpath(t, ns, "gateway/sticky", `{.status.addresses[*].value}`)
+		return addr != "" && jsonpath(t, ns, "gateway/sticky", `{.status.conditions[?(@.type=="Programmed")].status}`) == "True"
+	})
+	get := clientTo(addr, nil)
+	var cookie, pinned string
+	eventually(t, time.Minute, "a my-session cookie", func() bool {
+		code, body, h := get("http://sticky.example/hostname")
+		c, _ := http.ParseSetCookie(h.Get("Set-Cookie"))
+		if code != 200 || c == nil || c.Name != "my-session" {
+			return false
+		}
+		cookie, pinned = c.Name+"="+c.Value, body
+		return true
+	})
+	answers := func(header ...string) map[string]int {
+		seen := map[string]int{}
+		for range 12 {
+			code, body, _ := get("http://sticky.example/hostname", header...)
+			if code != 200 {
+				t.Fatalf("GET sticky.example: %d %s", code, body)
+			}
+			seen[body]++
+		}
+		return seen
+	}
+	if seen := answers("Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
+		t.Errorf("with the cookie of %s: answers %v, want all from it", pinned, seen)
+	}
+	if seen := answers(); len(seen) != 2 {
+		t.Errorf("without a cookie: answers %v, want both pods", seen)
+	}
+	scale, err := client.AppsV1().Deployments(ns).GetScale(context.Background(), "sticky", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 3
+	if _, err := client.AppsV1().Deployments(ns).UpdateScale(context.Background(), "sticky", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the third pod in rotation", func() bool { return len(answers()) == 3 })
+	if seen := answers("Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
+		t.Errorf("after scaling to three, with the cookie of %s: answers %v, want all from it", pinned, seen)
 	}
 }
