@@ -128,6 +128,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		FlushInterval:  0, // streaming (unknown length) responses are flushed as they come anyway
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
+		BufferPool:     copyBuffers{},
 		ErrorLog:       slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
 	return p, nil
@@ -612,6 +613,15 @@ func isConnectError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// copyBuffers are the ReverseProxy's body-copy buffers, reused: without a
+// pool it allocates 32 KiB per request.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte  { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put((*[32 << 10]byte)(b)) }
 
 // retryable tells whether a request that could not connect may go to
 // another endpoint: a bodiless GET, HEAD or OPTIONS.

@@ -27,7 +27,7 @@ import (
 
 // upstream starts a backend on 127.0.0.1 answering "name path" and
 // echoing the forwarding headers it got; h, when given, answers instead.
-func upstream(t *testing.T, name string, h http.HandlerFunc) netip.AddrPort {
+func upstream(t testing.TB, name string, h http.HandlerFunc) netip.AddrPort {
 	t.Helper()
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +78,7 @@ type fixture struct {
 
 // newFixture serves a Proxy over HTTP and HTTPS on 127.0.0.1 with the
 // hardened servers.
-func newFixture(t *testing.T, cfg ProxyConfig) *fixture {
+func newFixture(t testing.TB, cfg ProxyConfig) *fixture {
 	t.Helper()
 	f := &fixture{reg: prometheus.NewRegistry()}
 	cfg.Registerer = f.reg
