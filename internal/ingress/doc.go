@@ -24,6 +24,7 @@
 //	balance.go           balancers over endpoints (randomness injected)
 //	health.go            passive outlier detection (clock injected)
 //	proxy.go, cert.go    the http.Handler and its TLS configuration
+//	upstream.go          HTTP/1.1 to endpoints for bodiless requests
 //	metrics.go           Prometheus collectors
 //	controller.go        the shell: informers, rebuild and swap, listeners,
 //	                     Ingress status and Events
@@ -70,7 +71,10 @@
 // is missing, and is reported in Table.Problems. Resource backends get no
 // route and a Problem. A backend without a healthy endpoint answers 503
 // "no healthy endpoint for service NS/NAME:PORT". Upstreams are spoken to
-// over HTTP/1.1.
+// over HTTP/1.1 (h2c for Services whose port says kubernetes.io/h2c):
+// bodiless requests without an Upgrade on the handler's own goroutine over
+// a pool of kept-alive connections (upstream.go), the others through
+// net/http's Transport.
 //
 // # TLS
 //

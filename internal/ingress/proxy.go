@@ -75,6 +75,7 @@ type Proxy struct {
 	seeds    *lockedRand     // draws a seed for each balancer
 	upstream *http.Transport // speaks to the endpoints
 	h2c      *http.Transport // speaks HTTP/2 in cleartext to H2C backends
+	h1       *h1Upstream     // speaks HTTP/1.1 for bodiless requests, without the Transport's goroutines
 
 	inFlight sync.Map // endpoint address → *atomic.Int64
 }
@@ -119,6 +120,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		IdleConnTimeout:       IdleTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	p.h1 = &h1Upstream{dial: p.upstream.DialContext, maxIdle: p.upstream.MaxIdleConnsPerHost, idleTimeout: IdleTimeout}
 	p.h2c = p.upstream.Clone()
 	p.h2c.Protocols = new(http.Protocols)
 	p.h2c.Protocols.SetUnencryptedHTTP2(true)
@@ -153,6 +155,7 @@ func (p *Proxy) SetTable(t *Table) {
 func (p *Proxy) CloseIdleConnections() {
 	p.upstream.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
+	p.h1.CloseIdleConnections()
 }
 
 // Table returns the current table, nil before the first SetTable.
@@ -737,8 +740,11 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(be.Policy.ReadTimeout, func() { cancel(errUpstreamTimeout) })
 	base := t.base
-	if be.H2C {
+	switch {
+	case be.H2C:
 		base = t.p.h2c
+	case t.p.h1.eligible(req):
+		base = t.p.h1
 	}
 	resp, err := base.RoundTrip(req.WithContext(ctx))
 	if !timer.Stop() && err == nil {
