@@ -302,8 +302,9 @@ func (a *Agent) components() []supervise.Component {
 
 // runIngress serves the cluster's Ingresses and Gateways on this node's
 // ports, with the node's credentials (bound to the skiff:ingress
-// ClusterRole). Every node publishes the same status: the InternalIPs of the
-// Ready nodes.
+// ClusterRole). Every node publishes the same status: the EXTERNAL-IPs of
+// the skiff-ingress Service (the Ready nodes that run a proxy), or the
+// InternalIPs of the Ready nodes until it has some.
 func (a *Agent) runIngress(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(a.nodeClient, 0)
 	nodes := factory.Core().V1().Nodes().Lister()
@@ -339,10 +340,13 @@ func (a *Agent) runIngress(ctx context.Context) error {
 				nodes, _ := a.ingressNodes.Load().(corelisters.NodeLister)
 				return readyNodeIPs(nodes)
 			},
-			WriteStatus: true,
-			AccessLog:   a.cfg.IngressAccessLog,
-			Registerer:  legacyregistry.Registerer(),
-			Log:         a.cfg.Log.With("component", "ingress"),
+			// The nodes whose proxy serves, as the service load balancer
+			// publishes them (internal/controller/ingresslb).
+			PublishService: types.NamespacedName{Namespace: ingresslb.Namespace, Name: ingresslb.ServiceName},
+			WriteStatus:    true,
+			AccessLog:      a.cfg.IngressAccessLog,
+			Registerer:     legacyregistry.Registerer(),
+			Log:            a.cfg.Log.With("component", "ingress"),
 		})
 		if err != nil {
 			return fmt.Errorf("%w: %v", component.ErrConfig, err)

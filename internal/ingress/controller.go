@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/events"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
@@ -48,8 +49,14 @@ type Config struct {
 	// ":443" (required).
 	HTTPAddr, HTTPSAddr string
 	// Addresses returns the node addresses published in the status of
-	// served Ingresses (required when WriteStatus).
+	// served Ingresses (required when WriteStatus), and Gateways' addresses
+	// without an address pool.
 	Addresses func() []string
+	// PublishService, when set, names the LoadBalancer Service the
+	// proxies are published as (kube-system/skiff-ingress): while it has
+	// ingress IPs, those are the addresses published, instead of
+	// Addresses' (as ingress-nginx's --publish-service).
+	PublishService types.NamespacedName
 	// WriteStatus makes this controller the one that writes Ingress status
 	// and emits Events; give exactly one node the job, or nodes will fight
 	// over status and repeat Events.
@@ -212,15 +219,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if c.cfg.Addresses != nil {
-			in.GatewayAddresses = c.cfg.Addresses()
-		}
+		addrs := c.addresses(services.Lister())
+		in.GatewayAddresses = addrs
 		t := Build(in)
 		c.proxy.SetTable(t)
 		ls.reconcile(ctx, t)
 		if c.cfg.WriteStatus {
 			rec.report(t, in.Ingresses)
-			c.writeStatus(ctx, t, in.Ingresses)
+			c.writeStatus(ctx, t, in.Ingresses, addrs)
 			if gwSynced {
 				c.writeGatewayStatus(ctx, t, in)
 			}
@@ -268,10 +274,32 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-// writeStatus publishes the node addresses in the status of every served
-// Ingress whose status differs.
-func (c *Controller) writeStatus(ctx context.Context, t *Table, all []*networkingv1.Ingress) {
-	want := statusFor(c.cfg.Addresses())
+// addresses are the addresses to publish: the PublishService's ingress IPs
+// while it has some, else Addresses'.
+func (c *Controller) addresses(services corelisters.ServiceLister) []string {
+	if k := c.cfg.PublishService; k.Name != "" {
+		if svc, err := services.Services(k.Namespace).Get(k.Name); err == nil {
+			var ips []string
+			for _, in := range svc.Status.LoadBalancer.Ingress {
+				if in.IP != "" {
+					ips = append(ips, in.IP)
+				}
+			}
+			if len(ips) > 0 {
+				return ips
+			}
+		}
+	}
+	if c.cfg.Addresses == nil {
+		return nil
+	}
+	return c.cfg.Addresses()
+}
+
+// writeStatus publishes addrs in the status of every served Ingress whose
+// status differs.
+func (c *Controller) writeStatus(ctx context.Context, t *Table, all []*networkingv1.Ingress, addrs []string) {
+	want := statusFor(addrs)
 	for _, ing := range all {
 		if !t.Serves(key(ing)) || equality.Semantic.DeepEqual(ing.Status.LoadBalancer.Ingress, want) {
 			continue

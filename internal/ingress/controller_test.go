@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -63,9 +65,10 @@ func TestControllerRun(t *testing.T) {
 	c, err := New(Config{
 		NodeName: "n1", Client: client,
 		HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
-		Addresses:   func() []string { return []string{"192.0.2.7", "node-1.example", "192.0.2.7"} },
-		WriteStatus: true,
-		Log:         slog.New(slog.DiscardHandler),
+		Addresses:      func() []string { return []string{"192.0.2.7", "node-1.example", "192.0.2.7"} },
+		PublishService: types.NamespacedName{Namespace: "kube-system", Name: "skiff-ingress"},
+		WriteStatus:    true,
+		Log:            slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +109,17 @@ func TestControllerRun(t *testing.T) {
 		ing, err := client.NetworkingV1().Ingresses("ns").Get(ctx, "web", metav1.GetOptions{})
 		lb := ing.Status.LoadBalancer.Ingress
 		return err == nil && len(lb) == 1 && lb[0].IP == "192.0.2.7"
+	})
+	// The publish Service gets its EXTERNAL-IPs: they replace Addresses'.
+	pub := makeService("kube-system", "skiff-ingress").port("http", 80).obj()
+	pub.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.2"}, {IP: "198.51.100.1"}}
+	if _, err := client.CoreV1().Services("kube-system").Create(ctx, pub, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "status from the publish Service", func() bool {
+		ing, err := client.NetworkingV1().Ingresses("ns").Get(ctx, "web", metav1.GetOptions{})
+		lb := ing.Status.LoadBalancer.Ingress
+		return err == nil && len(lb) == 2 && lb[0].IP == "198.51.100.1" && lb[1].IP == "198.51.100.2"
 	})
 	other, err := client.NetworkingV1().Ingresses("ns").Get(ctx, "other", metav1.GetOptions{})
 	if err != nil || len(other.Status.LoadBalancer.Ingress) != 0 {
