@@ -46,6 +46,9 @@ type GatewayStatuses struct {
 	TLSRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 	TCPRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
 	UDPRoutes  map[types.NamespacedName][]gwv1.RouteParentStatus
+	// BackendTrafficPolicies are, per XBackendTrafficPolicy, skiff's
+	// entries of its status.ancestors.
+	BackendTrafficPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -278,6 +281,8 @@ func (b *builder) addGateways() {
 	st.TLSRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.TCPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.UDPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	b.policies = newBackendPolicies(b.in.BackendTrafficPolicies)
+	defer func() { st.BackendTrafficPolicies = b.policies.statuses(b.in.BackendTrafficPolicies, ctrl) }()
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -767,6 +772,9 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 				action, resolved = b.httpRouteActions(hr)
 			}
 			accepted := b.attach(hr, ref, ls, action, ri)
+			if accepted.Status == metav1.ConditionTrue {
+				b.policies.use(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, action)
+			}
 			parents = append(parents, gwv1.RouteParentStatus{
 				ParentRef:      ref,
 				ControllerName: gwv1.GatewayController(ctrl),
@@ -1148,6 +1156,11 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 			sp, _ := parsePolicy(svc.Annotations)
 			pol.Balance, pol.HashOn, pol.HashName = sp.Balance, sp.HashOn, sp.HashName
 		}
+	}
+	// An XBackendTrafficPolicy's sessionPersistence, where the rule has
+	// none of its own.
+	if pol.AffinityCookie == "" && b.policies != nil {
+		pol.AffinityCookie = b.policies.affinityCookie(ns, string(ref.Name))
 	}
 	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, proto, pol)
 	if be.Missing != "" {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwxv1a1 "sigs.k8s.io/gateway-api/apisx/v1alpha1"
 )
 
 func makeGatewayClass(name, controller string) *gwv1.GatewayClass {
@@ -781,6 +782,56 @@ func TestGatewayRetry(t *testing.T) {
 				}
 			}
 			mu.Unlock()
+		}
+	}
+}
+
+// TestBackendTrafficPolicy: an XBackendTrafficPolicy's sessionPersistence
+// pins clients to pods of the Service it targets, for routes whose rules
+// set none; a younger policy on the same Service is Conflicted; each has
+// the Gateways that route to its Services as ancestors.
+func TestBackendTrafficPolicy(t *testing.T) {
+	f := newFixture(t, ProxyConfig{})
+	a1, a2, b1 := upstream(t, "a1", nil), upstream(t, "a2", nil), upstream(t, "b1", nil)
+	policy := func(name string, age int, svc, cookie string) *gwxv1a1.XBackendTrafficPolicy {
+		return &gwxv1a1.XBackendTrafficPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Generation: 3, CreationTimestamp: metav1.NewTime(epoch.Add(time.Duration(age) * time.Second))},
+			Spec: gwxv1a1.BackendTrafficPolicySpec{
+				TargetRefs:         []gwxv1a1.LocalPolicyTargetReference{{Group: "", Kind: "Service", Name: gwv1.ObjectName(svc)}},
+				SessionPersistence: &gwv1.SessionPersistence{SessionName: ptr.To(cookie)},
+			},
+		}
+	}
+	in := gatewayState(
+		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
+		[]*gwv1.HTTPRoute{
+			makeRoute("ns", "a").parent("", "gw", "").hosts("a.test").rule(prefixMatch("/"), []string{"svc-a"}).obj(),
+			makeRoute("ns", "b").parent("", "gw", "").hosts("b.test").rule(prefixMatch("/"), []string{"svc-b"}).obj(),
+		})
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", a1), sliceFor("ns", "svc-a", a2), sliceFor("ns", "svc-b", b1))
+	in.BackendTrafficPolicies = []*gwxv1a1.XBackendTrafficPolicy{policy("younger", 20, "svc-a", "other"), policy("sticky", 10, "svc-a", "pin")}
+	tab := Build(in)
+	f.p.SetTable(tab)
+
+	resp, first := f.get(t, "a.test", "/")
+	c, _ := http.ParseSetCookie(resp.Header.Get("Set-Cookie"))
+	if c == nil || c.Name != "pin" {
+		t.Fatalf("svc-a's answer set cookie %v, want pin (the older policy's)", resp.Header.Get("Set-Cookie"))
+	}
+	for range 4 {
+		if _, body := f.do(t, http.MethodGet, "a.test", "/", http.Header{"Cookie": {c.Name + "=" + c.Value}}); body != first {
+			t.Fatalf("with the pin cookie: %q, then %q", first, body)
+		}
+	}
+	if resp, _ := f.get(t, "b.test", "/"); resp.Header.Get("Set-Cookie") != "" {
+		t.Errorf("svc-b, no policy: Set-Cookie %q", resp.Header.Get("Set-Cookie"))
+	}
+
+	st := tab.Gateway.BackendTrafficPolicies
+	for name, want := range map[string]string{"sticky": string(gwv1.PolicyReasonAccepted), "younger": string(gwv1.PolicyReasonConflicted)} {
+		anc := st[types.NamespacedName{Namespace: "ns", Name: name}]
+		if len(anc) != 1 || anc[0].AncestorRef.Name != "gw" || len(anc[0].Conditions) != 1 || anc[0].Conditions[0].Reason != want || anc[0].Conditions[0].ObservedGeneration != 3 {
+			t.Errorf("policy %s: ancestors %+v, want Gateway gw with reason %s", name, anc, want)
 		}
 	}
 }

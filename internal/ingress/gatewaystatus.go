@@ -17,8 +17,10 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwxv1a1 "sigs.k8s.io/gateway-api/apisx/v1alpha1"
 	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 	gwlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
+	gwxlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apisx/v1alpha1"
 
 	"github.com/skiffdev/skiff/internal/changes"
 )
@@ -46,6 +48,8 @@ type gatewayCaches struct {
 	udpRoutes  gwlisters.UDPRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
+	// policies, on the experimental channel only.
+	policies gwxlisters.XBackendTrafficPolicyLister
 
 	factory gwinformers.SharedInformerFactory
 	cancel  context.CancelFunc
@@ -69,6 +73,11 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes, g.udpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister(), udpRoutes.Lister()
 	g.namespaces = ns.Lister()
 	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer()}
+	if c.cfg.ExperimentalGatewayAPI {
+		policies := g.factory.Experimental().V1alpha1().XBackendTrafficPolicies()
+		g.policies = policies.Lister()
+		infs = append(infs, policies.Informer())
+	}
 	for _, inf := range infs {
 		g.synced = append(g.synced, inf.HasSynced)
 	}
@@ -106,6 +115,12 @@ func (c *Controller) servesGatewayAPI() bool {
 			return false
 		}
 	}
+	if c.cfg.ExperimentalGatewayAPI {
+		list, err := c.cfg.Client.Discovery().ServerResourcesForGroupVersion(gwxv1a1.GroupVersion.String())
+		if err != nil || !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == "xbackendtrafficpolicies" }) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -116,7 +131,7 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [9]error
+	var errs [10]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
@@ -126,6 +141,9 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 	in.UDPRoutes, errs[6] = g.udpRoutes.List(all)
 	in.ReferenceGrants, errs[7] = g.grants.List(all)
 	in.Namespaces, errs[8] = g.namespaces.List(all)
+	if g.policies != nil {
+		in.BackendTrafficPolicies, errs[9] = g.policies.List(all)
+	}
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -228,6 +246,17 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 	writeRouteStatus(ctx, KindUDPRoute, in.UDPRoutes, t.Gateway.UDPRoutes, now, warn,
 		func(r *gwv1.UDPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
 		func(ns string) statusUpdater[*gwv1.UDPRoute] { return client.UDPRoutes(ns) })
+	for _, p := range in.BackendTrafficPolicies {
+		k := objKey(&p.ObjectMeta)
+		ancestors, changed := policyAncestors(p.Status.Ancestors, t.Gateway.BackendTrafficPolicies[k], now)
+		if !changed {
+			continue
+		}
+		up := p.DeepCopy()
+		up.Status.Ancestors = ancestors
+		_, err := c.cfg.GatewayClient.ExperimentalV1alpha1().XBackendTrafficPolicies(p.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("XBackendTrafficPolicy", k, err)
+	}
 }
 
 // statusUpdater is the typed client of one route kind in one namespace.
@@ -259,30 +288,42 @@ func writeRouteStatus[R interface {
 // want (conditions keep their transition times), and whether that differs
 // from have.
 func routeParents(have, want []gwv1.RouteParentStatus, now metav1.Time) ([]gwv1.RouteParentStatus, bool) {
+	return replaceOurs(have, want, now,
+		func(p *gwv1.RouteParentStatus) (gwv1.GatewayController, any, *[]metav1.Condition) {
+			return p.ControllerName, p.ParentRef, &p.Conditions
+		})
+}
+
+// replaceOurs returns have with the entries of skiff's controller replaced
+// by want, each of want's conditions keeping the transition time of the
+// entry for the same reference in have, and whether that differs from have.
+// entry gives an entry's controller, reference and conditions.
+func replaceOurs[E any](have, want []E, now metav1.Time, entry func(*E) (gwv1.GatewayController, any, *[]metav1.Condition)) ([]E, bool) {
 	ctrl := gwv1.GatewayController(GatewayControllerName)
-	var parents []gwv1.RouteParentStatus
-	for _, p := range have {
-		if p.ControllerName != ctrl {
-			parents = append(parents, p)
+	var out []E
+	for i := range have {
+		if c, _, _ := entry(&have[i]); c != ctrl {
+			out = append(out, have[i])
 		}
 	}
-	for _, p := range want {
-		for _, h := range have {
-			if h.ControllerName == ctrl && equality.Semantic.DeepEqual(h.ParentRef, p.ParentRef) {
-				p.Conditions = mergeConditions(h.Conditions, p.Conditions, now)
+	for _, w := range want {
+		_, ref, conds := entry(&w)
+		for i := range have {
+			if c, hRef, hConds := entry(&have[i]); c == ctrl && equality.Semantic.DeepEqual(hRef, ref) {
+				*conds = mergeConditions(*hConds, *conds, now)
 			}
 		}
-		for i := range p.Conditions {
-			if p.Conditions[i].LastTransitionTime.IsZero() {
-				p.Conditions[i].LastTransitionTime = now
+		for i := range *conds {
+			if (*conds)[i].LastTransitionTime.IsZero() {
+				(*conds)[i].LastTransitionTime = now
 			}
 		}
-		parents = append(parents, p)
+		out = append(out, w)
 	}
-	if len(parents) == 0 && len(have) == 0 {
+	if len(out) == 0 && len(have) == 0 {
 		return nil, false
 	}
-	return parents, !equality.Semantic.DeepEqual(parents, have)
+	return out, !equality.Semantic.DeepEqual(out, have)
 }
 
 // SupportedFeatures are the Gateway API features skiff implements, as the

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwxv1a1 "sigs.k8s.io/gateway-api/apisx/v1alpha1"
 )
 
 // ClassName is the IngressClass skiff serves.
@@ -88,6 +89,9 @@ type State struct {
 	TCPRoutes         []*gwv1.TCPRoute
 	UDPRoutes         []*gwv1.UDPRoute
 	ReferenceGrants   []*gwv1.ReferenceGrant
+	// BackendTrafficPolicies are the experimental channel's
+	// XBackendTrafficPolicies (their sessionPersistence is applied).
+	BackendTrafficPolicies []*gwxv1a1.XBackendTrafficPolicy
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
 	GatewayAddresses []string
@@ -350,6 +354,7 @@ type builder struct {
 	t        *Table
 	backends map[string]*Backend // by Name and policy
 	claimed  map[string]*Route   // by host, path type and path
+	policies *backendPolicies    // the XBackendTrafficPolicies, for Gateway routes
 }
 
 func key(ing *networkingv1.Ingress) types.NamespacedName { return objKey(&ing.ObjectMeta) }

@@ -73,6 +73,9 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status", "tlsroutes/status", "tcproutes/status", "udproutes/status"}, Verbs: []string{"update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			// The experimental channel's XBackendTrafficPolicies.
+			{APIGroups: []string{"gateway.networking.x-k8s.io"}, Resources: []string{"xbackendtrafficpolicies"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"gateway.networking.x-k8s.io"}, Resources: []string{"xbackendtrafficpolicies/status"}, Verbs: []string{"update", "patch"}},
 		},
 	}
 	// skiff owns these roles: a server of a newer version updates them.

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // applyYAML runs kubectl apply on a manifest, as a user would.
@@ -289,6 +287,8 @@ spec:
 // cluster runs it) an HTTPRoute applied with kubectl keeps its
 // sessionPersistence and retry fields; the cookie it names pins a client to
 // one pod while the Deployment grows, and a client without it is balanced.
+// An XBackendTrafficPolicy on a Service asks the same for routes to it, and
+// is Accepted with the Gateway as its ancestor.
 func TestGatewaySessionPersistence(t *testing.T) {
 	ns := namespace(t)
 	spreadDeployment(t, ns, "sticky", 2)
@@ -325,6 +325,44 @@ spec:
       codes: [503]
       attempts: 2
       backoff: 10ms
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: pinned
+spec:
+  selector:
+    app: sticky
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: pinned
+spec:
+  parentRefs:
+  - name: sticky
+  hostnames:
+  - pinned.example
+  rules:
+  - backendRefs:
+    - name: pinned
+      port: 80
+---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XBackendTrafficPolicy
+metadata:
+  name: pinned
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: pinned
+  sessionPersistence:
+    sessionName: policy-session
 `)
 	if got := jsonpath(t, ns, "httproute/sticky", `{.spec.rules[0].sessionPersistence.sessionName} {.spec.rules[0].retry.attempts}`); got != "my-session 2" {
 		t.Fatalf("the HTTPRoute as stored: sessionName and retry.attempts %q, want \"my-session 2\" (experimental CRDs)", got)
@@ -335,26 +373,9 @@ spec:
 		return addr != "" && jsonpath(t, ns, "gateway/sticky", `{.status.conditions[?(@.type=="Programmed")].status}`) == "True"
 	})
 	get := clientTo(addr, nil)
-	var cookie, pinned string
-	eventually(t, time.Minute, "a my-session cookie", func() bool {
-		code, body, h := get("http://sticky.example/hostname")
-		c, _ := http.ParseSetCookie(h.Get("Set-Cookie"))
-		if code != 200 || c == nil || c.Name != "my-session" {
-			return false
-		}
-		cookie, pinned = c.Name+"="+c.Value, body
-		return true
-	})
+	cookie, pinned := affinityCookie(t, get, "http://sticky.example/hostname", "my-session")
 	answers := func(header ...string) map[string]int {
-		seen := map[string]int{}
-		for range 12 {
-			code, body, _ := get("http://sticky.example/hostname", header...)
-			if code != 200 {
-				t.Fatalf("GET sticky.example: %d %s", code, body)
-			}
-			seen[body]++
-		}
-		return seen
+		return countAnswers(t, get, 12, "http://sticky.example/hostname", header...)
 	}
 	if seen := answers("Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
 		t.Errorf("with the cookie of %s: answers %v, want all from it", pinned, seen)
@@ -362,14 +383,13 @@ spec:
 	if seen := answers(); len(seen) != 2 {
 		t.Errorf("without a cookie: answers %v, want both pods", seen)
 	}
-	scale, err := client.AppsV1().Deployments(ns).GetScale(context.Background(), "sticky", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 3
-	if _, err := client.AppsV1().Deployments(ns).UpdateScale(context.Background(), "sticky", scale, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// The same persistence asked by an XBackendTrafficPolicy on the
+	// Service instead of the route.
+	affinityCookie(t, get, "http://pinned.example/hostname", "policy-session")
+	eventually(t, 30*time.Second, "the policy Accepted for Gateway sticky", func() bool {
+		return jsonpath(t, ns, "xbackendtrafficpolicy/pinned", `{.status.ancestors[0].ancestorRef.name} {.status.ancestors[0].conditions[?(@.type=="Accepted")].status}`) == "sticky True"
+	})
+	scaleDeployment(t, ns, "sticky", 3)
 	eventually(t, 2*time.Minute, "the third pod in rotation", func() bool { return len(answers()) == 3 })
 	if seen := answers("Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
 		t.Errorf("after scaling to three, with the cookie of %s: answers %v, want all from it", pinned, seen)

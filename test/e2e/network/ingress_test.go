@@ -186,27 +186,8 @@ func TestIngressStickiness(t *testing.T) {
 		}
 	}
 	get := ingressClient(nil)
-	var cookie, pinned string
-	eventually(t, time.Minute, "an affinity cookie", func() bool {
-		code, body, h := get("http://cookie.example/hostname")
-		c, _ := http.ParseSetCookie(h.Get("Set-Cookie"))
-		if code != 200 || c == nil || c.Name != "skiff-affinity" {
-			return false
-		}
-		cookie, pinned = c.Name+"="+c.Value, body
-		return true
-	})
-	answers := func(url string, header ...string) map[string]int {
-		seen := map[string]int{}
-		for i := 0; i < 12; i++ {
-			code, body, _ := get(url, header...)
-			if code != 200 {
-				t.Fatalf("GET %s: %d %s", url, code, body)
-			}
-			seen[body]++
-		}
-		return seen
-	}
+	cookie, pinned := affinityCookie(t, get, "http://cookie.example/hostname", "skiff-affinity")
+	answers := func(url string, header ...string) map[string]int { return countAnswers(t, get, 12, url, header...) }
 	if seen := answers("http://cookie.example/hostname", "Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
 		t.Errorf("with the cookie of %s: answers %v, want all from %s", pinned, seen, pinned)
 	}
@@ -218,20 +199,57 @@ func TestIngressStickiness(t *testing.T) {
 		t.Errorf("consistent hash on X-User: alice reached %v, want one pod", alice)
 	}
 
-	scale, err := client.AppsV1().Deployments(ns).GetScale(context.Background(), "sticky", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 3
-	if _, err := client.AppsV1().Deployments(ns).UpdateScale(context.Background(), "sticky", scale, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	scaleDeployment(t, ns, "sticky", 3)
 	eventually(t, 2*time.Minute, "the third pod in rotation", func() bool {
 		return len(answers("http://cookie.example/hostname")) == 3
 	})
 	if seen := answers("http://cookie.example/hostname", "Cookie", cookie); len(seen) != 1 || seen[pinned] != 12 {
 		t.Errorf("after scaling to three, with the cookie of %s: answers %v, want all from %s", pinned, seen, pinned)
 	}
+}
+
+// affinityCookie GETs url through get until the answer sets the cookie
+// name, and returns it as a Cookie header value with the pod that answered.
+func affinityCookie(t *testing.T, get func(url string, header ...string) (int, string, http.Header), url, name string) (cookie, pod string) {
+	t.Helper()
+	eventually(t, time.Minute, "a "+name+" cookie from "+url, func() bool {
+		code, body, h := get(url)
+		c, _ := http.ParseSetCookie(h.Get("Set-Cookie"))
+		if code != 200 || c == nil || c.Name != name {
+			return false
+		}
+		cookie, pod = c.Name+"="+c.Value, body
+		return true
+	})
+	return cookie, pod
+}
+
+// scaleDeployment sets the Deployment's replicas.
+func scaleDeployment(t *testing.T, ns, name string, replicas int32) {
+	t.Helper()
+	scale, err := client.AppsV1().Deployments(ns).GetScale(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = replicas
+	if _, err := client.AppsV1().Deployments(ns).UpdateScale(context.Background(), name, scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countAnswers sends n GETs of url through get, with header, and counts
+// the bodies (the pods' names); any status but 200 fails the test.
+func countAnswers(t *testing.T, get func(url string, header ...string) (int, string, http.Header), n int, url string, header ...string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		code, body, _ := get(url, header...)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", url, code, body)
+		}
+		seen[body]++
+	}
+	return seen
 }
 
 // selfSigned makes a certificate and key for host, PEM-encoded.
