@@ -835,3 +835,63 @@ func TestBackendTrafficPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayMirrorBody: a RequestMirror filter sends the mirror a copy of
+// the request's body (up to 64 KiB; a longer request is not mirrored),
+// while the backend gets it whole.
+func TestGatewayMirrorBody(t *testing.T) {
+	f := newFixture(t, ProxyConfig{})
+	got := make(chan string, 10)
+	echo := func(name string) netip.AddrPort {
+		return upstream(t, name, func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got <- fmt.Sprintf("%s %d %s", name, len(b), b[:min(len(b), 8)])
+			w.Write([]byte(name))
+		})
+	}
+	main, mirror := echo("main"), echo("mirror")
+	in := gatewayState(
+		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
+		[]*gwv1.HTTPRoute{makeRoute("ns", "m").parent("", "gw", "").hosts("m.test").rule(prefixMatch("/"), []string{"svc-a"}).
+			filter(gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterRequestMirror, RequestMirror: &gwv1.HTTPRequestMirrorFilter{
+				BackendRef: gwv1.BackendObjectReference{Name: "svc-b", Port: ptr.To(gwv1.PortNumber(80))}}}).obj()})
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "svc-a", main), sliceFor("ns", "svc-b", mirror))
+	f.p.SetTable(Build(in))
+
+	post := func(body string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+f.httpAddr+"/", strings.NewReader(body))
+		req.Host = "m.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	collect := func(n int) map[string]bool {
+		seen := map[string]bool{}
+		for range n {
+			select {
+			case s := <-got:
+				seen[s] = true
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d of %d requests seen: %v", len(seen), n, seen)
+			}
+		}
+		return seen
+	}
+	post("payload!")
+	if seen := collect(2); !seen["main 8 payload!"] || !seen["mirror 8 payload!"] {
+		t.Errorf("an 8-byte POST: backends saw %v, want main and mirror with the body", seen)
+	}
+	big := strings.Repeat("x", 100<<10)
+	post(big)
+	if seen := collect(1); !seen["main 102400 xxxxxxxx"] {
+		t.Errorf("a 100 KiB POST: backend saw %v, want the whole body", seen)
+	}
+	select {
+	case s := <-got:
+		t.Errorf("a 100 KiB POST was mirrored: %s", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

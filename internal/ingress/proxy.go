@@ -336,9 +336,20 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
+		var body []byte
+		buffered, mirrorable := false, true
 		for _, m := range rule.Mirrors {
-			if m.Fraction >= 1 || rand.Float64() < m.Fraction {
-				p.mirror(m.Backend, r)
+			if m.Fraction < 1 && rand.Float64() >= m.Fraction {
+				continue
+			}
+			if !buffered {
+				// A body is read first (up to 64 KiB) so that each mirror
+				// gets its own copy; a longer one is not mirrored.
+				body, mirrorable = bufferBody(r)
+				buffered = true
+			}
+			if mirrorable {
+				p.mirror(m.Backend, r, body)
 			}
 		}
 	}
@@ -360,11 +371,10 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
 
-// mirror sends a copy of a bodiless request to an endpoint of be, in the
-// background; its answer is dropped. Requests with a body are not mirrored
-// (the body is streamed once, to the real backend).
-func (p *Proxy) mirror(be *Backend, r *http.Request) {
-	if be.Missing != "" || (r.Body != nil && r.Body != http.NoBody) {
+// mirror sends a copy of r, with body as its body, to an endpoint of be,
+// in the background; its answer is dropped.
+func (p *Proxy) mirror(be *Backend, r *http.Request, body []byte) {
+	if be.Missing != "" {
 		return
 	}
 	ep, ok := p.pick(be, r, nil)
@@ -374,6 +384,10 @@ func (p *Proxy) mirror(be *Backend, r *http.Request) {
 	out := r.Clone(context.WithoutCancel(r.Context()))
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = "http", ep.String()
+	out.Body, out.ContentLength, out.TransferEncoding = http.NoBody, 0, nil
+	if len(body) > 0 {
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(out.Context(), mirrorTimeout)
 		defer cancel()
