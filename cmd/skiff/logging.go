@@ -102,6 +102,8 @@ var startupNoise = []string{
 	// and of a clean stop
 	"Terminating all watchers from cacher",
 	"Unable to record event (will not retry!)\" err=\"broadcaster already stopped",
+	// the kubelet's calls to containerd, cancelled as the agent stops
+	"code = Canceled desc = context canceled",
 }
 
 func (f *klogFilter) Write(line []byte) (int, error) {

@@ -13,9 +13,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/logutil"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -33,6 +36,8 @@ type Store struct {
 	// Endpoints is what the API server connects to.
 	Endpoints []string
 	etcd      *embed.Etcd
+	// closing is set when Close begins (the etcd logger reads it).
+	closing *atomic.Bool
 }
 
 // Start starts the embedded etcd (or only records the external endpoints)
@@ -78,6 +83,14 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.LogLevel = zapcore.ErrorLevel.String()
+	closing := new(atomic.Bool)
+	zc := logutil.DefaultZapLoggerConfig
+	zc.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	lg, err := zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietStop{Core: c, closing: closing} }))
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd logger: %w", err)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	// The API server compacts through its own client (every 5 minutes, as
 	// upstream); etcd's own auto-compaction keeps a bounded history besides.
 	ec.AutoCompactionMode = "periodic"
@@ -104,7 +117,29 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Log != nil {
 		cfg.Log.Info("embedded etcd ready", "dir", cfg.DataDir, "client", clientURL.String())
 	}
-	return &Store{Endpoints: []string{clientURL.String()}, etcd: e}, nil
+	return &Store{Endpoints: []string{clientURL.String()}, etcd: e, closing: closing}, nil
+}
+
+// quietStop is the embedded etcd's log core, less the errors every clean
+// stop prints once Close has begun: each of its listeners reporting that
+// it was closed ("setting up serving from embedded etcd failed.").
+type quietStop struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+// stopNoise is the message of those errors.
+const stopNoise = "setting up serving from embedded etcd failed."
+
+func (q quietStop) With(fields []zapcore.Field) zapcore.Core {
+	return quietStop{Core: q.Core.With(fields), closing: q.closing}
+}
+
+func (q quietStop) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == stopNoise && q.closing.Load() {
+		return ce
+	}
+	return q.Core.Check(e, ce)
 }
 
 // Close stops the embedded etcd, waiting at most five seconds.
@@ -112,6 +147,7 @@ func (s *Store) Close() {
 	if s.etcd == nil {
 		return
 	}
+	s.closing.Store(true)
 	done := make(chan struct{})
 	go func() { s.etcd.Close(); close(done) }()
 	select {

@@ -2,10 +2,16 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestEmbeddedKeepsDataAcrossRestarts writes through a real client, stops
@@ -66,4 +72,23 @@ func TestExternalEndpointsStartNothing(t *testing.T) {
 		t.Errorf("external datastore: embedded=%v endpoints=%v", s.etcd != nil, s.Endpoints)
 	}
 	s.Close() // a no-op
+}
+
+// TestQuietStop: the listeners' "closed" errors are dropped once Close has
+// begun, not before, and other errors always pass.
+func TestQuietStop(t *testing.T) {
+	core, logs := observer.New(zapcore.ErrorLevel)
+	closing := new(atomic.Bool)
+	lg := zap.New(quietStop{Core: core, closing: closing}).With(zap.String("member", "skiff"))
+	lg.Error(stopNoise, zap.Error(errors.New("accept tcp: use of closed network connection")))
+	closing.Store(true)
+	lg.Error(stopNoise, zap.Error(errors.New("http: Server closed")))
+	lg.Error("failed to save snapshot")
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Message)
+	}
+	if want := []string{stopNoise, "failed to save snapshot"}; !slices.Equal(got, want) {
+		t.Errorf("logged %q, want %q", got, want)
+	}
 }
