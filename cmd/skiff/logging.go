@@ -99,6 +99,8 @@ var startupNoise = []string{
 	"PLEG is not healthy: pleg has yet to be successful",
 	"Failed to list existing sets",
 	"Resetting endpoints for master service",
+	// controllers of a fresh cluster's first second, before kube-system exists
+	`namespaces \"kube-system\" not found`,
 	// and of a clean stop
 	"Terminating all watchers from cacher",
 	"Unable to record event (will not retry!)\" err=\"broadcaster already stopped",
