@@ -142,6 +142,7 @@ func (p *Proxy) SetTable(t *Table) {
 	p.tableSet.Notify()
 	live := t.Endpoints()
 	p.health.Retain(live)
+	p.h1.retain(live)
 	p.inFlight.Range(func(k, _ any) bool {
 		if _, found := slices.BinarySearch(live, k.(string)); !found {
 			p.inFlight.Delete(k)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -150,6 +151,23 @@ func (u *h1Upstream) release(c *h1Conn, stop func() bool, reusable bool) {
 		return
 	}
 	u.idle[addr] = append(u.idle[addr], c)
+}
+
+// retain closes the idle connections to endpoints not in live (sorted):
+// departed pods leave no connections behind.
+func (u *h1Upstream) retain(live []string) {
+	var gone []*h1Conn
+	u.mu.Lock()
+	for addr, list := range u.idle {
+		if _, found := slices.BinarySearch(live, addr); !found {
+			gone = append(gone, list...)
+			delete(u.idle, addr)
+		}
+	}
+	u.mu.Unlock()
+	for _, c := range gone {
+		c.Close()
+	}
 }
 
 // CloseIdleConnections closes every idle connection.

@@ -128,6 +128,14 @@ func TestH1Upstream(t *testing.T) {
 	if n := conns.Load(); n != 3 {
 		t.Errorf("%d connections, want 3", n)
 	}
+	// The endpoint leaves the table: its idle connection is closed.
+	u.retain([]string{"192.0.2.1:80"})
+	if _, _, err := do(http.MethodGet, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := conns.Load(); n != 4 {
+		t.Errorf("after retain without the endpoint: %d connections, want a new (4th) one", n)
+	}
 }
 
 // TestH1UpstreamCancel: a context cancelled while the endpoint has not
