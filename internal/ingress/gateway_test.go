@@ -717,27 +717,43 @@ func TestGatewayRetry(t *testing.T) {
 	var mu sync.Mutex
 	failures := map[string]int{} // by request id: failures left
 	var bodies []string
+	// Each request id fails its first "fail" tries: with the status
+	// "code", or by resetting the connection ("reset"), or by answering
+	// after the rule's backend timeout ("slow").
 	flaky := upstream(t, "flaky", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		q := r.URL.Query()
 		mu.Lock()
-		defer mu.Unlock()
 		bodies = append(bodies, string(b))
-		id := r.URL.Query().Get("id")
+		id := q.Get("id")
 		if _, ok := failures[id]; !ok {
-			failures[id], _ = strconv.Atoi(r.URL.Query().Get("fail"))
+			failures[id], _ = strconv.Atoi(q.Get("fail"))
 		}
-		if failures[id] > 0 {
+		fail := failures[id] > 0
+		if fail {
 			failures[id]--
-			code, _ := strconv.Atoi(r.URL.Query().Get("code"))
-			w.WriteHeader(code)
-			return
 		}
-		w.Write([]byte("ok"))
+		mu.Unlock()
+		switch {
+		case !fail:
+			w.Write([]byte("ok"))
+		case q.Get("code") == "reset":
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		case q.Get("code") == "slow":
+			time.Sleep(400 * time.Millisecond)
+			w.Write([]byte("late"))
+		default:
+			code, _ := strconv.Atoi(q.Get("code"))
+			w.WriteHeader(code)
+		}
 	})
 	retried := makeRoute("ns", "retried").parent("", "gw", "").hosts("retry.test").rule(prefixMatch("/"), []string{"svc-a"}).obj()
 	retried.Spec.Rules[0].Retry = &gwv1.HTTPRouteRetry{
 		Codes: []gwv1.HTTPRouteRetryStatusCode{500, 502}, Attempts: ptr.To(2), Backoff: ptr.To(gwv1.Duration("1ms")),
 	}
+	retried.Spec.Rules[0].Timeouts = &gwv1.HTTPRouteTimeouts{BackendRequest: ptr.To(gwv1.Duration("150ms"))}
 	in := gatewayState(
 		[]*gwv1.Gateway{makeGateway("ns", "gw").listener("http", gwv1.HTTPProtocolType, 80, "").obj()},
 		[]*gwv1.HTTPRoute{retried, makeRoute("ns", "plain").parent("", "gw", "").hosts("plain.test").rule(prefixMatch("/"), []string{"svc-a"}).obj()})
@@ -754,6 +770,9 @@ func TestGatewayRetry(t *testing.T) {
 		{"retry.test", "fail=1&code=503", "", 503},     // not a code of the policy
 		{"retry.test", "fail=2&code=502", "data", 200}, // the body again on each try
 		{"plain.test", "fail=1&code=500", "", 500},     // no policy, no retry
+		{"retry.test", "fail=2&code=reset", "", 200},   // connection errors are retried
+		{"retry.test", "fail=20&code=reset", "", 502},  // until the attempts run out
+		{"retry.test", "fail=1&code=slow", "", 200},    // so is the backend timeout
 	} {
 		target := fmt.Sprintf("/?id=%d&%s", i, tc.query)
 		var body io.Reader = http.NoBody

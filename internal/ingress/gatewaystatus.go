@@ -342,7 +342,7 @@ func SupportedFeatures(experimental bool) []gwv1.SupportedFeature {
 	}
 	if experimental {
 		// Fields only the experimental channel's CRDs have.
-		names = append(names, "HTTPRouteRetry")
+		names = append(names, "HTTPRouteRetry", "HTTPRouteRetryBackendTimeout", "HTTPRouteRetryConnectionError")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))
