@@ -78,7 +78,7 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	f.BoolVar(&cfg.DisableDNS, "disable-dns", false, "do not run the cluster DNS server (kube-dns Service at --cluster-dns)")
 	f.BoolVar(&cfg.DisableGatewayAPI, "disable-gateway-api", false, "do not install the Gateway API CRDs ("+gatewayapi.BundleVersion+") and the GatewayClass skiff")
-	f.StringVar(&cfg.Cluster.GatewayAPIChannel, "gateway-api-channel", "standard", "channel of the Gateway API CRDs to install: standard, or experimental (HTTPRoute retry and sessionPersistence, XBackendTrafficPolicy, …)")
+	f.StringVar(&cfg.Cluster.GatewayAPIChannel, "gateway-api-channel", clusterconfig.GatewayAPIStandard, "channel of the Gateway API CRDs to install: standard, or experimental (HTTPRoute retry and sessionPersistence, XBackendTrafficPolicy, …)")
 	f.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, host or host:port (repeatable; default: the name servers of /etc/resolv.conf)")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)

@@ -333,7 +333,7 @@ func (a *Agent) runIngress(ctx context.Context) error {
 			GatewayClient: gwClient,
 			GatewayPool:   pool,
 			// The proxies claim what the CRDs the server installed can express.
-			ExperimentalGatewayAPI: a.cluster.GatewayAPIChannel == "experimental",
+			ExperimentalGatewayAPI: a.cluster.GatewayAPIChannel == clusterconfig.GatewayAPIExperimental,
 			HTTPAddr:               ":" + strconv.Itoa(a.cfg.IngressHTTPPort),
 			HTTPSAddr:              ":" + strconv.Itoa(a.cfg.IngressHTTPSPort),
 			Addresses: func() []string {

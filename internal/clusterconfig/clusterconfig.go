@@ -52,6 +52,12 @@ type Config struct {
 	GatewayAPIChannel string `json:"gatewayAPIChannel,omitempty"`
 }
 
+// The Gateway API channels GatewayAPIChannel names.
+const (
+	GatewayAPIStandard     = "standard"
+	GatewayAPIExperimental = "experimental"
+)
+
 // Default is a fresh cluster's configuration.
 func Default() Config {
 	return Config{ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local"}
@@ -100,8 +106,8 @@ func (c Config) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(c.ClusterDomain); len(errs) > 0 {
 		return fmt.Errorf("--cluster-domain %q: %s", c.ClusterDomain, errs[0])
 	}
-	if ch := c.GatewayAPIChannel; ch != "" && ch != "standard" && ch != "experimental" {
-		return fmt.Errorf("--gateway-api-channel %q: want standard or experimental", ch)
+	if ch := c.GatewayAPIChannel; ch != "" && ch != GatewayAPIStandard && ch != GatewayAPIExperimental {
+		return fmt.Errorf("--gateway-api-channel %q: want %s or %s", ch, GatewayAPIStandard, GatewayAPIExperimental)
 	}
 	if c.GatewayAddressPool != "" {
 		_, pool, err := net.ParseCIDR(c.GatewayAddressPool)

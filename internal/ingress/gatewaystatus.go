@@ -231,55 +231,51 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		_, err := client.Gateways(gw.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("Gateway", k, err)
 	}
-	writeRouteStatus(ctx, KindHTTPRoute, in.HTTPRoutes, t.Gateway.Routes, now, warn,
-		func(r *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+	writeStatuses(ctx, KindHTTPRoute, in.HTTPRoutes, t.Gateway.Routes, now, warn,
+		func(r *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.HTTPRoute] { return client.HTTPRoutes(ns) })
-	writeRouteStatus(ctx, KindGRPCRoute, in.GRPCRoutes, t.Gateway.GRPCRoutes, now, warn,
-		func(r *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+	writeStatuses(ctx, KindGRPCRoute, in.GRPCRoutes, t.Gateway.GRPCRoutes, now, warn,
+		func(r *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.GRPCRoute] { return client.GRPCRoutes(ns) })
-	writeRouteStatus(ctx, KindTLSRoute, in.TLSRoutes, t.Gateway.TLSRoutes, now, warn,
-		func(r *gwv1.TLSRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+	writeStatuses(ctx, KindTLSRoute, in.TLSRoutes, t.Gateway.TLSRoutes, now, warn,
+		func(r *gwv1.TLSRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.TLSRoute] { return client.TLSRoutes(ns) })
-	writeRouteStatus(ctx, KindTCPRoute, in.TCPRoutes, t.Gateway.TCPRoutes, now, warn,
-		func(r *gwv1.TCPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+	writeStatuses(ctx, KindTCPRoute, in.TCPRoutes, t.Gateway.TCPRoutes, now, warn,
+		func(r *gwv1.TCPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.TCPRoute] { return client.TCPRoutes(ns) })
-	writeRouteStatus(ctx, KindUDPRoute, in.UDPRoutes, t.Gateway.UDPRoutes, now, warn,
-		func(r *gwv1.UDPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents },
+	writeStatuses(ctx, KindUDPRoute, in.UDPRoutes, t.Gateway.UDPRoutes, now, warn,
+		func(r *gwv1.UDPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.UDPRoute] { return client.UDPRoutes(ns) })
-	for _, p := range in.BackendTrafficPolicies {
-		k := objKey(&p.ObjectMeta)
-		ancestors, changed := policyAncestors(p.Status.Ancestors, t.Gateway.BackendTrafficPolicies[k], now)
-		if !changed {
-			continue
-		}
-		up := p.DeepCopy()
-		up.Status.Ancestors = ancestors
-		_, err := c.cfg.GatewayClient.ExperimentalV1alpha1().XBackendTrafficPolicies(p.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-		warn("XBackendTrafficPolicy", k, err)
-	}
+	writeStatuses(ctx, "XBackendTrafficPolicy", in.BackendTrafficPolicies, t.Gateway.BackendTrafficPolicies, now, warn,
+		func(p *gwxv1a1.XBackendTrafficPolicy) *[]gwv1.PolicyAncestorStatus { return &p.Status.Ancestors }, policyAncestors,
+		func(ns string) statusUpdater[*gwxv1a1.XBackendTrafficPolicy] {
+			return c.cfg.GatewayClient.ExperimentalV1alpha1().XBackendTrafficPolicies(ns)
+		})
 }
 
-// statusUpdater is the typed client of one route kind in one namespace.
+// statusUpdater is the typed client of one kind in one namespace.
 type statusUpdater[R any] interface {
 	UpdateStatus(context.Context, R, metav1.UpdateOptions) (R, error)
 }
 
-// writeRouteStatus publishes want, the parents' statuses t computed, on the
-// routes of one kind where they differ from the objects'.
-func writeRouteStatus[R interface {
+// writeStatuses publishes want, the status entries t computed (route
+// parents or policy ancestors), on the objects of one kind where merge
+// finds that they differ from the objects' own.
+func writeStatuses[R interface {
 	metav1.Object
 	DeepCopy() R
-}](ctx context.Context, kind string, routes []R, want map[types.NamespacedName][]gwv1.RouteParentStatus, now metav1.Time,
-	warn func(string, types.NamespacedName, error), parents func(R) *[]gwv1.RouteParentStatus, client func(ns string) statusUpdater[R]) {
-	for _, r := range routes {
-		k := types.NamespacedName{Namespace: r.GetNamespace(), Name: r.GetName()}
-		ps, changed := routeParents(*parents(r), want[k], now)
+}, E any](ctx context.Context, kind string, objs []R, want map[types.NamespacedName][]E, now metav1.Time,
+	warn func(string, types.NamespacedName, error), field func(R) *[]E,
+	merge func(have, want []E, now metav1.Time) ([]E, bool), client func(ns string) statusUpdater[R]) {
+	for _, o := range objs {
+		k := types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}
+		entries, changed := merge(*field(o), want[k], now)
 		if !changed {
 			continue
 		}
-		up := r.DeepCopy()
-		*parents(up) = ps
-		_, err := client(r.GetNamespace()).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		up := o.DeepCopy()
+		*field(up) = entries
+		_, err := client(o.GetNamespace()).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn(kind, k, err)
 	}
 }

@@ -500,12 +500,14 @@ func (p *Proxy) pick(be *Backend, r *http.Request, exclude []netip.AddrPort) (En
 			continue
 		}
 		down, out := p.health.State(addr)
-		switch {
-		case down:
-		case out:
-			ejected = append(ejected, Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()})
-		default:
-			cands = append(cands, Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()})
+		if down {
+			continue
+		}
+		c := Candidate{Endpoint: ep, InFlight: p.counter(addr).Load()}
+		if out {
+			ejected = append(ejected, c)
+		} else {
+			cands = append(cands, c)
 		}
 	}
 	if len(ejected) > len(cands) {
@@ -683,9 +685,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if !ok {
 				return nil, err
 			}
-			t.p.use(x, ep)
-			req = req.Clone(req.Context())
-			req.URL.Host = ep.String()
+			req = t.moveTo(req, x, ep, nil)
 		}
 	}
 	body, replayable := bufferBody(req)
@@ -711,13 +711,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				ep = x.ep
 			}
 		}
-		t.p.use(x, ep)
-		req = req.Clone(req.Context())
-		req.URL.Host = ep.String()
-		if body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(body))
-		}
+		req = t.moveTo(req, x, ep, body)
 	}
+}
+
+// moveTo makes ep x's endpoint and returns req for it, with body as its
+// body when not nil.
+func (t *transport) moveTo(req *http.Request, x *exchange, ep Endpoint, body []byte) *http.Request {
+	t.p.use(x, ep)
+	req = req.Clone(req.Context())
+	req.URL.Host = ep.String()
+	if body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return req
 }
 
 // bufferBody reads req's body into memory when it is at most maxReplayBody

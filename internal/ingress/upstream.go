@@ -85,9 +85,7 @@ func (u *h1Upstream) exchange(c *h1Conn, req *http.Request, reused bool) (*http.
 		return fail(err)
 	}
 	if _, err := c.br.Peek(1); err != nil && reused && ctx.Err() == nil {
-		stop()
-		c.Close()
-		return nil, errStaleConn
+		return fail(errStaleConn)
 	}
 	var resp *http.Response
 	for {

@@ -130,6 +130,10 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) sync(ctx context.Context, nodes []*corev1.Node, svc *corev1.Service, have []*discoveryv1.EndpointSlice) error {
 	proxies := Proxies(nodes)
 	services := c.client.CoreV1().Services(Namespace)
+	var ports []corev1.ServicePort
+	if svc != nil {
+		ports = servicePorts(svc.Spec.Ports, proxies)
+	}
 	switch {
 	case svc == nil:
 		created, err := services.Create(ctx, Service(proxies), metav1.CreateOptions{})
@@ -141,9 +145,9 @@ func (c *Controller) sync(ctx context.Context, nodes []*corev1.Node, svc *corev1
 		}
 		svc = created
 		c.log.Info("created the ingress Service", "service", Namespace+"/"+ServiceName)
-	case !equality.Semantic.DeepEqual(svc.Spec.Ports, servicePorts(svc.Spec.Ports, proxies)):
+	case !equality.Semantic.DeepEqual(svc.Spec.Ports, ports):
 		up := svc.DeepCopy()
-		up.Spec.Ports = servicePorts(svc.Spec.Ports, proxies)
+		up.Spec.Ports = ports
 		if _, err := services.Update(ctx, up, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update Service %s/%s ports: %w", Namespace, ServiceName, err)
 		}

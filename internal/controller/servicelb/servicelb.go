@@ -207,25 +207,25 @@ func Assign(services []*corev1.Service, nodes []*corev1.Node, slicesOf func(*cor
 				}
 			}
 		}
+		keys := make([]portKey, len(svc.Spec.Ports))
+		for i, p := range svc.Spec.Ports {
+			keys[i] = portKey{cmp.Or(p.Protocol, corev1.ProtocolTCP), p.Port}
+		}
 		var got []*corev1.Node
 		for _, n := range nodes {
 			if !ready(n) || n.Spec.Unschedulable || (local != nil && !local[n.Name]) {
 				continue
 			}
-			free := true
-			for _, p := range svc.Spec.Ports {
-				if claimed[n.Name][portKey{cmp.Or(p.Protocol, corev1.ProtocolTCP), p.Port}] {
-					free = false
-				}
-			}
-			if !free {
+			held := claimed[n.Name]
+			if slices.ContainsFunc(keys, func(k portKey) bool { return held[k] }) {
 				continue
 			}
-			if claimed[n.Name] == nil {
-				claimed[n.Name] = map[portKey]bool{}
+			if held == nil {
+				held = map[portKey]bool{}
+				claimed[n.Name] = held
 			}
-			for _, p := range svc.Spec.Ports {
-				claimed[n.Name][portKey{cmp.Or(p.Protocol, corev1.ProtocolTCP), p.Port}] = true
+			for _, k := range keys {
+				held[k] = true
 			}
 			got = append(got, n)
 		}
