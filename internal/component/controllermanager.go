@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"syscall"
@@ -33,6 +34,13 @@ func ControllerManager(ctx context.Context, args []string) error {
 	}
 	c, err := s.Config(ctx, app.KnownControllers(), app.ControllersDisabledByDefault(), app.ControllerAliases())
 	if err != nil {
+		if transient(err) {
+			// A restarted run whose predecessor's secure port is still
+			// closing, or an API server not answering yet: the
+			// supervisor's next run may succeed; a configuration error
+			// would end skiff.
+			return fmt.Errorf("kube-controller-manager: %w", err)
+		}
 		return invalid("kube-controller-manager", []error{err})
 	}
 	// A restarted run registers its configz endpoint again.
