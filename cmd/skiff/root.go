@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand(), newKubectlCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand())
 	registerLogFlags(root)
 	return root
 }

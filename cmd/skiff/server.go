@@ -24,6 +24,7 @@ func newServerCommand() *cobra.Command {
 		cfg          server.Config
 		datastore    string
 		disableAgent bool
+		encrypt      bool
 		node         agentFlags
 	)
 	cmd := &cobra.Command{
@@ -31,6 +32,7 @@ func newServerCommand() *cobra.Command {
 		Short: "Run the control plane (API server over etcd, controllers, scheduler)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.DisableSecretsEncryption = !encrypt
 			if datastore != "" {
 				cfg.DatastoreEndpoints = strings.Split(datastore, ",")
 			}
@@ -80,6 +82,8 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&cfg.DisableGatewayAPI, "disable-gateway-api", false, "do not install the Gateway API CRDs ("+gatewayapi.BundleVersion+") and the GatewayClass skiff")
 	f.StringVar(&cfg.Cluster.GatewayAPIChannel, "gateway-api-channel", clusterconfig.GatewayAPIStandard, "channel of the Gateway API CRDs to install: standard, or experimental (HTTPRoute retry and sessionPersistence, XBackendTrafficPolicy, …)")
 	f.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, host or host:port (repeatable; default: the name servers of /etc/resolv.conf)")
+	f.BoolVar(&encrypt, "secrets-encryption", true, "encrypt Secrets at rest (secretbox keys in DATA/cred; false writes new Secrets in plain text and keeps old keys for reading)")
+	f.StringVar(&cfg.AuditPolicyFile, "audit-policy-file", "", "the API server's audit policy (audit.k8s.io/v1 Policy; default: skiff's, written to DATA/audit/policy.yaml); the log is DATA/audit/audit.log")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)
 	return cmd

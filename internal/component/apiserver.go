@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	encryptionconfigcontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -13,8 +14,14 @@ import (
 // open connections when it stops.
 const ShutdownTimeout = 2 * time.Second
 
+// encryptionConfigPoll is how often kube-apiserver rereads an encryption
+// configuration it reloads automatically (upstream: every minute), so that
+// a key rotation takes seconds.
+const encryptionConfigPoll = 5 * time.Second
+
 // APIServer runs kube-apiserver with the given flags until ctx ends.
 func APIServer(ctx context.Context, args []string) error {
+	encryptionconfigcontroller.EncryptionConfigFileChangePollDuration = encryptionConfigPoll
 	s := options.NewServerRunOptions()
 	if err := parse("kube-apiserver", s.Flags(), args); err != nil {
 		return err

@@ -35,6 +35,14 @@ func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
 	if s.cfg.AdvertiseAddress != "" {
 		flags["advertise-address"] = s.cfg.AdvertiseAddress
 	}
+	if f.encryption {
+		flags["encryption-provider-config"] = s.Paths.EncryptionConfig
+		// `skiff secrets-encrypt rotate-keys` changes the file in place.
+		flags["encryption-provider-config-automatic-reload"] = "true"
+	}
+	for k, v := range auditFlags(f.auditPolicy, s.Paths.AuditLog) {
+		flags[k] = v
+	}
 	merged, err := component.Merge(flags, s.cfg.APIServerArgs)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,10 @@ type files struct {
 	saKey, saPub                                     string
 	controllerManagerKubeconfig, schedulerKubeconfig string
 	authnConfig                                      string
+	// encryption is set when Paths.EncryptionConfig is to be passed.
+	encryption bool
+	// auditPolicy is the policy file in use.
+	auditPolicy string
 }
 
 // anonymous requests are refused (401) everywhere but on the health

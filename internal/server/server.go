@@ -32,6 +32,7 @@ import (
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
+	"github.com/skiffdev/skiff/internal/secretsencrypt"
 	"github.com/skiffdev/skiff/internal/storage"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
@@ -71,6 +72,14 @@ type Config struct {
 	// DNSUpstreams resolve the names outside the cluster domain, "host" or
 	// "host:port" each (default: the name servers of /etc/resolv.conf).
 	DNSUpstreams []string
+	// DisableSecretsEncryption writes new Secrets in plain text; keys from
+	// earlier starts are kept so that what they encrypted still reads
+	// (internal/secretsencrypt).
+	DisableSecretsEncryption bool
+	// AuditPolicyFile is the API server's audit policy (upstream's
+	// audit.k8s.io/v1 Policy); empty means skiff's default policy. The log
+	// goes to Paths.AuditLog.
+	AuditPolicyFile string
 
 	Log *slog.Logger
 }
@@ -108,6 +117,12 @@ type Paths struct {
 	Etcd string
 	// Agent is the data dir of the server's own node agent.
 	Agent string
+	// EncryptionConfig is the API server's EncryptionConfiguration
+	// (Secrets at rest), owned by internal/secretsencrypt.
+	EncryptionConfig string
+	// AuditLog is the API server's audit log (JSON lines, rotated by size
+	// beside it); AuditPolicy is skiff's default policy, written there.
+	AuditLog, AuditPolicy string
 }
 
 // PathsIn lays out the data directory dataDir.
@@ -121,6 +136,10 @@ func PathsIn(dataDir string) Paths {
 		CACert:     filepath.Join(tls, "ca.crt"),
 		Etcd:       filepath.Join(dataDir, "etcd"),
 		Agent:      filepath.Join(dataDir, "agent"),
+
+		EncryptionConfig: filepath.Join(dataDir, "cred", "encryption-config.yaml"),
+		AuditLog:         filepath.Join(dataDir, "audit", "audit.log"),
+		AuditPolicy:      filepath.Join(dataDir, "audit", "policy.yaml"),
 	}
 }
 
@@ -169,6 +188,12 @@ func New(cfg Config) (*Server, error) {
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
 		return nil, fmt.Errorf("prepare certificates: %w", err)
+	}
+	if s.files.encryption, err = secretsencrypt.Ensure(s.Paths.EncryptionConfig, !cfg.DisableSecretsEncryption, time.Now()); err != nil {
+		return nil, fmt.Errorf("%w: secrets encryption: %v", component.ErrConfig, err)
+	}
+	if s.files.auditPolicy, err = prepareAudit(cfg); err != nil {
+		return nil, err
 	}
 	s.AdminConfig, err = clientcmd.BuildConfigFromFlags("", s.Paths.Kubeconfig)
 	if err != nil {

@@ -31,6 +31,8 @@ func TestBadConfigExits(t *testing.T) {
 		{"loopback advertise address passed to kube-apiserver", []string{"--kube-apiserver-arg", "advertise-address=127.0.0.1"}, "kube-apiserver: invalid configuration: cannot use public IP 127.0.0.1"},
 		{"bad DNS upstream", []string{"--dns-upstream", "resolver.example"}, "is not an IP address or IP:port"},
 		{"bad cluster CIDR", []string{"--cluster-cidr", "10.42.0.0/99"}, "--cluster-cidr"},
+		{"missing audit policy", []string{"--audit-policy-file", "/nonexistent/policy.yaml"}, "--audit-policy-file: open /nonexistent/policy.yaml: no such file or directory"},
+		{"audit policy of another kind", []string{"--audit-policy-file", "testdata/shop/app/00-namespace.yaml"}, "want apiVersion audit.k8s.io/v1, kind Policy"},
 		// Passed through: the controller manager fails to build its
 		// node-ipam controller, and cannot be restarted in this process.
 		{"bad cluster CIDR passed to the controller manager", []string{"--kube-controller-manager-arg", "cluster-cidr=10.42.0.0/99"}, "kube-controller-manager: invalid configuration: invalid CIDR"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -219,3 +220,24 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// etcdReady is the server's log line naming the embedded etcd's client URL.
+var etcdReady = regexp.MustCompile(`msg="embedded etcd ready".* client=(\S+)`)
+
+// EtcdURL is the client URL of the current process's embedded etcd, read
+// from its log: tests use it to look at what the API server stored.
+func (s *Server) EtcdURL() string {
+	s.t.Helper()
+	data, err := os.ReadFile(s.proc.logPath)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m := etcdReady.FindSubmatch(data)
+	if m == nil {
+		s.t.Fatalf("no %q line in %s", "embedded etcd ready", s.proc.logPath)
+	}
+	return string(m[1])
+}
+
+// Args replaces the extra flags of the next Start.
+func (s *Server) Args(args []string) { s.opts.Args = args }
