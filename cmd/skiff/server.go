@@ -25,6 +25,8 @@ func newServerCommand() *cobra.Command {
 		datastore    string
 		disableAgent bool
 		encrypt      bool
+		reset        bool
+		restorePath  string
 		node         agentFlags
 	)
 	cmd := &cobra.Command{
@@ -37,6 +39,17 @@ func newServerCommand() *cobra.Command {
 				cfg.DatastoreEndpoints = strings.Split(datastore, ",")
 			}
 			cfg.Log = newLogger("skiff-server")
+			if reset || restorePath != "" {
+				if !reset || restorePath == "" {
+					return fmt.Errorf("%w: --cluster-reset restores a snapshot: give both --cluster-reset and --cluster-reset-restore-path FILE (membership reset of an HA cluster is not there yet)", component.ErrConfig)
+				}
+				old, err := server.ClusterReset(cfg, restorePath)
+				if err != nil {
+					return err
+				}
+				cfg.Log.Info("etcd restored from the snapshot; start skiff server again without --cluster-reset", "snapshot", restorePath, "previous-data", old)
+				return nil
+			}
 			s, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -84,6 +97,11 @@ func newServerCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, host or host:port (repeatable; default: the name servers of /etc/resolv.conf)")
 	f.BoolVar(&encrypt, "secrets-encryption", true, "encrypt Secrets at rest (secretbox keys in DATA/cred; false writes new Secrets in plain text and keeps old keys for reading)")
 	f.StringVar(&cfg.AuditPolicyFile, "audit-policy-file", "", "the API server's audit policy (audit.k8s.io/v1 Policy; default: skiff's, written to DATA/audit/policy.yaml); the log is DATA/audit/audit.log")
+	f.StringVar(&cfg.SnapshotSchedule, "etcd-snapshot-schedule-cron", "0 */12 * * *", "when to snapshot the embedded etcd into DATA/snapshots (cron's five fields)")
+	f.IntVar(&cfg.SnapshotRetention, "etcd-snapshot-retention", 5, "how many scheduled snapshots to keep")
+	f.BoolVar(&cfg.DisableSnapshots, "etcd-disable-snapshots", false, "take no scheduled snapshots")
+	f.BoolVar(&reset, "cluster-reset", false, "with --cluster-reset-restore-path: restore the embedded etcd from a snapshot, then exit (the server must be stopped)")
+	f.StringVar(&restorePath, "cluster-reset-restore-path", "", "snapshot file to restore with --cluster-reset")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)
 	return cmd

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/ingresslb"
@@ -76,6 +78,13 @@ type Config struct {
 	// earlier starts are kept so that what they encrypted still reads
 	// (internal/secretsencrypt).
 	DisableSecretsEncryption bool
+	// SnapshotSchedule is when the embedded etcd is snapshotted into
+	// Paths.Snapshots, in cron's five fields (default every 12 hours, "0
+	// */12 * * *", as k3s); SnapshotRetention is how many scheduled
+	// snapshots are kept (default 5). DisableSnapshots takes none.
+	SnapshotSchedule  string
+	SnapshotRetention int
+	DisableSnapshots  bool
 	// AuditPolicyFile is the API server's audit policy (upstream's
 	// audit.k8s.io/v1 Policy); empty means skiff's default policy. The log
 	// goes to Paths.AuditLog.
@@ -96,6 +105,12 @@ func (c *Config) Defaults() {
 	if c.DNSPort == 0 {
 		c.DNSPort = 10053
 	}
+	if c.SnapshotSchedule == "" {
+		c.SnapshotSchedule = "0 */12 * * *"
+	}
+	if c.SnapshotRetention == 0 {
+		c.SnapshotRetention = 5
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -113,8 +128,11 @@ type Paths struct {
 	// TLSDir holds the cluster CA and every certificate the server issues;
 	// CACert is the cluster CA certificate in it.
 	TLSDir, CACert string
-	// Etcd is the embedded datastore's directory.
-	Etcd string
+	// Etcd is the embedded datastore's directory; EtcdURL holds its client
+	// URL while it runs.
+	Etcd, EtcdURL string
+	// Snapshots holds the etcd snapshots (`skiff etcd-snapshot`).
+	Snapshots string
 	// Agent is the data dir of the server's own node agent.
 	Agent string
 	// EncryptionConfig is the API server's EncryptionConfiguration
@@ -135,6 +153,8 @@ func PathsIn(dataDir string) Paths {
 		TLSDir:     tls,
 		CACert:     filepath.Join(tls, "ca.crt"),
 		Etcd:       filepath.Join(dataDir, "etcd"),
+		EtcdURL:    filepath.Join(dataDir, "etcd-client-url"),
+		Snapshots:  filepath.Join(dataDir, "snapshots"),
 		Agent:      filepath.Join(dataDir, "agent"),
 
 		EncryptionConfig: filepath.Join(dataDir, "cred", "encryption-config.yaml"),
@@ -178,6 +198,12 @@ func New(cfg Config) (*Server, error) {
 		if err := checkAdvertiseAddress(cfg.AdvertiseAddress); err != nil {
 			return nil, fmt.Errorf("%w: --advertise-address: %v", component.ErrConfig, err)
 		}
+	}
+	if _, err := cron.ParseStandard(cfg.SnapshotSchedule); err != nil && !cfg.DisableSnapshots {
+		return nil, fmt.Errorf("%w: --etcd-snapshot-schedule-cron %q: %v", component.ErrConfig, cfg.SnapshotSchedule, err)
+	}
+	if cfg.SnapshotRetention < 1 {
+		return nil, fmt.Errorf("%w: --etcd-snapshot-retention %d: keep at least one", component.ErrConfig, cfg.SnapshotRetention)
 	}
 	for _, u := range cfg.DNSUpstreams {
 		if err := clusterdns.CheckUpstream(u); err != nil {
@@ -245,6 +271,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 				store, err = storage.Start(ctx, storage.Config{
 					DataDir:   s.Paths.Etcd,
 					Endpoints: s.cfg.DatastoreEndpoints,
+					URLFile:   s.Paths.EtcdURL,
 					Log:       log,
 				})
 				if err != nil {
@@ -275,6 +302,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 			}
 			return nil
 		}},
+	}
+	if len(s.cfg.DatastoreEndpoints) == 0 && !s.cfg.DisableSnapshots {
+		list = append(list, supervise.Component{Name: "etcd-snapshots", Restart: restart, Run: func(ctx context.Context) error {
+			return s.runSnapshots(ctx, func() []string { return store.Endpoints })
+		}})
 	}
 	if !s.cfg.DisableControllers {
 		args, err := s.controllerManagerArgs()

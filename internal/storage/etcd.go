@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,8 +29,15 @@ type Config struct {
 	DataDir string
 	// Endpoints, when set, name an external etcd cluster and no etcd is embedded.
 	Endpoints []string
-	Log       *slog.Logger
+	// URLFile, when set, receives the embedded etcd's client URL while it
+	// runs, for the tools that work on the datastore beside the server
+	// (`skiff etcd-snapshot`).
+	URLFile string
+	Log     *slog.Logger
 }
+
+// memberName is the embedded etcd's member name.
+const memberName = "skiff"
 
 // Store is a running datastore.
 type Store struct {
@@ -38,6 +46,7 @@ type Store struct {
 	etcd      *embed.Etcd
 	// closing is set when Close begins (the etcd logger reads it).
 	closing *atomic.Bool
+	urlFile string
 }
 
 // Start starts the embedded etcd (or only records the external endpoints)
@@ -75,7 +84,7 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	ec := embed.NewConfig()
-	ec.Name = "skiff"
+	ec.Name = memberName
 	ec.Dir = cfg.DataDir
 	ec.ListenClientUrls = []url.URL{*clientURL}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
@@ -114,10 +123,16 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
+	if cfg.URLFile != "" {
+		if err := os.WriteFile(cfg.URLFile, []byte(clientURL.String()+"\n"), 0o600); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	if cfg.Log != nil {
 		cfg.Log.Info("embedded etcd ready", "dir", cfg.DataDir, "client", clientURL.String())
 	}
-	return &Store{Endpoints: []string{clientURL.String()}, etcd: e, closing: closing}, nil
+	return &Store{Endpoints: []string{clientURL.String()}, etcd: e, closing: closing, urlFile: cfg.URLFile}, nil
 }
 
 // quietStop is the embedded etcd's log core, less the errors every clean
@@ -148,12 +163,28 @@ func (s *Store) Close() {
 		return
 	}
 	s.closing.Store(true)
+	if s.urlFile != "" {
+		os.Remove(s.urlFile)
+	}
 	done := make(chan struct{})
 	go func() { s.etcd.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// EmbeddedEndpoint is the client URL a running server's embedded etcd
+// wrote to urlFile.
+func EmbeddedEndpoint(urlFile string) (string, error) {
+	data, err := os.ReadFile(urlFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errors.New("the server's embedded etcd is not running (start skiff server on this data dir)")
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 func freeURL() (*url.URL, error) {
@@ -164,4 +195,17 @@ func freeURL() (*url.URL, error) {
 	addr := l.Addr().String()
 	l.Close()
 	return &url.URL{Scheme: "http", Host: addr}, nil
+}
+
+// Ping reports whether an etcd answers at url within two seconds.
+func Ping(url string) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = c.Status(ctx, url)
+	return err
 }
