@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -26,14 +28,92 @@ func importImages(ctx context.Context, socket, dir string, log *slog.Logger) err
 		return err
 	}
 	for _, tar := range tars {
-		out, err := exec.CommandContext(ctx, "ctr", "--address", socket, "--namespace", "k8s.io",
-			"images", "import", "--no-unpack", tar).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("import image %s: %v: %s", tar, err, out)
+		if _, err := ImportImage(ctx, socket, tar, nil); err != nil {
+			return err
 		}
 		log.Debug("image imported", "file", tar)
 	}
 	return nil
+}
+
+// ContainerdSocket is the socket of the containerd an agent with this data
+// dir runs.
+func ContainerdSocket(dataDir string) string {
+	return filepath.Join(dataDir, "containerd", "containerd.sock")
+}
+
+// ctr runs containerd's ctr on the CRI's namespace of the containerd at
+// socket.
+func ctr(ctx context.Context, socket string, stdin io.Reader, args ...string) ([]byte, error) {
+	if _, err := os.Stat(socket); err != nil {
+		return nil, fmt.Errorf("no containerd at %s (is the agent running on this data dir?): %w", socket, err)
+	}
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)...)
+	cmd.Stdin = stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// ImportImage loads an OCI or docker-archive tarball (file, or stdin when
+// file is "-") into the node's images, where the kubelet finds them
+// (imagePullPolicy Never or IfNotPresent runs them with no registry). It
+// returns the references imported.
+func ImportImage(ctx context.Context, socket, file string, stdin io.Reader) ([]string, error) {
+	before, err := ListImages(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ctr(ctx, socket, stdin, "images", "import", "--no-unpack", file); err != nil {
+		return nil, fmt.Errorf("import image %s: %w", file, err)
+	}
+	after, err := ListImages(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	had := map[string]string{}
+	for _, i := range before {
+		had[i.Ref] = i.Digest
+	}
+	var refs []string
+	for _, i := range after {
+		if d, ok := had[i.Ref]; !ok || d != i.Digest {
+			refs = append(refs, i.Ref)
+		}
+	}
+	return refs, nil
+}
+
+// Image is one named image of a node.
+type Image struct {
+	Ref, Digest, Size string
+}
+
+// ListImages lists the node's named images (not the digest-only references
+// the CRI adds).
+func ListImages(ctx context.Context, socket string) ([]Image, error) {
+	out, err := ctr(ctx, socket, nil, "images", "ls")
+	if err != nil {
+		return nil, err
+	}
+	var list []Image
+	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		// REF TYPE DIGEST SIZE(2 fields: "1.2 MiB") PLATFORMS LABELS
+		if i == 0 || len(f) < 5 || strings.HasPrefix(f[0], "sha256:") {
+			continue
+		}
+		list = append(list, Image{Ref: f[0], Digest: f[2], Size: f[3] + " " + f[4]})
+	}
+	return list, nil
+}
+
+// RemoveImages removes images by reference.
+func RemoveImages(ctx context.Context, socket string, refs []string) error {
+	_, err := ctr(ctx, socket, nil, append([]string{"images", "rm"}, refs...)...)
+	return err
 }
 
 // startMirror serves skiff's images from a loopback registry that the

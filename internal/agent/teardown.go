@@ -37,7 +37,7 @@ func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 		return err
 	}
 	ctrdDir := filepath.Join(dataDir, "containerd")
-	socket := filepath.Join(ctrdDir, "containerd.sock")
+	socket := ContainerdSocket(dataDir)
 	removeSandboxes(ctx, socket)
 
 	// containerd itself, then every shim it started and their containers.
