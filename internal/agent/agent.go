@@ -471,7 +471,7 @@ func (a *Agent) fetchClusterConfig(ctx context.Context) error {
 		// (the token's Secret, the reader's RoleBinding): give it a while
 		// before calling the token wrong.
 		if (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)) && attempt >= refusedJoinAttempts {
-			return fmt.Errorf("%w: the server refuses this node's join token: %v", component.ErrConfig, err)
+			return fmt.Errorf("%w: the server refuses this node's join token (%v): it has expired, was deleted (skiff token list on a server shows the valid ones), or is not this cluster's; skiff token create makes a new one", component.ErrConfig, err)
 		}
 		if attempt%10 == 0 {
 			log.Warn("waiting for the server's cluster configuration", "server", a.cfg.Server, "err", err)

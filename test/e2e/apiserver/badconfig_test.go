@@ -60,10 +60,10 @@ func tail(s string, n int) string {
 }
 
 // TestAgentWithWrongTokenExits: an agent whose join token has the cluster's
-// CA hash but a secret the server does not know is refused, and ends with
-// exit status 1 and a message saying so, after giving a server that may
-// still be bootstrapping a minute; it never starts containerd or the
-// kubelet.
+// CA hash but a secret the server does not know, or one that has expired,
+// is refused, and ends with exit status 1 and a message saying so, after
+// giving a server that may still be bootstrapping a minute; it never
+// starts containerd or the kubelet.
 func TestAgentWithWrongTokenExits(t *testing.T) {
 	t.Parallel()
 	s := e2eutil.StartServer(t, e2eutil.ServerOptions{})
@@ -75,23 +75,32 @@ func TestAgentWithWrongTokenExits(t *testing.T) {
 	if !ok {
 		t.Fatalf("token %q has no CA hash", good)
 	}
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(caHash+"::abcdef.0123456789abcdef"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, e2eutil.Binary(t), "agent", "--server", s.URL, "--token-file", tokenFile,
-		"--data-dir", t.TempDir(), "--node-name", "wrong-token").CombinedOutput()
-	var exit *exec.ExitError
-	if ctx.Err() != nil || !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("skiff agent with a wrong token: %v after %s (want exit status 1)\n%s", err, time.Since(start).Round(time.Second), tail(string(out), 20))
-	}
-	if want := "the server refuses this node's join token"; !strings.Contains(string(out), want) {
-		t.Errorf("output lacks %q:\n%s", want, tail(string(out), 20))
-	}
-	if strings.Contains(string(out), "component=containerd") || strings.Contains(string(out), "component=kubelet") {
-		t.Errorf("containerd or the kubelet started with a refused token:\n%s", tail(string(out), 20))
+	expired := strings.TrimSpace(skiff(t, "token", "create", "--ttl", "1s", "--data-dir", s.DataDir))
+	time.Sleep(2 * time.Second)
+	for name, token := range map[string]string{"wrong": caHash + "::abcdef.0123456789abcdef", "expired": expired} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+			defer cancel()
+			start := time.Now()
+			out, err := exec.CommandContext(ctx, e2eutil.Binary(t), "agent", "--server", s.URL, "--token-file", tokenFile,
+				"--data-dir", t.TempDir(), "--node-name", name+"-token").CombinedOutput()
+			var exit *exec.ExitError
+			if ctx.Err() != nil || !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("skiff agent with a %s token: %v after %s (want exit status 1)\n%s", name, err, time.Since(start).Round(time.Second), tail(string(out), 20))
+			}
+			for _, want := range []string{"the server refuses this node's join token", "it has expired, was deleted", "skiff token create makes a new one"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("output lacks %q:\n%s", want, tail(string(out), 20))
+				}
+			}
+			if strings.Contains(string(out), "component=containerd") || strings.Contains(string(out), "component=kubelet") {
+				t.Errorf("containerd or the kubelet started with a refused token:\n%s", tail(string(out), 20))
+			}
+		})
 	}
 }

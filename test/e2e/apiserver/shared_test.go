@@ -16,5 +16,6 @@ func TestSharedServer(t *testing.T) {
 	}
 	t.Run("bad-input", func(t *testing.T) { testBadInput(t, srv) })
 	t.Run("anonymous", func(t *testing.T) { testAnonymous(t, srv) })
+	t.Run("tokens", func(t *testing.T) { testTokens(t, srv) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, srv, e2eutil.Kubectls(t)[0]) })
 }
