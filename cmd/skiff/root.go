@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newImageCommand(), newTokenCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand())
 	registerLogFlags(root)
 	return root
 }

@@ -186,7 +186,7 @@ func covers(path string, leaf Leaf) bool {
 		return false
 	}
 	c := certs[0]
-	if c.Subject.CommonName != leaf.CommonName || time.Now().After(c.NotAfter.Add(-30*24*time.Hour)) {
+	if c.Subject.CommonName != leaf.CommonName || time.Now().After(c.NotAfter.Add(-RenewBefore)) {
 		return false
 	}
 	for _, n := range leaf.DNSNames {

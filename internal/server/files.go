@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
@@ -89,7 +90,9 @@ func preparePKI(cfg Config, url string) (files, error) {
 		{filepath.Join(dir, "scheduler.kubeconfig"), pki.Leaf{CommonName: "system:kube-scheduler"}},
 	}
 	for _, c := range clients {
-		if _, err := os.Stat(c.path); err == nil {
+		// Issued again when missing, or when its certificate is within
+		// pki.RenewBefore of its expiry.
+		if _, err := os.Stat(c.path); err == nil && !pki.KubeconfigExpiresWithin(c.path, pki.RenewBefore, time.Now()) {
 			continue
 		}
 		certPEM, keyPEM, err := ca.Issue(c.leaf)

@@ -67,10 +67,8 @@ func ClusterReset(cfg Config, snapshot string) (old string, err error) {
 		return "", fmt.Errorf("%w: data dir is empty", component.ErrConfig)
 	}
 	paths := cfg.Paths()
-	if url, err := storage.EmbeddedEndpoint(paths.EtcdURL); err == nil {
-		if err := storage.Ping(url); err == nil {
-			return "", fmt.Errorf("%w: a server is running on %s (its etcd answers at %s): stop it first", component.ErrConfig, cfg.DataDir, url)
-		}
+	if err := refuseRunning(paths); err != nil {
+		return "", err
 	}
 	if err := storage.VerifySnapshot(snapshot); err != nil {
 		return "", err

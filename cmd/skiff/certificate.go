@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffdev/skiff/internal/pki"
+	"github.com/skiffdev/skiff/internal/server"
+)
+
+func newCertificateCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:     "certificate",
+		Aliases: []string{"cert"},
+		Short:   "List the server's certificates with their expiry, and rotate them",
+	}
+	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data directory of the server")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "List every certificate with its expiry date",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			certs, err := server.Certificates(dataDir)
+			if err != nil {
+				return err
+			}
+			if len(certs) == 0 {
+				return fmt.Errorf("no certificates in %s: is it a server's data dir?", dataDir)
+			}
+			now := time.Now()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CERTIFICATE\tSUBJECT\tEXPIRES\tRESIDUAL\tSTATUS")
+			for _, c := range certs {
+				left := c.NotAfter.Sub(now)
+				status := "OK"
+				switch {
+				case left <= 0:
+					status = "EXPIRED"
+				case left < pki.RenewBefore:
+					status = "EXPIRING"
+				}
+				subject := c.Subject
+				if c.IsCA {
+					subject += " (CA)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%dd\t%s\n", c.Path, subject, c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24), status)
+			}
+			return w.Flush()
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "With the server stopped, set its certificates aside so that its next start issues new ones",
+		Long: "rotate moves the API server's serving and kubelet-client certificates and the admin, controller-manager " +
+			"and scheduler kubeconfigs into DATA/tls/rotated-UNIXTIME; the next `skiff server` issues new ones from the " +
+			"same CA, so nodes and join tokens stay valid. The kubelets renew their own certificates.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			moved, err := server.RotateCertificates(dataDir, time.Now())
+			for _, m := range moved {
+				fmt.Fprintf(cmd.OutOrStdout(), "set aside %s\n", m)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "start skiff server to issue new certificates")
+			return nil
+		},
+	})
+	return cmd
+}
