@@ -177,6 +177,34 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, token: tok}, nil
 }
 
+// CheckOptions are the host checks this node needs.
+func (cfg *Config) CheckOptions() CheckOptions {
+	o := CheckOptions{CNIBinDir: cfg.CNIBinDir, PodNetwork: cfg.PodNetwork, KubeletPort: cfg.KubeletPort}
+	if !cfg.DisableIngress {
+		o.IngressPorts = []int{cfg.IngressHTTPPort, cfg.IngressHTTPSPort}
+	}
+	return o
+}
+
+// checkHost refuses to start on a host that lacks what the node cannot run
+// without, naming the fix, and warns of what it can do without.
+func (a *Agent) checkHost(h Host) error {
+	var fatal []string
+	for _, f := range CheckHost(h, a.cfg.CheckOptions()) {
+		switch {
+		case f.OK:
+		case f.Fatal:
+			fatal = append(fatal, f.Problem+" (fix: "+f.Fix+")")
+		default:
+			a.cfg.Log.Warn("host check: "+f.Problem, "fix", f.Fix)
+		}
+	}
+	if len(fatal) > 0 {
+		return fmt.Errorf("%w: this host cannot run a node (skiff check-config lists every check): %s", component.ErrConfig, strings.Join(fatal, "; "))
+	}
+	return nil
+}
+
 // NodeName is the name the node registers with.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
@@ -219,6 +247,7 @@ func (a *Agent) components() []supervise.Component {
 	cfg, log := a.cfg, a.cfg.Log
 	restart := &supervise.DefaultBackoff
 	list := []supervise.Component{
+		{Name: "check-config", Step: true, Run: func(context.Context) error { return a.checkHost(RealHost()) }},
 		{Name: "join", Step: true, Run: a.join},
 		{Name: "cluster-config", Step: true, Run: a.fetchClusterConfig},
 	}

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// fakeHost is a host with the given files and programs.
+func fakeHost(files map[string]string, programs ...string) Host {
+	has := map[string]bool{}
+	for _, p := range programs {
+		has[p] = true
+	}
+	return Host{
+		ReadFile: func(p string) ([]byte, error) {
+			if c, ok := files[p]; ok {
+				return []byte(c), nil
+			}
+			return nil, os.ErrNotExist
+		},
+		Exists: func(p string) bool { _, ok := files[p]; return ok },
+		LookPath: func(n string) (string, error) {
+			if has[n] {
+				return "/usr/bin/" + n, nil
+			}
+			return "", errors.New("not found")
+		},
+		Run:           func(n string, _ ...string) bool { return has[n] },
+		PortFree:      func(p int) bool { return p != 80 },
+		Root:          true,
+		KernelRelease: "6.1.0",
+	}
+}
+
+func goodFiles() map[string]string {
+	return map[string]string{
+		"/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory hugetlb pids",
+		"/usr/lib/cni/bridge":               "", "/usr/lib/cni/host-local": "", "/usr/lib/cni/portmap": "", "/usr/lib/cni/loopback": "",
+		"/proc/filesystems":                 "nodev\toverlay\n",
+		"/proc/sys/net/bridge":              "",
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	all := []string{"containerd", "runc", "ctr", "nft"}
+	for _, tc := range []struct {
+		name      string
+		host      Host
+		opts      CheckOptions
+		wantFatal []string // checks that fail and stop the node
+		wantWarn  []string // checks that fail with a warning
+	}{
+		{"complete", fakeHost(goodFiles(), all...), CheckOptions{KubeletPort: 10250}, nil, nil},
+		{"no containerd", fakeHost(goodFiles(), "runc", "ctr", "nft"), CheckOptions{}, []string{"program containerd"}, nil},
+		{"no nft", fakeHost(goodFiles(), "containerd", "runc", "ctr"), CheckOptions{}, []string{"program nft", "nf_tables"}, nil},
+		{"no memory controller", func() Host {
+			f := goodFiles()
+			f["/sys/fs/cgroup/cgroup.controllers"] = "cpu pids"
+			return fakeHost(f, all...)
+		}(), CheckOptions{}, []string{"cgroup controller memory"}, []string{"cgroup controller cpuset"}},
+		{"cgroup v1", func() Host {
+			f := goodFiles()
+			delete(f, "/sys/fs/cgroup/cgroup.controllers")
+			for _, c := range []string{"cpu", "memory", "pids", "cpuset"} {
+				f["/sys/fs/cgroup/"+c] = ""
+			}
+			return fakeHost(f, all...)
+		}(), CheckOptions{}, nil, []string{"cgroup v2"}},
+		{"no CNI plugins, no br_netfilter", func() Host {
+			f := goodFiles()
+			delete(f, "/usr/lib/cni/portmap")
+			delete(f, "/proc/sys/net/bridge")
+			return fakeHost(f, all...)
+		}(), CheckOptions{}, []string{"CNI plugin portmap"}, []string{"br_netfilter"}},
+		{"vxlan without the module", fakeHost(goodFiles(), all...), CheckOptions{PodNetwork: "vxlan"}, []string{"vxlan"}, nil},
+		{"ports", fakeHost(goodFiles(), all...), CheckOptions{IngressPorts: []int{80, 443}}, nil, []string{"port 80 free"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fatal, warn []string
+			for _, f := range CheckHost(tc.host, tc.opts) {
+				if f.OK {
+					continue
+				}
+				if f.Fix == "" || f.Problem == "" {
+					t.Errorf("%s fails without a problem and a fix: %+v", f.Check, f)
+				}
+				if f.Fatal {
+					fatal = append(fatal, f.Check)
+				} else {
+					warn = append(warn, f.Check)
+				}
+			}
+			if strings.Join(fatal, ",") != strings.Join(tc.wantFatal, ",") || strings.Join(warn, ",") != strings.Join(tc.wantWarn, ",") {
+				t.Errorf("fatal %v, warnings %v; want %v, %v", fatal, warn, tc.wantFatal, tc.wantWarn)
+			}
+		})
+	}
+}
