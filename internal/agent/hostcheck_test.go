@@ -38,8 +38,8 @@ func goodFiles() map[string]string {
 	return map[string]string{
 		"/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory hugetlb pids",
 		"/usr/lib/cni/bridge":               "", "/usr/lib/cni/host-local": "", "/usr/lib/cni/portmap": "", "/usr/lib/cni/loopback": "",
-		"/proc/filesystems":                 "nodev\toverlay\n",
-		"/proc/sys/net/bridge":              "",
+		"/proc/filesystems":    "nodev\toverlay\n",
+		"/proc/sys/net/bridge": "",
 	}
 }
 

@@ -16,6 +16,7 @@ func TestSharedServer(t *testing.T) {
 	}
 	t.Run("bad-input", func(t *testing.T) { testBadInput(t, srv) })
 	t.Run("anonymous", func(t *testing.T) { testAnonymous(t, srv) })
+	t.Run("service-account-auth", func(t *testing.T) { testServiceAccountAuth(t, srv, e2eutil.Kubectls(t)[0]) })
 	t.Run("tokens", func(t *testing.T) { testTokens(t, srv) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, srv, e2eutil.Kubectls(t)[0]) })
 }
