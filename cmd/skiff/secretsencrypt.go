@@ -23,18 +23,10 @@ func newSecretsEncryptCommand() *cobra.Command {
 		Short: "Show and rotate the keys that encrypt Secrets at rest",
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data directory of the server")
-	client := func() (kubernetes.Interface, error) {
-		cfg, err := clientcmd.BuildConfigFromFlags("", server.PathsIn(dataDir).Kubeconfig)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Timeout = 30 * time.Second
-		// client-go's default (5 per second) would take a minute per 300
-		// Secrets; the API server's priority and fairness keeps the
-		// rewrite from crowding out other clients.
-		cfg.QPS, cfg.Burst = 200, 200
-		return kubernetes.NewForConfig(cfg)
-	}
+	// client-go's default rate (5 per second) would take a minute per 300
+	// Secrets; the API server's priority and fairness keeps the rewrite
+	// from crowding out other clients.
+	client := func() (kubernetes.Interface, error) { return adminClient(dataDir, 200) }
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "Print whether Secrets are encrypted, the keys, and whether the API server has loaded them",
@@ -99,4 +91,18 @@ func newSecretsEncryptCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// adminClient is a client with the admin kubeconfig of the server's data
+// dir, allowed qps requests per second (0: client-go's default).
+func adminClient(dataDir string, qps float32) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", server.PathsIn(dataDir).Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 30 * time.Second
+	if qps > 0 {
+		cfg.QPS, cfg.Burst = qps, int(qps)
+	}
+	return kubernetes.NewForConfig(cfg)
 }

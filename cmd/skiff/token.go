@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffdev/skiff/internal/server"
 )
@@ -21,14 +20,7 @@ func newTokenCommand() *cobra.Command {
 		Short: "Create, list and delete node join tokens (bootstrap tokens)",
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data directory of the server")
-	client := func() (kubernetes.Interface, error) {
-		cfg, err := clientcmd.BuildConfigFromFlags("", server.PathsIn(dataDir).Kubeconfig)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Timeout = 30 * time.Second
-		return kubernetes.NewForConfig(cfg)
-	}
+	client := func() (kubernetes.Interface, error) { return adminClient(dataDir, 0) }
 	var ttl time.Duration
 	var description string
 	create := &cobra.Command{

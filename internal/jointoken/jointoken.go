@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -71,6 +72,15 @@ func Hash(caPEM []byte) (string, error) {
 	}
 	sum := sha256.Sum256(block.Bytes)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// HashFile is the CA hash of the PEM certificate file at path.
+func HashFile(path string) (string, error) {
+	caPEM, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return Hash(caPEM)
 }
 
 // DiscoverCA connects to the API server at serverURL without trusting it,

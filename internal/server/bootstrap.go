@@ -118,11 +118,7 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 // ensureToken returns the join token stored at path, creating one if there
 // is none; the file always names the current CA's hash.
 func ensureToken(path, caFile string) (jointoken.Token, error) {
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return jointoken.Token{}, err
-	}
-	hash, err := jointoken.Hash(caPEM)
+	hash, err := jointoken.HashFile(caFile)
 	if err != nil {
 		return jointoken.Token{}, err
 	}

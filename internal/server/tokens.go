@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -31,11 +30,7 @@ type JoinToken struct {
 // the hash of the CA at caFile. The controller manager's token cleaner
 // deletes it once expired; the API server refuses it from then.
 func CreateToken(ctx context.Context, client kubernetes.Interface, caFile string, ttl time.Duration, description string, now time.Time) (jointoken.Token, error) {
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return jointoken.Token{}, err
-	}
-	hash, err := jointoken.Hash(caPEM)
+	hash, err := jointoken.HashFile(caFile)
 	if err != nil {
 		return jointoken.Token{}, err
 	}
