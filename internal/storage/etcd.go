@@ -179,7 +179,7 @@ func (s *Store) Close() {
 func EmbeddedEndpoint(urlFile string) (string, error) {
 	data, err := os.ReadFile(urlFile)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", errors.New("the server's embedded etcd is not running (start skiff server on this data dir)")
+		return "", errors.New("no embedded etcd runs for this data dir: start skiff server on it (a server with --datastore-endpoint has none: snapshot the external etcd with its own tools)")
 	}
 	if err != nil {
 		return "", err

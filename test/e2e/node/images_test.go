@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -95,6 +96,20 @@ func dockerArchive(t *testing.T, dir, file, ref string) string {
 	}
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// An image of its own (a new config, so a new image ID), as a user's
+	// would be, rather than the test image under another name.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	if cf.Config.Labels == nil {
+		cf.Config.Labels = map[string]string{}
+	}
+	cf.Config.Labels["example.skiff.dev/archive"] = file
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
 	tag, err := name.NewTag(ref)
