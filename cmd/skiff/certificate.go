@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffdev/skiff/internal/agent"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/server"
 )
@@ -24,7 +25,10 @@ func newCertificateCommand() *cobra.Command {
 		Short: "List every certificate with its expiry date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			certs, err := server.Certificates(dataDir)
+			// The server's CA and leaves, the kubeconfigs' client
+			// certificates, and its own node's kubelet's.
+			p := server.PathsIn(dataDir)
+			certs, err := pki.Inspect(p.TLSDir, p.Kubeconfig, agent.KubeletCertDir(p.Agent))
 			if err != nil {
 				return err
 			}

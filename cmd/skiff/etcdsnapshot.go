@@ -29,10 +29,7 @@ func newEtcdSnapshotCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			snap, err := storage.Save(cmd.Context(), storage.SaveOptions{
-				Endpoints: []string{url}, Dir: paths.Snapshots, Name: name, Node: server.Hostname(),
-				EncryptionConfig: paths.EncryptionConfig, Now: time.Now(),
-			})
+			snap, err := server.SaveSnapshot(cmd.Context(), paths, []string{url}, name)
 			if err != nil {
 				return err
 			}
@@ -83,7 +80,7 @@ func newEtcdSnapshotCommand() *cobra.Command {
 			if retention < 1 {
 				return fmt.Errorf("--snapshot-retention %d: keep at least one", retention)
 			}
-			deleted, err := storage.PruneSnapshots(server.PathsIn(dataDir).Snapshots, name, server.Hostname(), retention)
+			deleted, err := server.PruneSnapshots(server.PathsIn(dataDir), name, retention)
 			for _, n := range deleted {
 				fmt.Fprintf(cmd.OutOrStdout(), "Snapshot %s deleted\n", n)
 			}

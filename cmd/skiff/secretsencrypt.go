@@ -51,13 +51,12 @@ func newSecretsEncryptCommand() *cobra.Command {
 			if c, err := client(); err == nil {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 				defer cancel()
-				if hashes, err := secretsencrypt.LoadedHashes(ctx, c); err == nil {
+				switch ok, _, err := secretsencrypt.Loaded(ctx, c, data); {
+				case err != nil:
+				case ok:
+					loaded = "All hashes match"
+				default:
 					loaded = "the API server has not loaded this configuration yet (it rereads it every few seconds)"
-					for _, h := range hashes {
-						if h == secretsencrypt.Hash(data) {
-							loaded = "All hashes match"
-						}
-					}
 				}
 			}
 			fmt.Fprintf(out, "Server Encryption Hashes: %s\n\n", loaded)

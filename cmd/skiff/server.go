@@ -97,7 +97,7 @@ func newServerCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.DNSUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, host or host:port (repeatable; default: the name servers of /etc/resolv.conf)")
 	f.BoolVar(&encrypt, "secrets-encryption", true, "encrypt Secrets at rest (secretbox keys in DATA/cred; false writes new Secrets in plain text and keeps old keys for reading)")
 	f.StringVar(&cfg.AuditPolicyFile, "audit-policy-file", "", "the API server's audit policy (audit.k8s.io/v1 Policy; default: skiff's, written to DATA/audit/policy.yaml); the log is DATA/audit/audit.log")
-	f.StringVar(&cfg.SnapshotSchedule, "etcd-snapshot-schedule-cron", "0 */12 * * *", "when to snapshot the embedded etcd into DATA/snapshots (cron's five fields)")
+	f.StringVar(&cfg.SnapshotSchedule, "etcd-snapshot-schedule-cron", server.DefaultSnapshotSchedule, "when to snapshot the embedded etcd into DATA/snapshots (cron's five fields)")
 	f.IntVar(&cfg.SnapshotRetention, "etcd-snapshot-retention", 5, "how many scheduled snapshots to keep")
 	f.BoolVar(&cfg.DisableSnapshots, "etcd-disable-snapshots", false, "take no scheduled snapshots")
 	f.BoolVar(&reset, "cluster-reset", false, "with --cluster-reset-restore-path: restore the embedded etcd from a snapshot, then exit (the server must be stopped)")

@@ -205,6 +205,10 @@ func (a *Agent) checkHost(h Host) error {
 	return nil
 }
 
+// KubeletCertDir is where the kubelet of an agent with this data dir keeps
+// its certificates (which it renews itself).
+func KubeletCertDir(dataDir string) string { return filepath.Join(dataDir, "kubelet", "pki") }
+
 // NodeName is the name the node registers with.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
@@ -539,7 +543,7 @@ func (a *Agent) configureKubelet(s *options.KubeletServer) {
 	f.HostnameOverride = cfg.NodeName
 	f.NodeIP = cfg.NodeIP
 	f.RootDirectory = filepath.Join(cfg.DataDir, "kubelet")
-	f.CertDirectory = filepath.Join(cfg.DataDir, "kubelet", "pki")
+	f.CertDirectory = KubeletCertDir(cfg.DataDir)
 	f.KubeConfig = filepath.Join(cfg.DataDir, "kubelet.kubeconfig")
 	f.BootstrapKubeconfig = a.bootstrapKubeconfig
 	f.NodeLabels = cfg.Labels
@@ -612,7 +616,7 @@ func (a *Agent) ensureCA() (string, error) {
 // kubelet has obtained its client certificate.
 func (a *Agent) nodeCredentials() (string, bool) {
 	kubeconfigPath := filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig")
-	clientCert := filepath.Join(a.cfg.DataDir, "kubelet", "pki", "kubelet-client-current.pem")
+	clientCert := filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
 	_, err1 := os.Stat(kubeconfigPath)
 	_, err2 := os.Stat(clientCert)
 	return kubeconfigPath, err1 == nil && err2 == nil

@@ -28,7 +28,7 @@ func importImages(ctx context.Context, socket, dir string, log *slog.Logger) err
 		return err
 	}
 	for _, tar := range tars {
-		if _, err := ImportImage(ctx, socket, tar, nil); err != nil {
+		if err := importTar(ctx, socket, tar, nil); err != nil {
 			return err
 		}
 		log.Debug("image imported", "file", tar)
@@ -66,8 +66,8 @@ func ImportImage(ctx context.Context, socket, file string, stdin io.Reader) ([]s
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ctr(ctx, socket, stdin, "images", "import", "--no-unpack", file); err != nil {
-		return nil, fmt.Errorf("import image %s: %w", file, err)
+	if err := importTar(ctx, socket, file, stdin); err != nil {
+		return nil, err
 	}
 	after, err := ListImages(ctx, socket)
 	if err != nil {
@@ -84,6 +84,15 @@ func ImportImage(ctx context.Context, socket, file string, stdin io.Reader) ([]s
 		}
 	}
 	return refs, nil
+}
+
+// importTar imports the tarball (stdin for "-") without unpacking it: the
+// CRI unpacks an image when a container first uses it.
+func importTar(ctx context.Context, socket, file string, stdin io.Reader) error {
+	if _, err := ctr(ctx, socket, stdin, "images", "import", "--no-unpack", file); err != nil {
+		return fmt.Errorf("import image %s: %w", file, err)
+	}
+	return nil
 }
 
 // Image is one named image of a node.

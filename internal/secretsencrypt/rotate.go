@@ -33,7 +33,7 @@ type Rotator struct {
 // Rotate runs the rotation, or resumes one that was interrupted (the file
 // still lists older keys): it then re-encrypts with the primary it has.
 func (r *Rotator) Rotate(ctx context.Context) error {
-	s, _, err := Load(r.Path)
+	s, data, err := Load(r.Path)
 	if err != nil {
 		return err
 	}
@@ -50,14 +50,14 @@ func (r *Rotator) Rotate(ctx context.Context) error {
 			return err
 		}
 		s = s.WithPrimary(k)
-		if _, err := Write(r.Path, s); err != nil {
+		if data, err = Write(r.Path, s); err != nil {
 			return err
 		}
 		r.say("new primary key %s written; the old key %s still decrypts", s.Keys[0].Name, s.Keys[1].Name)
 	} else {
 		r.say("resuming a rotation: primary key %s, %d older keys", s.Keys[0].Name, len(s.Keys)-1)
 	}
-	if err := r.waitLoaded(ctx); err != nil {
+	if err := r.waitLoaded(ctx, data); err != nil {
 		return err
 	}
 	n, err := Reencrypt(ctx, r.Client)
@@ -65,10 +65,10 @@ func (r *Rotator) Rotate(ctx context.Context) error {
 		return err
 	}
 	r.say("%d Secrets re-encrypted with %s", n, s.Keys[0].Name)
-	if _, err := Write(r.Path, s.PrimaryOnly()); err != nil {
+	if data, err = Write(r.Path, s.PrimaryOnly()); err != nil {
 		return err
 	}
-	if err := r.waitLoaded(ctx); err != nil {
+	if err := r.waitLoaded(ctx, data); err != nil {
 		return err
 	}
 	r.say("older keys removed; rotation done")
@@ -81,36 +81,39 @@ func (r *Rotator) say(format string, args ...any) {
 	}
 }
 
-// waitLoaded waits until the API server has loaded the file as it is now.
-func (r *Rotator) waitLoaded(ctx context.Context) error {
+// waitLoaded waits until the API server has loaded the file's content data.
+func (r *Rotator) waitLoaded(ctx context.Context, data []byte) error {
 	timeout := r.LoadTimeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
-	_, data, err := Load(r.Path)
-	if err != nil {
-		return err
-	}
-	want := Hash(data)
 	var last []string
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		hashes, err := LoadedHashes(ctx, r.Client)
-		if err != nil {
-			return false, nil
-		}
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		loaded, hashes, err := Loaded(ctx, r.Client, data)
 		last = hashes
-		for _, h := range hashes {
-			if h == want {
-				return true, nil
-			}
-		}
-		return false, nil
+		return err == nil && loaded, nil
 	})
 	if err != nil {
-		return fmt.Errorf("the API server did not load %s (hash %s) within %s (it reports %v): %w", r.Path, want, timeout, last, err)
+		return fmt.Errorf("the API server did not load %s (hash %s) within %s (it reports %v): %w", r.Path, Hash(data), timeout, last, err)
 	}
 	r.say("the API server has loaded the configuration")
 	return nil
+}
+
+// Loaded reports whether the API server has loaded a configuration whose
+// content is data, and the hashes it reports.
+func Loaded(ctx context.Context, c kubernetes.Interface, data []byte) (bool, []string, error) {
+	hashes, err := LoadedHashes(ctx, c)
+	if err != nil {
+		return false, nil, err
+	}
+	want := Hash(data)
+	for _, h := range hashes {
+		if h == want {
+			return true, hashes, nil
+		}
+	}
+	return false, hashes, nil
 }
 
 // lastConfigInfo matches the hash label of the API server's metric naming

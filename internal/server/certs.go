@@ -7,17 +7,8 @@ import (
 	"time"
 
 	"github.com/skiffdev/skiff/internal/component"
-	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/storage"
 )
-
-// Certificates lists every certificate of a server's data dir: the CA and
-// the leaves in DATA/tls, the kubeconfigs' client certificates, and the
-// kubelet's of the server's own node (which the kubelet renews itself).
-func Certificates(dataDir string) ([]pki.CertInfo, error) {
-	p := PathsIn(dataDir)
-	return pki.Inspect(p.TLSDir, p.Kubeconfig, filepath.Join(p.Agent, "kubelet", "pki"), filepath.Join(p.Agent, "kubelet.kubeconfig"))
-}
 
 // RotateCertificates moves the server's leaf certificates and client
 // kubeconfigs (not the CA, not the service-account key) into
@@ -31,8 +22,8 @@ func RotateCertificates(dataDir string, now time.Time) ([]string, error) {
 	backup := filepath.Join(p.TLSDir, fmt.Sprintf("rotated-%d", now.Unix()))
 	var moved []string
 	for _, f := range []string{
-		"serving.crt", "serving.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key",
-		"controller-manager.kubeconfig", "scheduler.kubeconfig",
+		servingPair + ".crt", servingPair + ".key", kubeletClientPair + ".crt", kubeletClientPair + ".key",
+		controllerManagerKubeconfigFile, schedulerKubeconfigFile,
 	} {
 		if err := moveInto(filepath.Join(p.TLSDir, f), backup, &moved); err != nil {
 			return moved, err

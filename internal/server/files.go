@@ -27,6 +27,15 @@ type files struct {
 	auditPolicy string
 }
 
+// The credentials preparePKI issues into Paths.TLSDir: key pairs NAME.crt
+// and NAME.key, and kubeconfigs with a client certificate.
+const (
+	servingPair                     = "serving"
+	kubeletClientPair               = "apiserver-kubelet-client"
+	controllerManagerKubeconfigFile = "controller-manager.kubeconfig"
+	schedulerKubeconfigFile         = "scheduler.kubeconfig"
+)
+
 // anonymous requests are refused (401) everywhere but on the health
 // endpoints, which load balancers and probes call without credentials.
 const authnConfig = `apiVersion: apiserver.config.k8s.io/v1
@@ -70,10 +79,10 @@ func preparePKI(cfg Config, url string) (files, error) {
 			serving.DNSNames = append(serving.DNSNames, san)
 		}
 	}
-	if f.servingCert, f.servingKey, err = ca.Ensure(dir, "serving", serving); err != nil {
+	if f.servingCert, f.servingKey, err = ca.Ensure(dir, servingPair, serving); err != nil {
 		return files{}, err
 	}
-	if f.kubeletClientCert, f.kubeletClientKey, err = ca.Ensure(dir, "apiserver-kubelet-client", pki.Leaf{
+	if f.kubeletClientCert, f.kubeletClientKey, err = ca.Ensure(dir, kubeletClientPair, pki.Leaf{
 		CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"},
 	}); err != nil {
 		return files{}, err
@@ -86,8 +95,8 @@ func preparePKI(cfg Config, url string) (files, error) {
 		leaf pki.Leaf
 	}{
 		{cfg.Paths().Kubeconfig, pki.Leaf{CommonName: "skiff-admin", Organization: []string{"system:masters"}}},
-		{filepath.Join(dir, "controller-manager.kubeconfig"), pki.Leaf{CommonName: "system:kube-controller-manager"}},
-		{filepath.Join(dir, "scheduler.kubeconfig"), pki.Leaf{CommonName: "system:kube-scheduler"}},
+		{filepath.Join(dir, controllerManagerKubeconfigFile), pki.Leaf{CommonName: "system:kube-controller-manager"}},
+		{filepath.Join(dir, schedulerKubeconfigFile), pki.Leaf{CommonName: "system:kube-scheduler"}},
 	}
 	for _, c := range clients {
 		// Issued again when missing, or when its certificate is within

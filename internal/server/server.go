@@ -79,8 +79,8 @@ type Config struct {
 	// (internal/secretsencrypt).
 	DisableSecretsEncryption bool
 	// SnapshotSchedule is when the embedded etcd is snapshotted into
-	// Paths.Snapshots, in cron's five fields (default every 12 hours, "0
-	// */12 * * *", as k3s); SnapshotRetention is how many scheduled
+	// Paths.Snapshots, in cron's five fields (default
+	// DefaultSnapshotSchedule); SnapshotRetention is how many scheduled
 	// snapshots are kept (default 5). DisableSnapshots takes none.
 	SnapshotSchedule  string
 	SnapshotRetention int
@@ -106,7 +106,7 @@ func (c *Config) Defaults() {
 		c.DNSPort = 10053
 	}
 	if c.SnapshotSchedule == "" {
-		c.SnapshotSchedule = "0 */12 * * *"
+		c.SnapshotSchedule = DefaultSnapshotSchedule
 	}
 	if c.SnapshotRetention == 0 {
 		c.SnapshotRetention = 5
@@ -178,6 +178,9 @@ type Server struct {
 	URL string
 	// Ready is closed once the API server is ready and bootstrap is done.
 	Ready chan struct{}
+	// snapshotSchedule is cfg.SnapshotSchedule, parsed (nil when
+	// snapshots are disabled and it does not parse).
+	snapshotSchedule cron.Schedule
 }
 
 // New prepares the data directory and credentials; Run starts everything.
@@ -199,7 +202,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: --advertise-address: %v", component.ErrConfig, err)
 		}
 	}
-	if _, err := cron.ParseStandard(cfg.SnapshotSchedule); err != nil && !cfg.DisableSnapshots {
+	schedule, err := cron.ParseStandard(cfg.SnapshotSchedule)
+	if err != nil && !cfg.DisableSnapshots {
 		return nil, fmt.Errorf("%w: --etcd-snapshot-schedule-cron %q: %v", component.ErrConfig, cfg.SnapshotSchedule, err)
 	}
 	if cfg.SnapshotRetention < 1 {
@@ -210,7 +214,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: --dns-upstream: %v", component.ErrConfig, err)
 		}
 	}
-	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{})}
+	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{}), snapshotSchedule: schedule}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
 		return nil, fmt.Errorf("prepare certificates: %w", err)

@@ -7,44 +7,54 @@ import (
 	"os"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
 	"github.com/skiffdev/skiff/internal/storage"
 )
 
-// ScheduledSnapshotName is the --name of the snapshots the schedule takes.
-const ScheduledSnapshotName = "etcd-snapshot"
+// ScheduledSnapshotName is the --name of the snapshots the schedule takes,
+// DefaultSnapshotSchedule when they are taken (every 12 hours, as k3s).
+const (
+	ScheduledSnapshotName   = "etcd-snapshot"
+	DefaultSnapshotSchedule = "0 */12 * * *"
+)
+
+// SaveSnapshot snapshots the etcd at endpoints into p.Snapshots as
+// NAME-NODE-UNIXTIME, with the encryption keys its Secrets need: what
+// `skiff etcd-snapshot save` and the schedule both take.
+func SaveSnapshot(ctx context.Context, p Paths, endpoints []string, name string) (storage.Snapshot, error) {
+	return storage.Save(ctx, storage.SaveOptions{
+		Endpoints: endpoints, Dir: p.Snapshots, Name: name,
+		Node: Hostname(), EncryptionConfig: p.EncryptionConfig, Now: time.Now(),
+	})
+}
+
+// PruneSnapshots deletes this node's oldest snapshots named name beyond
+// the newest keep, and returns the names it deleted.
+func PruneSnapshots(p Paths, name string, keep int) ([]string, error) {
+	return storage.PruneSnapshots(p.Snapshots, name, Hostname(), keep)
+}
 
 // runSnapshots takes a snapshot of the embedded etcd at each time of the
 // schedule and prunes the scheduled ones beyond the retention. A failed
 // snapshot is logged and tried again at the next time.
 func (s *Server) runSnapshots(ctx context.Context, endpoints func() []string) error {
-	sched, err := cron.ParseStandard(s.cfg.SnapshotSchedule)
-	if err != nil {
-		return err
-	}
 	log := s.cfg.Log.With("component", "etcd-snapshots")
 	for {
-		next := sched.Next(time.Now())
-		t := time.NewTimer(time.Until(next))
+		t := time.NewTimer(time.Until(s.snapshotSchedule.Next(time.Now())))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		snap, err := storage.Save(ctx, storage.SaveOptions{
-			Endpoints: endpoints(), Dir: s.Paths.Snapshots, Name: ScheduledSnapshotName,
-			Node: Hostname(), EncryptionConfig: s.Paths.EncryptionConfig, Now: time.Now(),
-		})
+		snap, err := SaveSnapshot(ctx, s.Paths, endpoints(), ScheduledSnapshotName)
 		if err != nil {
 			log.Error("scheduled etcd snapshot failed", "err", err)
 			continue
 		}
 		log.Info("etcd snapshot saved", "file", snap.Path, "bytes", snap.Size)
-		deleted, err := storage.PruneSnapshots(s.Paths.Snapshots, ScheduledSnapshotName, Hostname(), s.cfg.SnapshotRetention)
+		deleted, err := PruneSnapshots(s.Paths, ScheduledSnapshotName, s.cfg.SnapshotRetention)
 		if err != nil {
 			log.Error("pruning etcd snapshots failed", "err", err)
 		}

@@ -186,30 +186,11 @@ func PruneSnapshots(dir, name, node string, keep int) ([]string, error) {
 }
 
 // VerifySnapshot checks a snapshot file before anything is changed: its
-// .sha256 sidecar when there is one, and etcd's own checksum and database
-// structure. A truncated or corrupt file fails here.
+// .sha256 sidecar when there is one, the checksum etcd appends to the
+// database it streams into a snapshot, and the database's structure. A
+// truncated or corrupt file fails here. The file is read once for both
+// checksums.
 func VerifySnapshot(path string) error {
-	if want, err := os.ReadFile(path + checksumSuffix); err == nil {
-		fields := strings.Fields(string(want))
-		got, err := fileSHA256(path)
-		if err != nil {
-			return err
-		}
-		if len(fields) == 0 || fields[0] != got {
-			return fmt.Errorf("snapshot %s: its checksum is %s, %s records %s: the file is corrupt or truncated", path, got, path+checksumSuffix, strings.Join(fields[:min(1, len(fields))], ""))
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := checkAppendedHash(path); err != nil {
-		return fmt.Errorf("snapshot %s: %w", path, err)
-	}
-	return status(path)
-}
-
-// checkAppendedHash checks the sha256 etcd appends to the database it
-// streams into a snapshot: a file cut short or changed fails it.
-func checkAppendedHash(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -220,21 +201,32 @@ func checkAppendedHash(path string) error {
 		return err
 	}
 	n := fi.Size()
+	// whole is the sidecar's checksum; body the one etcd appends in tail.
+	whole, body := sha256.New(), sha256.New()
+	bodySize := max(n-sha256.Size, 0)
+	if _, err := io.Copy(io.MultiWriter(whole, body), bufio.NewReaderSize(io.NewSectionReader(f, 0, bodySize), 1<<20)); err != nil {
+		return err
+	}
+	tail := make([]byte, n-bodySize)
+	if _, err := f.ReadAt(tail, bodySize); err != nil && len(tail) > 0 {
+		return err
+	}
+	whole.Write(tail)
+	if want, err := os.ReadFile(path + checksumSuffix); err == nil {
+		fields := strings.Fields(string(want))
+		if got := hex.EncodeToString(whole.Sum(nil)); len(fields) == 0 || fields[0] != got {
+			return fmt.Errorf("snapshot %s: its checksum is %s, %s records %s: the file is corrupt or truncated", path, got, path+checksumSuffix, strings.Join(fields[:min(1, len(fields))], ""))
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if n%512 != sha256.Size {
-		return fmt.Errorf("%d bytes is not the size of an etcd snapshot (a database of 512-byte multiples and its checksum): the file is truncated, or not a snapshot", n)
+		return fmt.Errorf("snapshot %s: %d bytes is not the size of an etcd snapshot (a database of 512-byte multiples and its checksum): the file is truncated, or not a snapshot", path, n)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n-sha256.Size)); err != nil {
-		return err
+	if !bytes.Equal(body.Sum(nil), tail) {
+		return fmt.Errorf("snapshot %s: etcd's checksum at its end does not match its content: the file is corrupt", path)
 	}
-	want := make([]byte, sha256.Size)
-	if _, err := f.ReadAt(want, n-sha256.Size); err != nil {
-		return err
-	}
-	if !bytes.Equal(h.Sum(nil), want) {
-		return errors.New("etcd's checksum at its end does not match its content: the file is corrupt")
-	}
-	return nil
+	return status(path)
 }
 
 // status opens the database read-only and walks it; bbolt panics on some
@@ -258,13 +250,12 @@ func status(path string) (err error) {
 const RestoreRevisionBump = 1_000_000_000
 
 // Restore replaces the embedded etcd's data in etcdDir with the snapshot
-// at path. The snapshot is verified and restored into a new folder first;
-// only then is the old data moved aside (to etcdDir-old-UNIXTIME, returned)
-// and the new folder put in its place, so a failure changes nothing.
+// at path, which the caller has checked with VerifySnapshot (before
+// changing anything else; etcd's restore checks the appended hash again).
+// It restores into a new folder first; only then is the old data moved
+// aside (to etcdDir-old-UNIXTIME, returned) and the new folder put in its
+// place, so a failure changes nothing.
 func Restore(path, etcdDir string, now time.Time) (old string, err error) {
-	if err := VerifySnapshot(path); err != nil {
-		return "", err
-	}
 	tmp := etcdDir + ".restoring"
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", err
