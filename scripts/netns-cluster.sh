@@ -11,8 +11,15 @@
 # instead of direct routes (host-gw). SERVER_ARGS adds flags to `skiff
 # server` (split on spaces), e.g. SERVER_ARGS="--dns-upstream 127.0.0.1:5353".
 #
+# SERVERS=3 in the environment makes the control plane highly available:
+# the first server (--cluster-init) in the host's namespace, the others each
+# in a network namespace of its own (skiff-s2… at 172.31.250.2…, host name
+# skiff-sI in a UTS namespace), joined with --server and the server token,
+# data in DIR/sI, logs DIR/sI.log, pids DIR/sI.pid.
+#
 # After `up`: KUBECONFIG=DIR/server/kubeconfig.yaml; nodes skiff-n1… at
-# 172.31.250.11…; the server at 172.31.250.1. Needs root, iproute2, nsenter.
+# 172.31.250.11…; the server at 172.31.250.1. Needs root, iproute2, nsenter
+# (and unshare, for SERVERS).
 #
 # The bridge lives in its own namespace (skiff-lan), not the host's: bridged
 # traffic there passes through that namespace's (empty) netfilter hooks
@@ -24,6 +31,7 @@ cmd=${1:?usage: netns-cluster.sh up|down DIR [NODES] [PORT]}
 dir=${2:?usage: netns-cluster.sh up|down DIR [NODES] [PORT]}
 nodes=${3:-3}
 port=${4:-16443}
+servers=${SERVERS:-1}
 skiff=${SKIFF_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin/skiff}
 bridge=skbr0
 subnet=172.31.250
@@ -57,14 +65,25 @@ up() {
     ip -n "$ns" route replace default via "$subnet.1"
   done
 
+  ha=()
+  [ "$servers" -gt 1 ] && ha=(--cluster-init)
   "$skiff" server --data-dir "$dir/server" --https-listen-port "$port" \
     --advertise-address "$subnet.1" --tls-san "$subnet.1" --disable-agent \
-    ${SERVER_ARGS:-} >"$dir/server.log" 2>&1 &
+    "${ha[@]}" ${SERVER_ARGS:-} >"$dir/server.log" 2>&1 &
   echo $! >"$dir/server.pid"
-  for _ in $(seq 1 600); do
-    grep -q "skiff server is ready" "$dir/server.log" && break
-    kill -0 "$(cat "$dir/server.pid")" 2>/dev/null || { tail -30 "$dir/server.log"; exit 1; }
-    sleep 0.2
+  wait_ready server
+  for i in $(seq 2 "$servers"); do
+    ns=skiff-s$i
+    ip netns add "$ns" 2>/dev/null || true
+    if ! $lan link show "skvs$i" >/dev/null 2>&1; then
+      ip -n "$ns" link add eth0 type veth peer name "skvs$i" netns skiff-lan
+    fi
+    $lan link set "skvs$i" master "$bridge" up
+    ip -n "$ns" addr replace "$subnet.$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    start_server "$i" --server "https://$subnet.1:$port" --token-file "$dir/server/token"
+    wait_ready "s$i"
   done
 
   for i in $(seq 1 "$nodes"); do
@@ -83,6 +102,29 @@ up() {
     sleep 0.5
   done
   KUBECONFIG="$dir/server/kubeconfig.yaml" "$skiff" kubectl get nodes -o wide
+}
+
+# wait_ready NAME waits until DIR/NAME.log says the server is ready.
+wait_ready() {
+  for _ in $(seq 1 900); do
+    grep -q "skiff server is ready" "$dir/$1.log" && return 0
+    kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null || { tail -30 "$dir/$1.log"; exit 1; }
+    sleep 0.2
+  done
+  echo "server $1 not ready" >&2
+  tail -30 "$dir/$1.log"
+  exit 1
+}
+
+# start_server I [FLAGS…] starts server I (2…) in its namespace skiff-sI.
+start_server() {
+  local i=$1
+  shift
+  nsenter --net=/var/run/netns/skiff-s$i unshare --uts sh -c 'hostname "$0" && exec "$@"' "skiff-s$i" \
+    "$skiff" server --data-dir "$dir/s$i" --https-listen-port "$port" \
+    --advertise-address "$subnet.$i" --tls-san "$subnet.$i" --disable-agent \
+    "$@" ${SERVER_ARGS:-} >>"$dir/s$i.log" 2>&1 &
+  echo $! >"$dir/s$i.pid"
 }
 
 stop_pid() {
@@ -105,7 +147,13 @@ down() {
       nsenter --net=/var/run/netns/skiff-n$i "$skiff" agent teardown --data-dir "$dir/n$i" || true
     fi
   done
+  for f in "$dir"/s[0-9]*.pid; do
+    [ -e "$f" ] && stop_pid "$f"
+  done
   stop_pid "$dir/server.pid"
+  for ns in $(ip netns list 2>/dev/null | awk '/^skiff-s[0-9]+/{print $1}'); do
+    ip netns del "$ns" || true
+  done
   for ns in $(ip netns list 2>/dev/null | awk '/^skiff-n[0-9]+/{print $1}'); do
     i=${ns#skiff-n}
     [ -d "$dir/n$i" ] && nsenter --net=/var/run/netns/$ns "$skiff" agent teardown --data-dir "$dir/n$i" >/dev/null 2>&1 || true

@@ -28,7 +28,7 @@ func newCertificateCommand() *cobra.Command {
 			// The server's CA and leaves, the kubeconfigs' client
 			// certificates, and its own node's kubelet's.
 			p := server.PathsIn(dataDir)
-			certs, err := pki.Inspect(p.TLSDir, p.Kubeconfig, agent.KubeletCertDir(p.Agent))
+			certs, err := pki.Inspect(p.TLSDir, p.EtcdTLSDir, p.Kubeconfig, agent.KubeletCertDir(p.Agent))
 			if err != nil {
 				return err
 			}

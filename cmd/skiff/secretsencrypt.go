@@ -81,6 +81,10 @@ func newSecretsEncryptCommand() *cobra.Command {
 			"Secret readable; run it again to finish.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if server.PathsIn(dataDir).HA() {
+				// The other servers would not have the new key.
+				return errors.New("rotate-keys works on a lone server: the servers of a highly available cluster share their keys, and rotating them on all at once is not there yet")
+			}
 			c, err := client()
 			if err != nil {
 				return err

@@ -27,6 +27,7 @@ func newServerCommand() *cobra.Command {
 		encrypt      bool
 		reset        bool
 		restorePath  string
+		tokenFile    string
 		node         agentFlags
 	)
 	cmd := &cobra.Command{
@@ -39,9 +40,23 @@ func newServerCommand() *cobra.Command {
 				cfg.DatastoreEndpoints = strings.Split(datastore, ",")
 			}
 			cfg.Log = newLogger("skiff-server")
+			if tokenFile != "" {
+				token, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("%w: read --token-file: %v", component.ErrConfig, err)
+				}
+				cfg.JoinToken = strings.TrimSpace(string(token))
+			}
+			if reset && restorePath == "" {
+				if err := server.ResetMembership(cmd.Context(), cfg); err != nil {
+					return err
+				}
+				cfg.Log.Info("etcd membership reset: this server is its only member, with every object kept; start skiff server again without --cluster-reset, then join the other servers again with their DATA/etcd deleted (docs/ha.md)")
+				return nil
+			}
 			if reset || restorePath != "" {
-				if !reset || restorePath == "" {
-					return fmt.Errorf("%w: --cluster-reset restores a snapshot: give both --cluster-reset and --cluster-reset-restore-path FILE (membership reset of an HA cluster is not there yet)", component.ErrConfig)
+				if !reset {
+					return fmt.Errorf("%w: --cluster-reset-restore-path needs --cluster-reset", component.ErrConfig)
 				}
 				old, err := server.ClusterReset(cfg, restorePath)
 				if err != nil {
@@ -100,8 +115,11 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.SnapshotSchedule, "etcd-snapshot-schedule-cron", server.DefaultSnapshotSchedule, "when to snapshot the embedded etcd into DATA/snapshots (cron's five fields)")
 	f.IntVar(&cfg.SnapshotRetention, "etcd-snapshot-retention", 5, "how many scheduled snapshots to keep")
 	f.BoolVar(&cfg.DisableSnapshots, "etcd-disable-snapshots", false, "take no scheduled snapshots")
-	f.BoolVar(&reset, "cluster-reset", false, "with --cluster-reset-restore-path: restore the embedded etcd from a snapshot, then exit (the server must be stopped)")
+	f.BoolVar(&reset, "cluster-reset", false, "with --cluster-reset-restore-path: restore the embedded etcd from a snapshot; alone, on an HA server: make it the only etcd member, keeping the data; then exit (the server must be stopped)")
 	f.StringVar(&restorePath, "cluster-reset-restore-path", "", "snapshot file to restore with --cluster-reset")
+	f.BoolVar(&cfg.ClusterInit, "cluster-init", false, "start the first server of a highly available cluster: its embedded etcd serves the servers that join it (ports 2379 and 2380 on the advertise address, TLS)")
+	f.StringVar(&cfg.JoinURL, "server", "", "join the cluster of the server at this URL (https://HOST:6443) as another server, with --token-file")
+	f.StringVar(&tokenFile, "token-file", "", "with --server: file holding the server token (DATA/token of a server of the cluster)")
 	f.BoolVar(&disableAgent, "disable-agent", false, "run the control plane only, without a node agent")
 	node.register(f)
 	return cmd
@@ -119,7 +137,7 @@ func runWithAgent(ctx context.Context, s *server.Server, cfg agent.Config) error
 			if err != nil {
 				return err
 			}
-			cfg.Server, cfg.Token, cfg.CAFile, cfg.DataDir = s.URL, string(token), s.Paths.CACert, s.Paths.Agent
+			cfg.Server, cfg.Token, cfg.CAFile, cfg.DataDir, cfg.DisableLB = s.URL, string(token), s.Paths.CACert, s.Paths.Agent, true
 			a, err = agent.New(cfg)
 			return err
 		}},

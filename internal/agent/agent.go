@@ -41,6 +41,7 @@ import (
 	"k8s.io/utils/ptr"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/skiffdev/skiff/internal/agent/apilb"
 	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/agent/podnet"
 	"github.com/skiffdev/skiff/internal/clusterconfig"
@@ -95,6 +96,13 @@ type Config struct {
 	// DisableIngress turns it off; IngressAccessLog logs every request.
 	IngressHTTPPort, IngressHTTPSPort int
 	DisableIngress, IngressAccessLog  bool
+	// LBServerPort is the port on 127.0.0.1 of the node's load balancer
+	// over the API servers (internal/agent/apilb; default 6444), which
+	// every kubeconfig of the node points at. DisableLB turns it off: the
+	// node talks to Server alone (the node of `skiff server`, whose API
+	// server is in the same process).
+	LBServerPort int
+	DisableLB    bool
 
 	Log *slog.Logger
 }
@@ -112,6 +120,13 @@ const refusedJoinAttempts = 60
 type Agent struct {
 	cfg   Config
 	token jointoken.Token
+	// apiURL is the API server URL of the node's kubeconfigs: the load
+	// balancer's, or Server without one.
+	apiURL string
+	// defaultServer is Server's host:port, the load balancer's fallback.
+	defaultServer string
+	// lb is the load balancer, once it listens (nil without one).
+	lb *apilb.LB
 
 	// Set by the start-up steps of Run, read by the components after them.
 	caFile, bootstrapKubeconfig string
@@ -174,7 +189,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Agent{cfg: cfg, token: tok}, nil
+	a := &Agent{cfg: cfg, token: tok, apiURL: cfg.Server}
+	if !cfg.DisableLB {
+		if err := a.configureLB(); err != nil {
+			return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
+		}
+	}
+	return a, nil
 }
 
 // CheckOptions are the host checks this node needs.
@@ -244,17 +265,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	return supervise.Group{Log: a.cfg.Log, Components: a.components()}.Run(ctx)
 }
 
-// components lists the node in start order: join (the cluster CA and its
-// settings), the runtime and its images, the kubelet, then what runs with
-// the node's own credentials once the kubelet has them.
+// components lists the node in start order: the load balancer over the
+// API servers, join (the cluster CA and its settings), the runtime and its
+// images, the kubelet, then what runs with the node's own credentials once
+// the kubelet has them.
 func (a *Agent) components() []supervise.Component {
 	cfg, log := a.cfg, a.cfg.Log
 	restart := &supervise.DefaultBackoff
-	list := []supervise.Component{
-		{Name: "check-config", Step: true, Run: func(context.Context) error { return a.checkHost(RealHost()) }},
-		{Name: "join", Step: true, Run: a.join},
-		{Name: "cluster-config", Step: true, Run: a.fetchClusterConfig},
+	var list []supervise.Component
+	if !cfg.DisableLB {
+		list = append(list, a.lbComponent())
 	}
+	list = append(list,
+		supervise.Component{Name: "check-config", Step: true, Run: func(context.Context) error { return a.checkHost(RealHost()) }},
+		supervise.Component{Name: "join", Step: true, Run: a.join},
+		supervise.Component{Name: "cluster-config", Step: true, Run: a.fetchClusterConfig},
+	)
 	a.endpoint = cfg.ContainerRuntimeEndpoint
 	if a.endpoint == "" {
 		ctrd := &containerd{
@@ -308,6 +334,9 @@ func (a *Agent) components() []supervise.Component {
 		}},
 		supervise.Component{Name: "node-credentials", Step: true, Run: a.waitNodeClient},
 	)
+	if !cfg.DisableLB {
+		list = append(list, supervise.Component{Name: "apiserver-endpoints", Restart: restart, Run: a.watchAPIServers})
+	}
 	if !cfg.DisableProxy {
 		list = append(list, supervise.Component{Name: "kube-proxy", Restart: restart, Run: a.runProxy})
 	}
@@ -454,7 +483,8 @@ func readyNodeIPs(nodes corelisters.NodeLister) []string {
 }
 
 // join finds the cluster CA (discovered through the join token's hash when
-// no CA file was given) and writes the kubelet's bootstrap kubeconfig.
+// no CA file was given), writes the kubelet's bootstrap kubeconfig and
+// points the kubelet's kubeconfig of an earlier start at apiURL.
 func (a *Agent) join(context.Context) error {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return err
@@ -468,8 +498,11 @@ func (a *Agent) join(context.Context) error {
 		return err
 	}
 	bootstrapKubeconfig := filepath.Join(a.cfg.DataDir, "bootstrap.kubeconfig")
-	if err := kubeconfig.Write(bootstrapKubeconfig, a.cfg.Server, caPEM, "kubelet-bootstrap",
+	if err := kubeconfig.Write(bootstrapKubeconfig, a.apiURL, caPEM, "kubelet-bootstrap",
 		kubeconfig.Credentials{Token: a.token.Bootstrap()}); err != nil {
+		return err
+	}
+	if err := a.pointKubeletAt(a.apiURL); err != nil {
 		return err
 	}
 	a.caFile, a.bootstrapKubeconfig = caFile, bootstrapKubeconfig
@@ -544,7 +577,7 @@ func (a *Agent) configureKubelet(s *options.KubeletServer) {
 	f.NodeIP = cfg.NodeIP
 	f.RootDirectory = filepath.Join(cfg.DataDir, "kubelet")
 	f.CertDirectory = KubeletCertDir(cfg.DataDir)
-	f.KubeConfig = filepath.Join(cfg.DataDir, "kubelet.kubeconfig")
+	f.KubeConfig = a.kubeletKubeconfig()
 	f.BootstrapKubeconfig = a.bootstrapKubeconfig
 	f.NodeLabels = cfg.Labels
 
@@ -589,13 +622,18 @@ func resolvConf() string {
 	return "/etc/resolv.conf"
 }
 
-// ensureCA returns the path of the cluster CA, discovering it through the
-// join token's hash when no CA file was given.
+// ensureCA returns the path of the cluster CA, discovering it from Server
+// through the join token's hash when no CA file was given and no earlier
+// start discovered the one the token names (so that a node restarted while
+// Server is down reaches the other API servers).
 func (a *Agent) ensureCA() (string, error) {
 	if a.cfg.CAFile != "" {
 		return a.cfg.CAFile, nil
 	}
 	path := filepath.Join(a.cfg.DataDir, "ca.crt")
+	if hash, err := jointoken.HashFile(path); err == nil && hash == a.token.CAHash {
+		return path, nil
+	}
 	var lastErr error
 	for i := 0; i < 30; i++ {
 		pem, err := jointoken.DiscoverCA(a.cfg.Server, a.token)
@@ -612,10 +650,14 @@ func (a *Agent) ensureCA() (string, error) {
 	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
 }
 
+// kubeletKubeconfig is the kubeconfig the kubelet writes once it has its
+// client certificate (TLS bootstrap), and acts as the node with.
+func (a *Agent) kubeletKubeconfig() string { return filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig") }
+
 // nodeCredentials returns the kubeconfig that acts as the node, once the
 // kubelet has obtained its client certificate.
 func (a *Agent) nodeCredentials() (string, bool) {
-	kubeconfigPath := filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig")
+	kubeconfigPath := a.kubeletKubeconfig()
 	clientCert := filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
 	_, err1 := os.Stat(kubeconfigPath)
 	_, err2 := os.Stat(clientCert)

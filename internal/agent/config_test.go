@@ -25,6 +25,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"--node-label", func(c *Config) { c.Labels = map[string]string{"tier": "not a value"} }},
 		{"--kubelet-arg", func(c *Config) { c.KubeletArgs = []string{"nonsense"} }},
 		{"--kube-proxy-arg", func(c *Config) { c.ProxyArgs = []string{"nonsense"} }},
+		{"--lb-server-port", func(c *Config) { c.LBServerPort = 70000 }},
+		{"--server", func(c *Config) { c.Server = "192.0.2.1:6443" }},
 	} {
 		cfg := Config{Server: "https://192.0.2.1:6443", Token: testToken, DataDir: t.TempDir(), NodeName: "n1"}
 		tc.edit(&cfg)
@@ -36,5 +38,29 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := New(Config{Server: "https://192.0.2.1:6443", Token: testToken, DataDir: t.TempDir(), NodeName: "n1",
 		Labels: map[string]string{"tier": "edge"}, KubeletArgs: []string{"v=2"}}); err != nil {
 		t.Errorf("a good configuration: %v", err)
+	}
+}
+
+// The node's kubeconfigs point at its load balancer, whose fallback is
+// --server (port 443 when the URL has none); without the load balancer
+// they point at --server.
+func TestAPIServerURL(t *testing.T) {
+	for _, tc := range []struct {
+		cfg                Config
+		wantURL, wantFirst string
+	}{
+		{Config{Server: "https://192.0.2.1:6443"}, "https://127.0.0.1:6444", "192.0.2.1:6443"},
+		{Config{Server: "https://api.example:6443", LBServerPort: 7000}, "https://127.0.0.1:7000", "api.example:6443"},
+		{Config{Server: "https://[2001:db8::1]"}, "https://127.0.0.1:6444", "[2001:db8::1]:443"},
+		{Config{Server: "https://127.0.0.1:6443", DisableLB: true}, "https://127.0.0.1:6443", ""},
+	} {
+		tc.cfg.Token, tc.cfg.DataDir, tc.cfg.NodeName = testToken, t.TempDir(), "n1"
+		a, err := New(tc.cfg)
+		if err != nil {
+			t.Fatalf("New(%+v): %v", tc.cfg, err)
+		}
+		if a.apiURL != tc.wantURL || a.defaultServer != tc.wantFirst {
+			t.Errorf("--server %s: kubeconfigs point at %s with fallback %q, want %s with %q", tc.cfg.Server, a.apiURL, a.defaultServer, tc.wantURL, tc.wantFirst)
+		}
 	}
 }

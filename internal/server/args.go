@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/controller/leader"
 )
 
 func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
@@ -70,6 +71,9 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 		"service-cluster-ip-range":         s.cfg.Cluster.ServiceCIDR,
 		"controllers":                      "*,bootstrapsigner,tokencleaner",
 		"leader-elect":                     "true",
+		"leader-elect-lease-duration":      leader.LeaseDuration.String(),
+		"leader-elect-renew-deadline":      leader.RenewDeadline.String(),
+		"leader-elect-retry-period":        leader.RetryPeriod.String(),
 		"feature-gates":                    "ControllerManagerReleaseLeaderElectionLockOnExit=true",
 		"kube-api-qps":                     "1000",
 		"kube-api-burst":                   "2000",
@@ -84,17 +88,20 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 
 func (s *Server) schedulerArgs() ([]string, error) {
 	flags := map[string]string{
-		"kubeconfig":                 s.files.schedulerKubeconfig,
-		"authentication-kubeconfig":  s.files.schedulerKubeconfig,
-		"authorization-kubeconfig":   s.files.schedulerKubeconfig,
-		"authentication-skip-lookup": "true",
-		"client-ca-file":             s.files.caCert,
-		"bind-address":               "127.0.0.1",
-		"secure-port":                s.securePort("kube-scheduler", schedulerPort),
-		"leader-elect":               "true",
-		"kube-api-qps":               "1000",
-		"kube-api-burst":             "2000",
-		"profiling":                  "false",
+		"kubeconfig":                  s.files.schedulerKubeconfig,
+		"authentication-kubeconfig":   s.files.schedulerKubeconfig,
+		"authorization-kubeconfig":    s.files.schedulerKubeconfig,
+		"authentication-skip-lookup":  "true",
+		"client-ca-file":              s.files.caCert,
+		"bind-address":                "127.0.0.1",
+		"secure-port":                 s.securePort("kube-scheduler", schedulerPort),
+		"leader-elect":                "true",
+		"leader-elect-lease-duration": leader.LeaseDuration.String(),
+		"leader-elect-renew-deadline": leader.RenewDeadline.String(),
+		"leader-elect-retry-period":   leader.RetryPeriod.String(),
+		"kube-api-qps":                "1000",
+		"kube-api-burst":              "2000",
+		"profiling":                   "false",
 	}
 	merged, err := component.Merge(flags, s.cfg.SchedulerArgs)
 	if err != nil {

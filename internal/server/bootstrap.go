@@ -7,12 +7,14 @@ import (
 	"math/big"
 	"os"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
@@ -29,9 +31,11 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 	if err != nil {
 		return err
 	}
-	tokenSecret := bootstrapSecret(token, "skiff node join token")
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, tokenSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create join token secret: %w", err)
+	if err := ensureServerToken(ctx, client, token); err != nil {
+		return err
+	}
+	if err := s.publishServerBootstrap(ctx, client); err != nil {
+		return err
 	}
 	// Nodes enforce NetworkPolicies (internal/agent/netpol) with their own
 	// credentials; the Node authorizer lets them read neither policies nor
@@ -111,6 +115,27 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 	// an administrator changed or made non-default is left as it is.
 	if _, err := client.StorageV1().StorageClasses().Create(ctx, localpath.StorageClass(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create StorageClass %s: %w", localpath.ClassName, err)
+	}
+	return nil
+}
+
+// ensureServerToken makes DATA/token a bootstrap token of the server token's
+// group: it joins nodes, and servers too (it reads the server bootstrap
+// data). A token of an earlier version gets the group.
+func ensureServerToken(ctx context.Context, client kubernetes.Interface, token jointoken.Token) error {
+	secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
+	want := bootstrapSecret(token, "skiff server token (DATA/token): joins nodes and servers")
+	want.StringData[bootstrapapi.BootstrapTokenExtraGroupsKey] = serverTokenGroup
+	_, err := secrets.Create(ctx, want, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		var old *corev1.Secret
+		if old, err = secrets.Get(ctx, want.Name, metav1.GetOptions{}); err == nil && string(old.Data[bootstrapapi.BootstrapTokenExtraGroupsKey]) != serverTokenGroup {
+			old.StringData = map[string]string{bootstrapapi.BootstrapTokenExtraGroupsKey: serverTokenGroup}
+			_, err = secrets.Update(ctx, old, metav1.UpdateOptions{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create the server token's Secret: %w", err)
 	}
 	return nil
 }

@@ -29,6 +29,11 @@ func RotateCertificates(dataDir string, now time.Time) ([]string, error) {
 			return moved, err
 		}
 	}
+	for _, f := range []string{etcdMemberPair + ".crt", etcdMemberPair + ".key"} {
+		if err := moveInto(filepath.Join(p.EtcdTLSDir, f), backup, &moved); err != nil {
+			return moved, err
+		}
+	}
 	return moved, moveInto(p.Kubeconfig, backup, &moved)
 }
 

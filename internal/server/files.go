@@ -34,6 +34,9 @@ const (
 	kubeletClientPair               = "apiserver-kubelet-client"
 	controllerManagerKubeconfigFile = "controller-manager.kubeconfig"
 	schedulerKubeconfigFile         = "scheduler.kubeconfig"
+	// etcdMemberPair is an HA server's etcd member certificate, in
+	// Paths.EtcdTLSDir.
+	etcdMemberPair = "member"
 )
 
 // anonymous requests are refused (401) everywhere but on the health

@@ -30,6 +30,7 @@ import (
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/ingresslb"
+	"github.com/skiffdev/skiff/internal/controller/leader"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
@@ -89,6 +90,12 @@ type Config struct {
 	// audit.k8s.io/v1 Policy); empty means skiff's default policy. The log
 	// goes to Paths.AuditLog.
 	AuditPolicyFile string
+	// ClusterInit makes the embedded etcd the first member of a cluster of
+	// servers (HA), which others join with JoinURL.
+	ClusterInit bool
+	// JoinURL, when set, is a server of the cluster this one joins (its
+	// API server's https URL); JoinToken is the server token.
+	JoinURL, JoinToken string
 
 	Log *slog.Logger
 }
@@ -131,6 +138,9 @@ type Paths struct {
 	// Etcd is the embedded datastore's directory; EtcdURL holds its client
 	// URL while it runs.
 	Etcd, EtcdURL string
+	// EtcdTLSDir holds the etcd CA and the member's certificate of an HA
+	// server; EtcdName holds its member name.
+	EtcdTLSDir, EtcdName string
 	// Snapshots holds the etcd snapshots (`skiff etcd-snapshot`).
 	Snapshots string
 	// Agent is the data dir of the server's own node agent.
@@ -154,6 +164,8 @@ func PathsIn(dataDir string) Paths {
 		CACert:     filepath.Join(tls, "ca.crt"),
 		Etcd:       filepath.Join(dataDir, "etcd"),
 		EtcdURL:    filepath.Join(dataDir, "etcd-client-url"),
+		EtcdTLSDir: filepath.Join(tls, "etcd"),
+		EtcdName:   filepath.Join(dataDir, "etcd-name"),
 		Snapshots:  filepath.Join(dataDir, "snapshots"),
 		Agent:      filepath.Join(dataDir, "agent"),
 
@@ -181,6 +193,9 @@ type Server struct {
 	// snapshotSchedule is cfg.SnapshotSchedule, parsed (nil when
 	// snapshots are disabled and it does not parse).
 	snapshotSchedule cron.Schedule
+	// member is the embedded etcd's membership in a cluster of servers
+	// (nil: a lone member, or an external datastore).
+	member *storage.Member
 }
 
 // New prepares the data directory and credentials; Run starts everything.
@@ -214,10 +229,23 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: --dns-upstream: %v", component.ErrConfig, err)
 		}
 	}
+	if err := cfg.checkHA(); err != nil {
+		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
+	}
 	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{}), snapshotSchedule: schedule}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
+	if cfg.JoinURL != "" {
+		if err := joinCluster(context.Background(), cfg); err != nil {
+			return nil, err
+		}
+	}
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
 		return nil, fmt.Errorf("prepare certificates: %w", err)
+	}
+	if cfg.haMode() {
+		if s.member, err = etcdMember(cfg); err != nil {
+			return nil, fmt.Errorf("etcd member: %w", err)
+		}
 	}
 	if s.files.encryption, err = secretsencrypt.Ensure(s.Paths.EncryptionConfig, !cfg.DisableSecretsEncryption, time.Now()); err != nil {
 		return nil, fmt.Errorf("%w: secrets encryption: %v", component.ErrConfig, err)
@@ -276,6 +304,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 					DataDir:   s.Paths.Etcd,
 					Endpoints: s.cfg.DatastoreEndpoints,
 					URLFile:   s.Paths.EtcdURL,
+					Member:    s.member,
 					Log:       log,
 				})
 				if err != nil {
@@ -331,13 +360,20 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return nil, err
 		}
 		ingressLB := ingresslb.New(ingressLBClient, log.With("controller", "ingress-lb"))
+		// Every server runs them, one at a time (a Lease each), as the
+		// controller manager's controllers.
+		identity := leader.Identity()
 		list = append(list,
 			supervise.Component{Name: "kube-controller-manager", Restart: restart, Run: func(ctx context.Context) error {
 				return component.ControllerManager(ctx, args)
 			}},
 			supervise.Component{Name: "local-path-provisioner", Restart: restart, Run: provisioner.Run},
-			supervise.Component{Name: "service-lb", Restart: restart, Run: lb.Run},
-			supervise.Component{Name: "ingress-lb", Restart: restart, Run: ingressLB.Run},
+			supervise.Component{Name: "service-lb", Restart: restart, Run: func(ctx context.Context) error {
+				return leader.Run(ctx, lbClient, "skiff-service-lb", identity, log, lb.Run)
+			}},
+			supervise.Component{Name: "ingress-lb", Restart: restart, Run: func(ctx context.Context) error {
+				return leader.Run(ctx, ingressLBClient, "skiff-ingress-lb", identity, log, ingressLB.Run)
+			}},
 		)
 	}
 	if !s.cfg.DisableScheduler {

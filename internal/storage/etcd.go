@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,10 +34,16 @@ type Config struct {
 	// runs, for the tools that work on the datastore beside the server
 	// (`skiff etcd-snapshot`).
 	URLFile string
-	Log     *slog.Logger
+	// Member, when set, makes the embedded etcd one member of a cluster of
+	// servers (HA); nil runs a lone member on loopback.
+	Member *Member
+	// ForceNewCluster makes the member the data dir holds the only member
+	// of its cluster, keeping the data (a membership reset).
+	ForceNewCluster bool
+	Log             *slog.Logger
 }
 
-// memberName is the embedded etcd's member name.
+// memberName is the lone embedded etcd's member name.
 const memberName = "skiff"
 
 // Store is a running datastore.
@@ -75,22 +82,33 @@ func Start(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
+	// The local client URL: plain HTTP on loopback, for this server's API
+	// server and the tools beside it (a member of a cluster serves remote
+	// clients besides, with TLS).
 	clientURL, err := freeURL()
 	if err != nil {
 		return nil, err
 	}
-	peerURL, err := freeURL()
-	if err != nil {
-		return nil, err
-	}
 	ec := embed.NewConfig()
-	ec.Name = memberName
 	ec.Dir = cfg.DataDir
 	ec.ListenClientUrls = []url.URL{*clientURL}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
-	ec.ListenPeerUrls = []url.URL{*peerURL}
-	ec.AdvertisePeerUrls = []url.URL{*peerURL}
-	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	var after afterStart
+	if m := cfg.Member; m != nil {
+		if after, err = m.configure(ctx, ec); err != nil {
+			return nil, err
+		}
+	} else {
+		peerURL, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		ec.Name = memberName
+		ec.ListenPeerUrls = []url.URL{*peerURL}
+		ec.AdvertisePeerUrls = []url.URL{*peerURL}
+		ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	}
+	ec.ForceNewCluster = cfg.ForceNewCluster
 	ec.LogLevel = zapcore.ErrorLevel.String()
 	closing := new(atomic.Bool)
 	zc := logutil.DefaultZapLoggerConfig
@@ -115,13 +133,22 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		e.Close()
-		return nil, fmt.Errorf("embedded etcd: %w", err)
+		return nil, cfg.stoppedEarly(err)
+	case <-e.Server.StopNotify():
+		e.Close()
+		return nil, cfg.stoppedEarly(errors.New("stopped before it was ready"))
 	case <-time.After(60 * time.Second):
 		e.Close()
 		return nil, errors.New("embedded etcd did not become ready within 60s")
 	case <-ctx.Done():
 		e.Close()
 		return nil, ctx.Err()
+	}
+	if after != nil {
+		if err := after(ctx, e, clientURL.String()); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	if cfg.URLFile != "" {
 		if err := os.WriteFile(cfg.URLFile, []byte(clientURL.String()+"\n"), 0o600); err != nil {
@@ -135,6 +162,15 @@ func startEmbedded(ctx context.Context, cfg Config) (*Store, error) {
 	return &Store{Endpoints: []string{clientURL.String()}, etcd: e, closing: closing, urlFile: cfg.URLFile}, nil
 }
 
+// stoppedEarly is the error of an embedded etcd that stopped before it was
+// ready; a member's says how to join again if it was removed.
+func (c Config) stoppedEarly(err error) error {
+	if c.Member != nil {
+		return fmt.Errorf("embedded etcd: %w (if this server was removed from the etcd cluster with skiff etcd member remove, delete %s and start it with --server and --token-file to join again)", err, c.DataDir)
+	}
+	return fmt.Errorf("embedded etcd: %w", err)
+}
+
 // quietStop is the embedded etcd's log core, less the errors every clean
 // stop prints once Close has begun: each of its listeners reporting that
 // it was closed ("setting up serving from embedded etcd failed.").
@@ -146,23 +182,28 @@ type quietStop struct {
 // stopNoise is the message of those errors.
 const stopNoise = "setting up serving from embedded etcd failed."
 
+// joinNoise are errors a member logs while it joins a cluster, each
+// retried until it passes: its promotion refused until it has caught up,
+// and its storage version unknown until it has the leader's term.
+var joinNoise = []string{"rejecting promote learner: learner is not ready", "failed to update storage version"}
+
 func (q quietStop) With(fields []zapcore.Field) zapcore.Core {
 	return quietStop{Core: q.Core.With(fields), closing: q.closing}
 }
 
 func (q quietStop) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Message == stopNoise && q.closing.Load() {
+	if e.Message == stopNoise && q.closing.Load() || slices.Contains(joinNoise, e.Message) {
 		return ce
 	}
 	return q.Core.Check(e, ce)
 }
 
-// Close stops the embedded etcd, waiting at most five seconds.
+// Close stops the embedded etcd, waiting at most five seconds; closing
+// again does nothing.
 func (s *Store) Close() {
-	if s.etcd == nil {
+	if s.etcd == nil || s.closing.Swap(true) {
 		return
 	}
-	s.closing.Store(true)
 	if s.urlFile != "" {
 		os.Remove(s.urlFile)
 	}

@@ -5,23 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffdev/skiff/internal/controller/leader"
 )
 
 // Config tunes a Controller; the zero value is usable.
@@ -57,13 +55,6 @@ const (
 	defaultResync       = 10 * time.Minute
 )
 
-// Leader election timing, as the upstream controllers use by default.
-const (
-	leaseDuration = 15 * time.Second
-	renewDeadline = 10 * time.Second
-	retryPeriod   = 2 * time.Second
-)
-
 // Controller is the local-path provisioner.
 type Controller struct {
 	cfg    Config
@@ -91,8 +82,7 @@ func New(cfg Config, client kubernetes.Interface) (*Controller, error) {
 		cfg.CleanupImage = DefaultCleanupImage
 	}
 	if cfg.Identity == "" {
-		host, _ := os.Hostname()
-		cfg.Identity = host + "_" + string(uuid.NewUUID())
+		cfg.Identity = leader.Identity()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -117,68 +107,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	return c.runElected(ctx, recorder)
 }
 
-// runElected runs the controller while it holds the Lease. The Lease is
-// released when ctx ends, possibly a moment before the workers have
-// stopped; an overlap with the next holder is harmless, since every write
-// is to an object with a name derived from the claim or volume.
+// runElected runs the controller while it holds the Lease. An overlap with
+// the next holder is harmless, since every write is to an object with a
+// name derived from the claim or volume.
 func (c *Controller) runElected(ctx context.Context, recorder record.EventRecorder) error {
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, metav1.NamespaceSystem, c.cfg.LeaseName,
-		c.client.CoreV1(), c.client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: c.cfg.Identity})
-	if err != nil {
-		return err
-	}
-	electCtx, stepDown := context.WithCancel(ctx)
-	defer stepDown()
-	var (
-		mu sync.Mutex // guards the following
-		// over is set once the elector has returned: a leading callback
-		// that starts after that does nothing.
-		over    bool
-		running sync.WaitGroup
-		runErr  error
-	)
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		Name:            c.cfg.LeaseName,
-		LeaseDuration:   leaseDuration,
-		RenewDeadline:   renewDeadline,
-		RetryPeriod:     retryPeriod,
-		ReleaseOnCancel: true,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				mu.Lock()
-				if over {
-					mu.Unlock()
-					return
-				}
-				running.Add(1)
-				mu.Unlock()
-				defer running.Done()
-				c.cfg.Log.Info("acquired the lease; provisioning", "lease", c.cfg.LeaseName, "identity", c.cfg.Identity)
-				err := c.run(ctx, recorder)
-				mu.Lock()
-				runErr = err
-				mu.Unlock()
-				stepDown() // a controller that stopped by itself gives up the Lease
-			},
-			OnStoppedLeading: func() {},
-		},
+	return leader.Run(ctx, c.client, c.cfg.LeaseName, c.cfg.Identity, c.cfg.Log, func(ctx context.Context) error {
+		return c.run(ctx, recorder)
 	})
-	if err != nil {
-		return err
-	}
-	elector.Run(electCtx)
-	mu.Lock()
-	over = true
-	mu.Unlock()
-	running.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-	if runErr != nil {
-		return runErr
-	}
-	return fmt.Errorf("lost the lease %s/%s", metav1.NamespaceSystem, c.cfg.LeaseName)
 }
 
 // run starts the informers and the workers and waits for ctx to end.

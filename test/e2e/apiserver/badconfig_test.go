@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,8 +88,10 @@ func TestAgentWithWrongTokenExits(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 			defer cancel()
 			start := time.Now()
+			// Each agent's API server load balancer on a port of its own:
+			// they run side by side in one network namespace.
 			out, err := exec.CommandContext(ctx, e2eutil.Binary(t), "agent", "--server", s.URL, "--token-file", tokenFile,
-				"--data-dir", t.TempDir(), "--node-name", name+"-token").CombinedOutput()
+				"--data-dir", t.TempDir(), "--node-name", name+"-token", "--lb-server-port", strconv.Itoa(e2eutil.FreePort(t))).CombinedOutput()
 			var exit *exec.ExitError
 			if ctx.Err() != nil || !errors.As(err, &exit) || exit.ExitCode() != 1 {
 				t.Fatalf("skiff agent with a %s token: %v after %s (want exit status 1)\n%s", name, err, time.Since(start).Round(time.Second), tail(string(out), 20))

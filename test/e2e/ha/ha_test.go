@@ -1,0 +1,609 @@
+// Package ha tests highly available servers: three `skiff server`s, the
+// first in the host's network namespace (--cluster-init), the others each in
+// a namespace of its own joined with --server and the server token, and one
+// node whose agent was told only the first server's address
+// (scripts/netns-cluster.sh with SERVERS=3). The leading server is killed
+// with -9 under write load; every acknowledged write must survive, another
+// server must lead, and the node must keep its pods and fail over.
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiffdev/skiff/internal/freeport"
+)
+
+const (
+	subnet  = "172.31.250"
+	servers = 3
+)
+
+var (
+	skiffBin   string
+	clusterDir string
+	port       int
+	// admin is the admin kubeconfig's REST config (any server's address
+	// may replace its host: every server's certificate names its address).
+	admin *rest.Config
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("skip: network namespaces need root")
+		return 0
+	}
+	for _, tool := range []string{"ip", "nsenter", "unshare", "containerd", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fmt.Printf("skip: %s not installed\n", tool)
+			return 0
+		}
+	}
+	if skiffBin = os.Getenv("SKIFF_BIN"); skiffBin == "" {
+		fmt.Println("SKIFF_BIN is not set: build bin/skiff with `make build` and set SKIFF_BIN")
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "skiff-netns-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	wd, _ := os.Getwd()
+	script := filepath.Join(wd, "..", "..", "..", "scripts", "netns-cluster.sh")
+	env := append(os.Environ(), "SKIFF_BIN="+skiffBin, fmt.Sprintf("SERVERS=%d", servers))
+	down := func() {
+		cmd := exec.Command(script, "down", dir)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Printf("netns-cluster down: %v\n%s\n", err, out)
+		}
+		os.RemoveAll(dir)
+	}
+	down() // a run killed earlier may have left namespaces behind
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if port, err = freeport.Pick(); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	clusterDir = dir
+	up := exec.Command(script, "up", dir, "1", strconv.Itoa(port))
+	up.Env = env
+	if out, err := up.CombinedOutput(); err != nil {
+		fmt.Printf("netns-cluster up: %v\n%s\n", err, out)
+		for _, log := range []string{"server.log", "s2.log", "s3.log", "n1.log"} {
+			tail(log)
+		}
+		down()
+		return 1
+	}
+	defer down()
+	if admin, err = clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "server", "kubeconfig.yaml")); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		for _, log := range []string{"server.log", "s2.log", "s3.log", "n1.log"} {
+			tail(log)
+		}
+	}
+	return code
+}
+
+func tail(log string) {
+	if data, err := os.ReadFile(filepath.Join(clusterDir, log)); err == nil {
+		lines := strings.Split(string(data), "\n")
+		fmt.Printf("--- tail of %s\n%s\n", log, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+}
+
+// server is server i (1…3) of the cluster as the script started it.
+type server struct{ i int }
+
+func (s server) addr() string { return fmt.Sprintf("%s.%d", subnet, s.i) }
+
+// name is the file stem of its data dir, log and pid file.
+func (s server) name() string {
+	if s.i == 1 {
+		return "server"
+	}
+	return fmt.Sprintf("s%d", s.i)
+}
+
+func (s server) dataDir() string { return filepath.Join(clusterDir, s.name()) }
+
+// hostname is the host name its components put in their Lease identities.
+func (s server) hostname() string {
+	if s.i == 1 {
+		h, _ := os.Hostname()
+		return h
+	}
+	return fmt.Sprintf("skiff-s%d", s.i)
+}
+
+func (s server) pid(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(clusterDir, s.name()+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// client talks to this server's API server alone.
+func (s server) client(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	rc := rest.CopyConfig(admin)
+	rc.Host = fmt.Sprintf("https://%s:%d", s.addr(), port)
+	rc.Timeout = 5 * time.Second
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// skiff runs a skiff command in this server's network namespace (a
+// server's etcd serves its own tools on its loopback).
+func (s server) skiff(args ...string) (string, error) {
+	argv := append([]string{skiffBin}, args...)
+	if s.i != 1 {
+		argv = append([]string{"nsenter", "--net=/var/run/netns/skiff-s" + strconv.Itoa(s.i)}, argv...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+func all() []server { return []server{{1}, {2}, {3}} }
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", d, what)
+}
+
+// startedMembers lists the started members of the etcd cluster as server
+// s sees them (`skiff etcd member list`), by name.
+func startedMembers(t *testing.T, s server) []string {
+	t.Helper()
+	out, err := s.skiff("etcd", "member", "list", "--data-dir", s.dataDir())
+	if err != nil {
+		t.Fatalf("skiff etcd member list on %s: %v\n%s", s.name(), err, out)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 3 && f[2] == "started" {
+			names = append(names, f[1])
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func memberName(t *testing.T, s server) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.dataDir(), "etcd-name"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// leaseHolder is the server (by host name) holding a kube-system Lease.
+func leaseHolder(ctx context.Context, c kubernetes.Interface, lease string) string {
+	l, err := c.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, lease, metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	host, _, _ := strings.Cut(*l.Spec.HolderIdentity, "_")
+	return host
+}
+
+// writer creates ConfigMaps one after the other through the servers in
+// turn, moving to the next server when one fails, and records which it
+// was told were created.
+type writer struct {
+	mu    sync.Mutex
+	acked []string
+	at    []time.Time
+}
+
+func (w *writer) run(ctx context.Context, clients []kubernetes.Interface, ns string) {
+	cur := 0
+	for n := 0; ctx.Err() == nil; {
+		name := fmt.Sprintf("w-%05d", n)
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := clients[cur].CoreV1().ConfigMaps(ns).Create(wctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Data:       map[string]string{"n": strconv.Itoa(n)},
+		}, metav1.CreateOptions{})
+		cancel()
+		// AlreadyExists: an earlier attempt whose answer was lost.
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			w.mu.Lock()
+			w.acked, w.at = append(w.acked, name), append(w.at, time.Now())
+			w.mu.Unlock()
+			n++
+			continue
+		}
+		cur = (cur + 1) % len(clients)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// firstAfter is the time of the first acknowledged write after t.
+func (w *writer) firstAfter(t time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.at {
+		if at.After(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func TestThreeServersSurviveLosingTheLeader(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := server{1}, server{2}
+	// One etcd cluster of three started members, three serving API servers.
+	if got := startedMembers(t, s1); len(got) != servers {
+		t.Fatalf("etcd members: %v, want %d started", got, servers)
+	}
+	for _, s := range all() {
+		if _, err := s.client(t).Discovery().ServerVersion(); err != nil {
+			t.Fatalf("API server of %s: %v", s.name(), err)
+		}
+	}
+	c2 := s2.client(t)
+	eventually(t, time.Minute, "the kubernetes endpoints to list the three servers", func() bool {
+		ep, err := c2.CoreV1().Endpoints(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil || len(ep.Subsets) == 0 {
+			return false
+		}
+		return len(ep.Subsets[0].Addresses) == servers
+	})
+
+	ns := "ha"
+	if _, err := c2.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := runDeployment(t, c2, ns, "before", 2)
+
+	leader := leaseHolder(ctx, c2, "kube-controller-manager")
+	var victim server
+	for _, s := range all() {
+		if s.hostname() == leader {
+			victim = s
+		}
+	}
+	if victim.i == 0 {
+		t.Fatalf("the controller manager's Lease is held by %q, not one of the servers", leader)
+	}
+	var survivors []server
+	for _, s := range all() {
+		if s != victim {
+			survivors = append(survivors, s)
+		}
+	}
+	sc := survivors[0].client(t)
+	t.Logf("kube-controller-manager leads on %s; killing it with -9 under write load", victim.name())
+
+	// Writes go through the victim first, then the others.
+	var w writer
+	clients := []kubernetes.Interface{victim.client(t)}
+	for _, s := range survivors {
+		clients = append(clients, s.client(t))
+	}
+	wctx, stopWriting := context.WithCancel(ctx)
+	writing := make(chan struct{})
+	go func() { defer close(writing); w.run(wctx, clients, ns) }()
+	defer func() { stopWriting(); <-writing }()
+	eventually(t, 30*time.Second, "writes to be acknowledged", func() bool { _, ok := w.firstAfter(time.Time{}); return ok })
+	time.Sleep(2 * time.Second)
+
+	if err := syscall.Kill(victim.pid(t), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// A Deployment made now needs a leading controller manager for its
+	// ReplicaSet: the next leader-elected controller action.
+	// (Retried: writes wait for etcd to elect a leader if it was the
+	// victim's member.)
+	go func() {
+		for ctx.Err() == nil {
+			_, err := sc.AppsV1().Deployments(ns).Create(ctx, deployment("after", 1), metav1.CreateOptions{})
+			if err == nil || apierrors.IsAlreadyExists(err) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	// Each time counts from the kill.
+	eventually(t, 30*time.Second, "a write acknowledged after the kill", func() bool { _, ok := w.firstAfter(killed); return ok })
+	written, _ := w.firstAfter(killed)
+	write := written.Sub(killed)
+	eventually(t, 45*time.Second, "another server to lead the controller manager", func() bool {
+		h := leaseHolder(ctx, sc, "kube-controller-manager")
+		return h != "" && h != victim.hostname()
+	})
+	lead := time.Since(killed)
+	eventually(t, 45*time.Second, "the ReplicaSet of a Deployment made after the kill", func() bool {
+		rs, err := sc.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=after"})
+		return err == nil && len(rs.Items) > 0
+	})
+	act := time.Since(killed)
+	t.Logf("after the kill: next write %s, controller manager leads elsewhere %s, its first action %s", write.Round(time.Millisecond), lead.Round(time.Millisecond), act.Round(time.Millisecond))
+	if lead > 15*time.Second {
+		t.Errorf("the controller manager's Lease moved %s after the kill, want within 15 s", lead)
+	}
+	time.Sleep(3 * time.Second)
+	stopWriting()
+	<-writing
+
+	// Every acknowledged write is there.
+	list, err := sc.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, cm := range list.Items {
+		have[cm.Name] = true
+	}
+	var lost []string
+	for _, name := range w.acked {
+		if !have[name] {
+			lost = append(lost, name)
+		}
+	}
+	t.Logf("%d writes acknowledged, %d lost", len(w.acked), len(lost))
+	if len(lost) > 0 {
+		t.Errorf("acknowledged writes lost: %v", lost)
+	}
+
+	// The node kept its pods and reports through a surviving server.
+	eventually(t, time.Minute, "the node's Lease to be renewed after the kill", func() bool {
+		l, err := sc.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "skiff-n1", metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed.Add(time.Second))
+	})
+	for _, p := range pods {
+		got, err := sc.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("pod %s after the kill: %v", p.Name, err)
+		}
+		if got.UID != p.UID || got.Status.Phase != corev1.PodRunning || restarts(got) != restarts(&p) {
+			t.Errorf("pod %s after the kill: uid %s phase %s restarts %d, was uid %s restarts %d", p.Name, got.UID, got.Status.Phase, restarts(got), p.UID, restarts(&p))
+		}
+	}
+	runDeployment(t, sc, ns, "later", 1)
+
+	// The dead server's member is removed, then the server joins again
+	// with its etcd data wiped, through a survivor.
+	name := memberName(t, victim)
+	if out, err := survivors[0].skiff("etcd", "member", "remove", name, "--data-dir", survivors[0].dataDir()); err != nil {
+		t.Fatalf("skiff etcd member remove %s: %v\n%s", name, err, out)
+	}
+	if got := startedMembers(t, survivors[1]); len(got) != servers-1 || slices.Contains(got, name) {
+		t.Fatalf("etcd members after removing %s: %v", name, got)
+	}
+	if err := os.RemoveAll(filepath.Join(victim.dataDir(), "etcd")); err != nil {
+		t.Fatal(err)
+	}
+	restart(t, victim, "--server", fmt.Sprintf("https://%s:%d", survivors[0].addr(), port), "--token-file", filepath.Join(victim.dataDir(), "token"))
+	if got := startedMembers(t, survivors[1]); len(got) != servers || !slices.Contains(got, name) {
+		t.Fatalf("etcd members after %s joined again: %v", victim.name(), got)
+	}
+	vc := victim.client(t)
+	if _, err := vc.CoreV1().ConfigMaps(ns).Get(ctx, w.acked[len(w.acked)-1], metav1.GetOptions{}); err != nil {
+		t.Errorf("the rejoined server does not read the last write: %v", err)
+	}
+}
+
+// restart starts server s again with the command line the script used plus
+// extra flags, and waits until it is ready.
+func restart(t *testing.T, s server, extra ...string) {
+	t.Helper()
+	logPath := filepath.Join(clusterDir, s.name()+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	before, _ := os.ReadFile(logPath)
+	argv := []string{skiffBin, "server", "--data-dir", s.dataDir(), "--https-listen-port", strconv.Itoa(port),
+		"--advertise-address", s.addr(), "--tls-san", s.addr(), "--disable-agent"}
+	argv = append(argv, extra...)
+	if s.i != 1 {
+		argv = append([]string{"nsenter", "--net=/var/run/netns/skiff-s" + strconv.Itoa(s.i), "unshare", "--uts",
+			"sh", "-c", `hostname "$0" && exec "$@"`, s.hostname()}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Not in the test's process group: `netns-cluster.sh down` stops it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	if err := os.WriteFile(filepath.Join(clusterDir, s.name()+".pid"), []byte(fmt.Sprintln(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, s.name()+" to be ready again", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited", s.name())
+		default:
+		}
+		data, _ := os.ReadFile(logPath)
+		return strings.Contains(string(data[len(before):]), "skiff server is ready")
+	})
+}
+
+func restarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
+}
+
+func deployment(name string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "web", Image: "localhost/skiff/testhost:latest", Args: []string{"netexec"},
+				}}},
+			},
+		},
+	}
+}
+
+// runDeployment creates a Deployment and waits for its pods to run.
+func runDeployment(t *testing.T, c kubernetes.Interface, ns, name string, n int32) []corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(name, n), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var pods []corev1.Pod
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d pods of %s to run", n, name), func() bool {
+		list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err != nil {
+			return false
+		}
+		pods = pods[:0]
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				pods = append(pods, p)
+			}
+		}
+		return len(pods) == int(n)
+	})
+	return pods
+}
+
+// TestJoinRefusals: a server that joins with a token that is not the
+// cluster's, or a token that joins agents only, is refused with a message
+// saying so, before it changes anything.
+func TestJoinRefusals(t *testing.T) {
+	token, err := os.ReadFile(filepath.Join(server{1}.dataDir(), "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _, _ := strings.Cut(strings.TrimSpace(string(token)), "::")
+	agentToken, err := server{2}.skiff("token", "create", "--data-dir", server{2}.dataDir())
+	if err != nil {
+		t.Fatalf("skiff token create: %v\n%s", err, agentToken)
+	}
+	for _, c := range []struct{ name, token, want string }{
+		{"wrong secret", hash + "::abcdef.0123456789abcdef", "refuses the token"},
+		{"wrong CA", "K10" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef", "did not present the CA"},
+		{"agent token", strings.TrimSpace(agentToken), "may join agents only"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tokenFile := filepath.Join(dir, "token")
+			if err := os.WriteFile(tokenFile, []byte(c.token+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, skiffBin, "server", "--data-dir", filepath.Join(dir, "data"), "--disable-agent",
+				"--https-listen-port", strconv.Itoa(port+1),
+				"--server", fmt.Sprintf("https://%s:%d", server{2}.addr(), port), "--token-file", tokenFile).CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || !strings.Contains(string(out), c.want) {
+				t.Fatalf("join with %s: %v, want a refusal saying %q:\n%s", c.name, err, c.want, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data", "tls", "ca.crt")); err == nil {
+				t.Error("a refused server wrote a CA")
+			}
+		})
+	}
+}
+
+// TestClusterResetKeepsTheDataOfTheLastServer: with every server stopped,
+// `skiff server --cluster-reset` makes the first server the only member of
+// its etcd cluster with every object kept; the others, their etcd data
+// deleted, join it again as new members.
+func TestClusterResetKeepsTheDataOfTheLastServer(t *testing.T) {
+	ctx := context.Background()
+	s1 := server{1}
+	marker := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-reset"}}
+	if _, err := s1.client(t).CoreV1().ConfigMaps(metav1.NamespaceDefault).Create(ctx, marker, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all() {
+		pid := s.pid(t)
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, s.name()+" to stop", func() bool { return syscall.Kill(pid, 0) != nil })
+	}
+	if out, err := s1.skiff("server", "--data-dir", s1.dataDir(), "--cluster-reset"); err != nil || !strings.Contains(out, "membership reset") {
+		t.Fatalf("skiff server --cluster-reset: %v\n%s", err, out)
+	}
+	restart(t, s1)
+	if got := startedMembers(t, s1); len(got) != 1 || got[0] != memberName(t, s1) {
+		t.Fatalf("etcd members after the reset: %v, want %s alone", got, memberName(t, s1))
+	}
+	if _, err := s1.client(t).CoreV1().ConfigMaps(metav1.NamespaceDefault).Get(ctx, marker.Name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("after the reset: %v", err)
+	}
+	for _, s := range all()[1:] {
+		if err := os.RemoveAll(filepath.Join(s.dataDir(), "etcd")); err != nil {
+			t.Fatal(err)
+		}
+		restart(t, s, "--server", fmt.Sprintf("https://%s:%d", s1.addr(), port), "--token-file", filepath.Join(s.dataDir(), "token"))
+	}
+	if got := startedMembers(t, s1); len(got) != servers {
+		t.Fatalf("etcd members after the others joined again: %v", got)
+	}
+	s3 := server{3}
+	if _, err := s3.client(t).CoreV1().ConfigMaps(metav1.NamespaceDefault).Get(ctx, marker.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("a server joined again does not read the data: %v", err)
+	}
+}
