@@ -14,7 +14,9 @@ LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION)
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
 
+# The pause and busybox images are built into the binary (internal/images/builtin).
 build: images
+	cp images/out/pause.tar images/out/busybox.tar internal/images/builtin/files/
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 # skiff's own container images (pause, testhost, busybox) as OCI tarballs in
@@ -30,9 +32,9 @@ test-deps:
 
 # Every test: unit, in-process integration and end-to-end (the e2e tests
 # drive bin/skiff and the standalone kubectl versions found on the machine).
-test: test-deps build bin/coredns
+test: test-deps build bin/coredns bin/kwok
 	$(GO) vet ./...
-	SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
+	SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns KWOK_BIN=$(CURDIR)/bin/kwok $(GO) test -ldflags "$(LDFLAGS)" -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
 	# The pod network again, over the VXLAN backend.
 	POD_NETWORK=vxlan SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns $(GO) test -ldflags "$(LDFLAGS)" -timeout 20m -count=1 \
 		-run 'TestPodToPodAcrossNodes|TestClusterIPSpreadsAndDropsUnready|TestClusterDNS' ./test/e2e/network
@@ -42,6 +44,19 @@ test: test-deps build bin/coredns
 COREDNS_VERSION = v1.12.1
 bin/coredns:
 	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install github.com/coredns/coredns@$(COREDNS_VERSION)
+
+# kwok, the fake nodes and pods test/e2e/apiserver runs against a server
+# unmodified, built from the Go module proxy, and its "fast" stages (node
+# ready with a lease heartbeat, pods ready, completed and deleted) as its
+# module ships them, in the file its --config reads.
+KWOK_VERSION = v0.8.0
+bin/kwok:
+	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	dir=$$(cd /tmp && $(GO) mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+	for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do \
+		echo "---"; cat "$$dir/kustomize/stage/$$f"; \
+	done > bin/kwok-stages.yaml
 
 # skiff's ingress proxy against HAProxy, NGINX and Caddy under wrk and h2load
 # (bench/ingress), installing them first when missing. BENCH_ARGS are its

@@ -11,6 +11,8 @@
 # instead of direct routes (host-gw). SERVER_ARGS adds flags to `skiff
 # server` (split on spaces), e.g. SERVER_ARGS="--dns-upstream 127.0.0.1:5353".
 #
+# AGENT_BIN runs the nodes' agents from another binary (default: SKIFF_BIN).
+#
 # SERVERS=3 in the environment makes the control plane highly available:
 # the first server (--cluster-init) in the host's namespace, the others each
 # in a network namespace of its own (skiff-s2… at 172.31.250.2…, host name
@@ -89,7 +91,7 @@ up() {
   for i in $(seq 1 "$nodes"); do
     # nsenter enters only the network namespace: the agent keeps the host's
     # mounts (cgroups under /sys/fs/cgroup), as a real node would.
-    nsenter --net=/var/run/netns/skiff-n$i "$skiff" agent \
+    nsenter --net=/var/run/netns/skiff-n$i "${AGENT_BIN:-$skiff}" agent \
       --server "https://$subnet.1:$port" --token-file "$dir/server/token" \
       --data-dir "$dir/n$i" --node-name "skiff-n$i" --node-ip "$(node_ip "$i")" \
       --pod-network "${POD_NETWORK:-host-gw}" \

@@ -293,11 +293,17 @@ func (a *Agent) components() []supervise.Component {
 		}
 		a.endpoint = ctrd.Endpoint()
 		mirrorReady, ctrdReady := make(chan struct{}), make(chan struct{})
+		var tars []string
 		list = append(list,
+			supervise.Component{Name: "image-files", Step: true, Run: func(context.Context) error {
+				var err error
+				tars, err = imageTarballs(cfg.ImagesDir, filepath.Join(cfg.DataDir, "builtin-images"))
+				return err
+			}},
 			supervise.Component{
 				Name: "image-mirror",
 				Run: func(ctx context.Context) error {
-					mirror, err := startMirror(ctx, ctrd.dir, cfg.ImagesDir, log)
+					mirror, err := startMirror(ctx, ctrd.dir, tars, log)
 					if err != nil || mirror == nil {
 						close(mirrorReady)
 						return err
@@ -314,7 +320,7 @@ func (a *Agent) components() []supervise.Component {
 				Ready: supervise.Closed(ctrdReady),
 			},
 			supervise.Component{Name: "images", Step: true, Run: func(ctx context.Context) error {
-				return importImages(ctx, ctrd.socket(), cfg.ImagesDir, log)
+				return importImages(ctx, ctrd.socket(), tars, log)
 			}},
 		)
 	}

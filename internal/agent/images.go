@@ -14,19 +14,36 @@ import (
 	"syscall"
 
 	"github.com/skiffdev/skiff/internal/images"
+	builtinimages "github.com/skiffdev/skiff/internal/images/builtin"
 )
 
-// importImages loads every OCI tarball in dir into the runtime's k8s.io
-// namespace (where the CRI plugin looks), so skiff's own images run with no
-// registry. Importing an image already present is cheap and keeps its digest.
-func importImages(ctx context.Context, socket, dir string, log *slog.Logger) error {
-	if dir == "" {
-		return nil
+// imageTarballs are the node's image tarballs: those of the images
+// directory, and the images built into the binary (internal/images/builtin,
+// written into builtinDir) that it has no file of the same name for.
+func imageTarballs(imagesDir, builtinDir string) ([]string, error) {
+	var tars []string
+	if imagesDir != "" {
+		var err error
+		if tars, err = filepath.Glob(filepath.Join(imagesDir, "*.tar")); err != nil {
+			return nil, err
+		}
 	}
-	tars, err := filepath.Glob(filepath.Join(dir, "*.tar"))
+	embedded, err := builtinimages.Write(builtinDir)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("the images built into skiff: %w", err)
 	}
+	for _, path := range embedded {
+		if _, err := os.Stat(filepath.Join(imagesDir, filepath.Base(path))); imagesDir == "" || err != nil {
+			tars = append(tars, path)
+		}
+	}
+	return tars, nil
+}
+
+// importImages loads the tarballs into the runtime's k8s.io namespace (where
+// the CRI plugin looks), so skiff's own images run with no registry.
+// Importing an image already present is cheap and keeps its digest.
+func importImages(ctx context.Context, socket string, tars []string, log *slog.Logger) error {
 	for _, tar := range tars {
 		if err := importTar(ctx, socket, tar, nil); err != nil {
 			return err
@@ -131,13 +148,9 @@ func RemoveImages(ctx context.Context, socket string, refs []string) error {
 // registry reachable. It keeps the port of its last run (saved beside
 // containerd's config), because a containerd left running by an earlier
 // agent still has that address in its configuration.
-func startMirror(ctx context.Context, dir, imagesDir string, log *slog.Logger) (*images.Mirror, error) {
-	if imagesDir == "" {
+func startMirror(ctx context.Context, dir string, tars []string, log *slog.Logger) (*images.Mirror, error) {
+	if len(tars) == 0 {
 		return nil, nil
-	}
-	tars, err := filepath.Glob(filepath.Join(imagesDir, "*.tar"))
-	if err != nil || len(tars) == 0 {
-		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

@@ -22,9 +22,10 @@ const module = "github.com/skiffdev/skiff/"
 var allowed = map[string][]string{
 	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/gatewayapi", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/sim", "internal/storage", "internal/supervise"},
 	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
-	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
+	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
 	"internal/agent/apilb":          nil,
+	"internal/images/builtin":       nil,
 	"internal/agent/netpol":         {"internal/changes"},
 	"internal/agent/podnet":         {"internal/changes"},
 	"internal/ingress":              {"internal/changes"},

@@ -19,4 +19,5 @@ func TestSharedServer(t *testing.T) {
 	t.Run("service-account-auth", func(t *testing.T) { testServiceAccountAuth(t, srv, e2eutil.Kubectls(t)[0]) })
 	t.Run("tokens", func(t *testing.T) { testTokens(t, srv) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, srv, e2eutil.Kubectls(t)[0]) })
+	t.Run("kwok", func(t *testing.T) { testKwok(t, srv) })
 }

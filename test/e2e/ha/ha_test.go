@@ -2,7 +2,8 @@
 // first in the host's network namespace (--cluster-init), the others each in
 // a namespace of its own joined with --server and the server token, and one
 // node whose agent was told only the first server's address
-// (scripts/netns-cluster.sh with SERVERS=3). The leading server is killed
+// (scripts/netns-cluster.sh with SERVERS=3), run from a lone copy of the
+// binary with the test image imported. The leading server is killed
 // with -9 under write load; every acknowledged write must survive, another
 // server must lead, and the node must keep its pods and fail over.
 package ha
@@ -90,8 +91,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	clusterDir = dir
+	// The node runs a lone copy of the binary, without the images
+	// directory beside it: the pause image comes from the binary itself,
+	// the test image is imported with `skiff image import`.
+	lone := filepath.Join(dir, "lone", "skiff")
+	if err := copyFile(skiffBin, lone); err != nil {
+		fmt.Println(err)
+		return 1
+	}
 	up := exec.Command(script, "up", dir, "1", strconv.Itoa(port))
-	up.Env = env
+	up.Env = append(env, "AGENT_BIN="+lone)
 	if out, err := up.CombinedOutput(); err != nil {
 		fmt.Printf("netns-cluster up: %v\n%s\n", err, out)
 		for _, log := range []string{"server.log", "s2.log", "s3.log", "n1.log"} {
@@ -105,6 +114,11 @@ func run(m *testing.M) int {
 		fmt.Println(err)
 		return 1
 	}
+	testImage := filepath.Join(wd, "..", "..", "..", "images", "out", "testhost.tar")
+	if out, err := exec.Command(lone, "image", "import", testImage, "--data-dir", filepath.Join(dir, "n1")).CombinedOutput(); err != nil {
+		fmt.Printf("skiff image import %s: %v\n%s\n", testImage, err, out)
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		for _, log := range []string{"server.log", "s2.log", "s3.log", "n1.log"} {
@@ -112,6 +126,17 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
 }
 
 func tail(log string) {
@@ -293,11 +318,15 @@ func TestThreeServersSurviveLosingTheLeader(t *testing.T) {
 	}
 	c2 := s2.client(t)
 	eventually(t, time.Minute, "the kubernetes endpoints to list the three servers", func() bool {
-		ep, err := c2.CoreV1().Endpoints(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
-		if err != nil || len(ep.Subsets) == 0 {
+		list, err := c2.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+		if err != nil {
 			return false
 		}
-		return len(ep.Subsets[0].Addresses) == servers
+		n := 0
+		for _, s := range list.Items {
+			n += len(s.Endpoints)
+		}
+		return n == servers
 	})
 
 	ns := "ha"
@@ -493,8 +522,11 @@ func deployment(name string, replicas int32) *appsv1.Deployment {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				// Imported into the node, which has no registry or mirror
+				// for it.
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "web", Image: "localhost/skiff/testhost:latest", Args: []string{"netexec"},
+					ImagePullPolicy: corev1.PullNever,
 				}}},
 			},
 		},
