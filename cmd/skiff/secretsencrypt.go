@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
@@ -76,20 +77,28 @@ func newSecretsEncryptCommand() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate-keys",
 		Short: "Encrypt every Secret with a new key, without downtime, then drop the old key",
-		Long: "rotate-keys writes a new primary key beside the old one, waits for the API server to load it, " +
-			"rewrites every Secret (re-encrypting it), and removes the old key. Interrupted, it leaves every " +
-			"Secret readable; run it again to finish.",
+		Long: "rotate-keys adds a new key after the primary and waits for the API server (every server's, " +
+			"on highly available servers) to load it, makes it the primary, rewrites every Secret " +
+			"(re-encrypting it), and removes the old key. Interrupted, it leaves every Secret readable; run " +
+			"it again to finish.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if server.PathsIn(dataDir).HA() {
-				// The other servers would not have the new key.
-				return errors.New("rotate-keys works on a lone server: the servers of a highly available cluster share their keys, and rotating them on all at once is not there yet")
-			}
 			c, err := client()
 			if err != nil {
 				return err
 			}
 			r := secretsencrypt.Rotator{Path: server.PathsIn(dataDir).EncryptionConfig, Client: c, Out: cmd.OutOrStdout()}
+			if server.PathsIn(dataDir).HA() {
+				// Every server loads each step before the next.
+				cfg, err := adminConfig(dataDir, 0)
+				if err != nil {
+					return err
+				}
+				if r.Servers, err = server.APIServerClients(cmd.Context(), cfg); err != nil {
+					return err
+				}
+				r.Publish = func(ctx context.Context, data []byte) error { return server.PublishEncryptionConfig(ctx, c, data) }
+			}
 			return r.Rotate(cmd.Context())
 		},
 	})
@@ -99,6 +108,15 @@ func newSecretsEncryptCommand() *cobra.Command {
 // adminClient is a client with the admin kubeconfig of the server's data
 // dir, allowed qps requests per second (0: client-go's default).
 func adminClient(dataDir string, qps float32) (kubernetes.Interface, error) {
+	cfg, err := adminConfig(dataDir, qps)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// adminConfig is adminClient's configuration.
+func adminConfig(dataDir string, qps float32) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", server.PathsIn(dataDir).Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -107,5 +125,5 @@ func adminClient(dataDir string, qps float32) (kubernetes.Interface, error) {
 	if qps > 0 {
 		cfg.QPS, cfg.Burst = qps, int(qps)
 	}
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }

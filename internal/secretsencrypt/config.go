@@ -34,19 +34,60 @@ type State struct {
 	Keys []Key
 }
 
-// Stage names where a rotation stands: StageStart with one key, StageReencrypt
-// while older keys remain (a rotation under way, or interrupted).
+// Stage names where a rotation stands: StageStart with one key;
+// StagePrepare while a newer key than the primary is listed (every API
+// server learns it before any encrypts with it); StageReencrypt while the
+// newest key is the primary and older keys remain (a rotation under way, or
+// interrupted).
 const (
 	StageStart     = "start"
+	StagePrepare   = "prepare"
 	StageReencrypt = "reencrypt"
 )
 
 // Stage is the rotation stage the keys show.
 func (s State) Stage() string {
-	if len(s.Keys) > 1 {
-		return StageReencrypt
+	switch {
+	case len(s.Keys) <= 1:
+		return StageStart
+	case s.newest() != 0:
+		return StagePrepare
 	}
-	return StageStart
+	return StageReencrypt
+}
+
+// newest is the index of the newest key: their names carry the time they
+// were made (NewKey), and sort by it.
+func (s State) newest() int {
+	n := 0
+	for i, k := range s.Keys {
+		if k.Name > s.Keys[n].Name {
+			n = i
+		}
+	}
+	return n
+}
+
+// WithKey is s with k listed after the primary: it decrypts, and encrypts
+// nothing yet.
+func (s State) WithKey(k Key) State {
+	for _, old := range s.Keys {
+		if old.Name == k.Name {
+			k.Name += "-" + fmt.Sprint(len(s.Keys))
+		}
+	}
+	keys := append([]Key{}, s.Keys[:min(1, len(s.Keys))]...)
+	keys = append(keys, k)
+	keys = append(keys, s.Keys[min(1, len(s.Keys)):]...)
+	return State{Enabled: s.Enabled, Keys: keys}
+}
+
+// NewestPrimary is s with its newest key made the primary, the others kept.
+func (s State) NewestPrimary() State {
+	n := s.newest()
+	keys := append([]Key{s.Keys[n]}, s.Keys[:n]...)
+	keys = append(keys, s.Keys[n+1:]...)
+	return State{Enabled: s.Enabled, Keys: keys}
 }
 
 // NewKey is a fresh random key named after the time.
@@ -56,16 +97,6 @@ func NewKey(now time.Time) (Key, error) {
 		return Key{}, err
 	}
 	return Key{Name: "secretbox-" + now.UTC().Format("20060102T150405Z"), Secret: secret}, nil
-}
-
-// WithPrimary is s with k as its new primary key, the others kept.
-func (s State) WithPrimary(k Key) State {
-	for _, old := range s.Keys {
-		if old.Name == k.Name {
-			k.Name += "-" + fmt.Sprint(len(s.Keys))
-		}
-	}
-	return State{Enabled: s.Enabled, Keys: append([]Key{k}, s.Keys...)}
 }
 
 // PrimaryOnly is s without the keys older than its primary.

@@ -99,12 +99,16 @@ resources:
 
 func TestRotationSteps(t *testing.T) {
 	s := State{Enabled: true, Keys: []Key{key("a", 1)}}
-	s = s.WithPrimary(key("b", 2))
-	if s.Stage() != StageReencrypt || s.Keys[0].Name != "b" || s.Keys[1].Name != "a" {
-		t.Fatalf("after a new primary: %+v", s)
+	s = s.WithKey(key("b", 2))
+	if s.Stage() != StagePrepare || s.Keys[0].Name != "a" || s.Keys[1].Name != "b" {
+		t.Fatalf("after a new key: %+v", s)
 	}
-	if again := s.WithPrimary(key("b", 3)); again.Keys[0].Name == "b" {
+	if again := s.WithKey(key("b", 3)); again.Keys[1].Name == "b" {
 		t.Fatalf("a new key took an existing name: %+v", again.Keys)
+	}
+	s = s.NewestPrimary()
+	if s.Stage() != StageReencrypt || s.Keys[0].Name != "b" || s.Keys[1].Name != "a" {
+		t.Fatalf("after the new key became primary: %+v", s)
 	}
 	s = s.PrimaryOnly()
 	if s.Stage() != StageStart || len(s.Keys) != 1 || s.Keys[0].Name != "b" {

@@ -17,30 +17,42 @@ import (
 )
 
 // Rotator replaces the primary key of the configuration at Path and
-// re-encrypts every Secret with the new one, through the API server that
-// reads Path.
+// re-encrypts every Secret with the new one, through the API servers that
+// read the configuration.
 type Rotator struct {
 	Path   string
 	Client kubernetes.Interface
+	// Servers are clients of every API server that reads a copy of the
+	// configuration (the servers of an HA cluster); empty means Client's
+	// alone.
+	Servers []kubernetes.Interface
+	// Publish, when set, hands each new configuration to the other servers
+	// (before it is written to Path); the rotation then waits until every
+	// one of Servers has loaded it.
+	Publish func(ctx context.Context, data []byte) error
 	// Out receives one line per step (nil: none).
 	Out io.Writer
-	// LoadTimeout bounds each wait for the API server to load the file
-	// (default 2 minutes; it polls the file every few seconds).
+	// LoadTimeout bounds each wait for the API servers to load the file
+	// (default 2 minutes; each polls its file every few seconds).
 	LoadTimeout time.Duration
 	Now         func() time.Time
 }
 
 // Rotate runs the rotation, or resumes one that was interrupted (the file
-// still lists older keys): it then re-encrypts with the primary it has.
+// lists more than one key) from the stage the keys show: a new key is
+// added after the primary and loaded by every API server, then made the
+// primary and loaded, then every Secret is rewritten, then the older keys
+// are dropped. No API server ever reads a Secret encrypted with a key it
+// has not loaded.
 func (r *Rotator) Rotate(ctx context.Context) error {
-	s, data, err := Load(r.Path)
+	s, _, err := Load(r.Path)
 	if err != nil {
 		return err
 	}
 	if !s.Enabled {
 		return errors.New("secrets encryption is disabled on this server (skiff server --secrets-encryption=false): there is no key to rotate")
 	}
-	if len(s.Keys) == 1 {
+	if s.Stage() == StageStart {
 		now := time.Now
 		if r.Now != nil {
 			now = r.Now
@@ -49,30 +61,49 @@ func (r *Rotator) Rotate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s = s.WithPrimary(k)
-		if data, err = Write(r.Path, s); err != nil {
+		s = s.WithKey(k)
+		r.say("new key %s added after the primary %s: every API server decrypts with it before any encrypts with it", s.Keys[1].Name, s.Keys[0].Name)
+	} else {
+		r.say("resuming a rotation at stage %s: primary key %s, %d other keys", s.Stage(), s.Keys[0].Name, len(s.Keys)-1)
+	}
+	if err := r.apply(ctx, s); err != nil {
+		return err
+	}
+	if s.Stage() == StagePrepare {
+		s = s.NewestPrimary()
+		r.say("key %s made the primary; the older keys still decrypt", s.Keys[0].Name)
+		if err := r.apply(ctx, s); err != nil {
 			return err
 		}
-		r.say("new primary key %s written; the old key %s still decrypts", s.Keys[0].Name, s.Keys[1].Name)
-	} else {
-		r.say("resuming a rotation: primary key %s, %d older keys", s.Keys[0].Name, len(s.Keys)-1)
-	}
-	if err := r.waitLoaded(ctx, data); err != nil {
-		return err
 	}
 	n, err := Reencrypt(ctx, r.Client)
 	if err != nil {
 		return err
 	}
 	r.say("%d Secrets re-encrypted with %s", n, s.Keys[0].Name)
-	if data, err = Write(r.Path, s.PrimaryOnly()); err != nil {
-		return err
-	}
-	if err := r.waitLoaded(ctx, data); err != nil {
+	if err := r.apply(ctx, s.PrimaryOnly()); err != nil {
 		return err
 	}
 	r.say("older keys removed; rotation done")
 	return nil
+}
+
+// apply publishes s, writes it to Path and waits until every API server
+// has loaded it.
+func (r *Rotator) apply(ctx context.Context, s State) error {
+	data, err := Render(s)
+	if err != nil {
+		return err
+	}
+	if r.Publish != nil {
+		if err := r.Publish(ctx, data); err != nil {
+			return fmt.Errorf("share the configuration with the other servers: %w", err)
+		}
+	}
+	if _, err := Write(r.Path, s); err != nil {
+		return err
+	}
+	return r.waitLoaded(ctx, data)
 }
 
 func (r *Rotator) say(format string, args ...any) {
@@ -81,22 +112,32 @@ func (r *Rotator) say(format string, args ...any) {
 	}
 }
 
-// waitLoaded waits until the API server has loaded the file's content data.
+// waitLoaded waits until every API server has loaded the content data.
 func (r *Rotator) waitLoaded(ctx context.Context, data []byte) error {
 	timeout := r.LoadTimeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
-	var last []string
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		loaded, hashes, err := Loaded(ctx, r.Client, data)
-		last = hashes
-		return err == nil && loaded, nil
-	})
-	if err != nil {
-		return fmt.Errorf("the API server did not load %s (hash %s) within %s (it reports %v): %w", r.Path, Hash(data), timeout, last, err)
+	servers := r.Servers
+	if len(servers) == 0 {
+		servers = []kubernetes.Interface{r.Client}
 	}
-	r.say("the API server has loaded the configuration")
+	for i, c := range servers {
+		var last []string
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+			loaded, hashes, err := Loaded(ctx, c, data)
+			last = hashes
+			return err == nil && loaded, nil
+		})
+		if err != nil {
+			return fmt.Errorf("API server %d of %d did not load %s (hash %s) within %s (it reports %v): %w", i+1, len(servers), r.Path, Hash(data), timeout, last, err)
+		}
+	}
+	if len(servers) == 1 {
+		r.say("the API server has loaded the configuration")
+	} else {
+		r.say("all %d API servers have loaded the configuration", len(servers))
+	}
 	return nil
 }
 

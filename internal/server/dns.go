@@ -6,9 +6,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -47,11 +49,85 @@ func (c *Config) dnsAddress() (net.IP, error) {
 // runDNS publishes this server as the cluster's DNS and serves it until ctx
 // ends. Each server runs it: DNS is not leader-elected, every server answers,
 // and kube-proxy spreads the queries to 10.43.0.10 over all of them.
+// Every dnsRepublish it applies its EndpointSlice again (a no-op unless
+// another server pruned it) and prunes those of servers that are gone.
 func (s *Server) runDNS(ctx context.Context, client kubernetes.Interface, srv *clusterdns.Server, ip net.IP) error {
-	if err := publishDNS(ctx, client, s.cfg.Cluster.ClusterDNS, ip, s.cfg.DNSPort, Hostname()); err != nil {
+	publish := func() error {
+		return publishDNS(ctx, client, s.cfg.Cluster.ClusterDNS, ip, s.cfg.DNSPort, Hostname())
+	}
+	if err := publish(); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(dnsRepublish)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := publish()
+			if err == nil {
+				err = pruneDNS(ctx, client, ip)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.cfg.Log.Debug("cluster DNS endpoints", "err", err)
+			}
+		}
+	}()
 	return srv.Run(ctx)
+}
+
+// dnsRepublish is how often each server checks the kube-dns endpoints.
+const dnsRepublish = 10 * time.Second
+
+// pruneDNS deletes the kube-dns EndpointSlices of servers whose API server
+// has left the kubernetes Service's endpoints (a server that died leaves
+// them once its lease expires), so that kube-proxy stops sending queries
+// there; a server that comes back publishes its slice again. The slice of
+// own, this server's address, is never pruned.
+func pruneDNS(ctx context.Context, client kubernetes.Interface, own net.IP) error {
+	apis, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=kubernetes",
+	})
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{own.String(): true}
+	for _, slice := range apis.Items {
+		for _, e := range slice.Endpoints {
+			for _, a := range e.Addresses {
+				live[a] = true
+			}
+		}
+	}
+	if len(live) == 1 {
+		return nil // no API server listed (the lease reconciler starting): prune nothing
+	}
+	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem)
+	dns, err := slices.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=" + dnsManagedBy})
+	if err != nil {
+		return err
+	}
+	for _, slice := range dns.Items {
+		gone := true
+		for _, e := range slice.Endpoints {
+			for _, a := range e.Addresses {
+				gone = gone && !live[a]
+			}
+		}
+		if !gone {
+			continue
+		}
+		err := slices.Delete(ctx, slice.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &slice.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // publishDNS makes the kube-dns Service (ClusterIP clusterIP, no selector)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,21 +9,25 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/jointoken"
 	"github.com/skiffdev/skiff/internal/pki"
+	"github.com/skiffdev/skiff/internal/secretsencrypt"
 	"github.com/skiffdev/skiff/internal/storage"
 )
 
@@ -56,7 +61,7 @@ var sharedFiles = []string{
 	"tls/" + pki.CACert, "tls/" + pki.CAKey,
 	"tls/" + pki.ServiceAccount, "tls/" + pki.ServiceAccountP,
 	"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey,
-	"cred/encryption-config.yaml",
+	encryptionConfigFile,
 	"token",
 }
 
@@ -348,4 +353,102 @@ func ResetMembership(ctx context.Context, cfg Config) error {
 	}
 	store.Close()
 	return nil
+}
+
+// encryptionConfigFile is Paths.EncryptionConfig, relative to the data dir
+// (one of sharedFiles).
+const encryptionConfigFile = "cred/encryption-config.yaml"
+
+// syncEncryptionConfig keeps this HA server's encryption configuration that
+// of the server bootstrap data, where `skiff secrets-encrypt rotate-keys`
+// on any server publishes each step (the API server reloads the file
+// within seconds). It polls every five seconds until ctx ends.
+func (s *Server) syncEncryptionConfig(ctx context.Context, client kubernetes.Interface) error {
+	for {
+		if err := s.pullEncryptionConfig(ctx, client); err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("encryption configuration of the cluster", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (s *Server) pullEncryptionConfig(ctx context.Context, client kubernetes.Interface) error {
+	secret, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, serverBootstrapSecret, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	data := secret.Data[secretKey(encryptionConfigFile)]
+	if len(data) == 0 {
+		return nil
+	}
+	if local, err := os.ReadFile(s.Paths.EncryptionConfig); err == nil && bytes.Equal(local, data) {
+		return nil
+	}
+	st, err := secretsencrypt.Parse(data)
+	if err != nil {
+		return fmt.Errorf("the cluster's encryption configuration: %w", err)
+	}
+	if _, err := secretsencrypt.Write(s.Paths.EncryptionConfig, st); err != nil {
+		return err
+	}
+	s.cfg.Log.Info("encryption configuration updated from the cluster's", "stage", st.Stage(), "primary", st.Keys[0].Name)
+	return nil
+}
+
+// PublishEncryptionConfig hands an encryption configuration to every HA
+// server (they pull it from the server bootstrap data).
+func PublishEncryptionConfig(ctx context.Context, client kubernetes.Interface, data []byte) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
+		secret, err := secrets.Get(ctx, serverBootstrapSecret, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		secret.Data[secretKey(encryptionConfigFile)] = data
+		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// APIServerClients are clients of each API server of the cluster (the
+// kubernetes Service's endpoints), with cfg's credentials.
+func APIServerClients(ctx context.Context, cfg *rest.Config) ([]kubernetes.Interface, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	list, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=kubernetes",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the API servers: %w", err)
+	}
+	var out []kubernetes.Interface
+	for _, slice := range list.Items {
+		var port int32
+		for _, p := range slice.Ports {
+			if p.Name != nil && *p.Name == "https" && p.Port != nil {
+				port = *p.Port
+			}
+		}
+		for _, e := range slice.Endpoints {
+			for _, a := range e.Addresses {
+				rc := rest.CopyConfig(cfg)
+				rc.Host = "https://" + net.JoinHostPort(a, strconv.Itoa(int(port)))
+				c, err := kubernetes.NewForConfig(rc)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the kubernetes Service lists no API server")
+	}
+	return out, nil
 }

@@ -169,7 +169,7 @@ func PathsIn(dataDir string) Paths {
 		Snapshots:  filepath.Join(dataDir, "snapshots"),
 		Agent:      filepath.Join(dataDir, "agent"),
 
-		EncryptionConfig: filepath.Join(dataDir, "cred", "encryption-config.yaml"),
+		EncryptionConfig: filepath.Join(dataDir, encryptionConfigFile),
 		AuditLog:         filepath.Join(dataDir, "audit", "audit.log"),
 		AuditPolicy:      filepath.Join(dataDir, "audit", "policy.yaml"),
 	}
@@ -335,6 +335,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 			}
 			return nil
 		}},
+	}
+	if s.cfg.haMode() && s.files.encryption {
+		list = append(list, supervise.Component{Name: "encryption-config-sync", Restart: restart, Run: func(ctx context.Context) error {
+			return s.syncEncryptionConfig(ctx, client)
+		}})
 	}
 	if len(s.cfg.DatastoreEndpoints) == 0 && !s.cfg.DisableSnapshots {
 		list = append(list, supervise.Component{Name: "etcd-snapshots", Restart: restart, Run: func(ctx context.Context) error {

@@ -22,13 +22,17 @@ import (
 // Leader election timing of every leader-elected component of skiff's
 // servers: upstream's controller manager and scheduler (their
 // --leader-elect-* flags) and skiff's controllers. Shorter than upstream's
-// defaults (15 s, 10 s, 2 s): when a leader is killed, another server leads
-// within LeaseDuration + RetryPeriod of its last renewal (issue 14 asks for
-// 15 s); the leader still has 7 s to renew through a slow moment.
+// defaults (15 s, 10 s, 2 s), so that another server leads within 15 s of
+// a leader's death (issue 14): a candidate polls every RetryPeriod to 2.2
+// RetryPeriods (client-go's jitter), so it may see the last renewal up to
+// 3.3 s late and take the Lease up to 3.3 s after it expired: 14.6 s at
+// worst, about 10 s typically. A leader that cannot renew for 6 s steps
+// down (its controllers stop; skiff's supervisor runs them again as a
+// candidate).
 const (
-	LeaseDuration = 10 * time.Second
-	RenewDeadline = 7 * time.Second
-	RetryPeriod   = 2 * time.Second
+	LeaseDuration = 8 * time.Second
+	RenewDeadline = 6 * time.Second
+	RetryPeriod   = 1500 * time.Millisecond
 )
 
 // Identity is a holder identity for this process: the host name and a

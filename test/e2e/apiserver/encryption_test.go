@@ -72,13 +72,14 @@ func TestSecretsEncryption(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill the server once the new key is in use: some Secrets
-		// rewritten with it, most likely not all.
+		// Kill the server once the new key is the primary and in use
+		// (after the "prepare" stage, which adds it after the old one):
+		// some Secrets rewritten with it, most likely not all.
 		etcd := etcdClient(t, srv)
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			s, _, err := secretsencrypt.Load(path)
-			if err == nil && len(s.Keys) == 2 && countWithKey(t, ctx, etcd, s.Keys[0].Name) > 0 {
+			if err == nil && s.Stage() == secretsencrypt.StageReencrypt && countWithKey(t, ctx, etcd, s.Keys[0].Name) > 0 {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiffdev/skiff/internal/freeport"
+	"github.com/skiffdev/skiff/internal/secretsencrypt"
 )
 
 const (
@@ -441,6 +442,12 @@ func TestThreeServersSurviveLosingTheLeader(t *testing.T) {
 		}
 	}
 	runDeployment(t, sc, ns, "later", 1)
+	// The dead server's cluster DNS endpoint is pruned once its API server
+	// has left the kubernetes endpoints.
+	eventually(t, time.Minute, "the dead server's kube-dns endpoint to go", func() bool {
+		addrs, err := dnsAddresses(ctx, sc)
+		return err == nil && !slices.Contains(addrs, victim.addr()) && len(addrs) == servers-1
+	})
 
 	// The dead server's member is removed, then the server joins again
 	// with its etcd data wiped, through a survivor.
@@ -462,6 +469,26 @@ func TestThreeServersSurviveLosingTheLeader(t *testing.T) {
 	if _, err := vc.CoreV1().ConfigMaps(ns).Get(ctx, w.acked[len(w.acked)-1], metav1.GetOptions{}); err != nil {
 		t.Errorf("the rejoined server does not read the last write: %v", err)
 	}
+	eventually(t, time.Minute, "the rejoined server's kube-dns endpoint", func() bool {
+		addrs, err := dnsAddresses(ctx, vc)
+		return err == nil && slices.Contains(addrs, victim.addr())
+	})
+}
+
+// dnsAddresses are the addresses of the kube-dns Service's endpoints, one
+// per server.
+func dnsAddresses(ctx context.Context, c kubernetes.Interface) ([]string, error) {
+	list, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kube-dns"})
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, s := range list.Items {
+		for _, e := range s.Endpoints {
+			addrs = append(addrs, e.Addresses...)
+		}
+	}
+	return addrs, nil
 }
 
 // restart starts server s again with the command line the script used plus
@@ -594,6 +621,52 @@ func TestJoinRefusals(t *testing.T) {
 				t.Error("a refused server wrote a CA")
 			}
 		})
+	}
+}
+
+// TestKeyRotationReachesEveryServer: `skiff secrets-encrypt rotate-keys` on
+// one server hands each step to the others, so that every server ends with
+// the one new key and reads every Secret, old and new, through any server.
+func TestKeyRotationReachesEveryServer(t *testing.T) {
+	ctx := context.Background()
+	keyOf := func(s server) []string {
+		st, _, err := secretsencrypt.Load(filepath.Join(s.dataDir(), "cred", "encryption-config.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, k := range st.Keys {
+			names = append(names, k.Name)
+		}
+		return names
+	}
+	s1, s2, s3 := server{1}, server{2}, server{3}
+	before := keyOf(s1)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "before-rotation"}, StringData: map[string]string{"v": "old"}}
+	if _, err := s1.client(t).CoreV1().Secrets(metav1.NamespaceDefault).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s2.skiff("secrets-encrypt", "rotate-keys", "--data-dir", s2.dataDir())
+	if err != nil || !strings.Contains(out, "all 3 API servers have loaded") || !strings.Contains(out, "rotation done") {
+		t.Fatalf("rotate-keys on %s: %v\n%s", s2.name(), err, out)
+	}
+	for _, s := range all() {
+		eventually(t, 30*time.Second, s.name()+" to hold the one new key", func() bool {
+			got := keyOf(s)
+			return len(got) == 1 && !slices.Contains(before, got[0]) && slices.Equal(got, keyOf(s2))
+		})
+	}
+	after := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "after-rotation"}, StringData: map[string]string{"v": "new"}}
+	if _, err := s3.client(t).CoreV1().Secrets(metav1.NamespaceDefault).Create(ctx, after, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all() {
+		for name, want := range map[string]string{"before-rotation": "old", "after-rotation": "new"} {
+			got, err := s.client(t).CoreV1().Secrets(metav1.NamespaceDefault).Get(ctx, name, metav1.GetOptions{})
+			if err != nil || string(got.Data["v"]) != want {
+				t.Errorf("Secret %s through %s: %v, %v", name, s.name(), got, err)
+			}
+		}
 	}
 }
 
