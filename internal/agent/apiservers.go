@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/agent/apilb"
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/kubeconfig"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
 
@@ -163,15 +163,7 @@ func (a *Agent) pointKubeletAt(server string) error {
 	if !changed {
 		return nil
 	}
-	data, err := clientcmd.Write(*cfg)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := kubeconfig.Save(path, cfg); err != nil {
 		return err
 	}
 	a.cfg.Log.Info("the kubelet's kubeconfig now points at the API server", "kubeconfig", path, "server", server)

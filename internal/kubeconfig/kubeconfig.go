@@ -32,6 +32,12 @@ func Write(path, server string, caPEM []byte, user string, cred Credentials) err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
+	return Save(path, cfg)
+}
+
+// Save writes cfg to path atomically (a crash leaves the old file or the
+// new one), readable by its owner only.
+func Save(path string, cfg *clientcmdapi.Config) error {
 	data, err := clientcmd.Write(*cfg)
 	if err != nil {
 		return err
