@@ -75,5 +75,26 @@ func newCertificateCommand() *cobra.Command {
 			return nil
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate-ca",
+		Short: "With the server stopped, replace the cluster CA with a new one cross-signed by the old",
+		Long: "rotate-ca makes a new cluster CA (and, on an HA server, a new etcd CA), signed also by the old one, " +
+			"keeps the old CA in the trust bundle DATA/tls/ca.crt and in DATA/tls/rotated-UNIXTIME, and sets the " +
+			"certificates aside as rotate does: the next `skiff server` issues them from the new CA. Nodes, " +
+			"kubeconfigs and join tokens made before keep working. On HA servers, run it on one, start it, then " +
+			"restart the others one at a time: they take the new CA from the first.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			moved, err := server.RotateCA(dataDir, time.Now())
+			for _, m := range moved {
+				fmt.Fprintf(cmd.OutOrStdout(), "set aside %s\n", m)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "new CA written; start skiff server to issue certificates from it")
+			return nil
+		},
+	})
 	return cmd
 }

@@ -84,8 +84,11 @@ func HashFile(path string) (string, error) {
 }
 
 // DiscoverCA connects to the API server at serverURL without trusting it,
-// and returns (as PEM) the certificate in the chain it presents whose hash
-// matches t.CAHash. The server presents its CA in its chain for this.
+// finds the CA certificate in the chain it presents whose hash matches
+// t.CAHash, checks that the server's certificate chains to it, and returns
+// (as PEM) the self-signed CA certificates of that chain: the cluster's
+// trust bundle (the server presents it for this), which after `skiff
+// certificate rotate-ca` holds the new CA and those it replaced.
 func DiscoverCA(serverURL string, t Token) ([]byte, error) {
 	if t.CAHash == "" {
 		return nil, errors.New("join token has no CA hash: pass the CA file")
@@ -99,20 +102,30 @@ func DiscoverCA(serverURL string, t Token) ([]byte, error) {
 		return nil, fmt.Errorf("connect to %s: %w", u.Host, err)
 	}
 	defer conn.Close()
-	for _, c := range conn.ConnectionState().PeerCertificates {
+	chain := conn.ConnectionState().PeerCertificates
+	for _, c := range chain {
 		sum := sha256.Sum256(c.Raw)
-		if hex.EncodeToString(sum[:]) == t.CAHash && c.IsCA {
-			var buf bytes.Buffer
-			_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-			// The leaf must chain to it, or the hash matched an unrelated CA.
-			pool := x509.NewCertPool()
-			pool.AddCert(c)
-			leaf := conn.ConnectionState().PeerCertificates[0]
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool}); err != nil {
-				return nil, fmt.Errorf("server certificate does not chain to the CA in the join token: %w", err)
-			}
-			return buf.Bytes(), nil
+		if hex.EncodeToString(sum[:]) != t.CAHash || !c.IsCA {
+			continue
 		}
+		// The leaf must chain to it, or the hash matched an unrelated CA.
+		// After a CA rotation the chain holds the new CA signed by the
+		// old, so a token naming the old CA still joins.
+		pool, intermediates := x509.NewCertPool(), x509.NewCertPool()
+		pool.AddCert(c)
+		for _, i := range chain[1:] {
+			intermediates.AddCert(i)
+		}
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: intermediates}); err != nil {
+			return nil, fmt.Errorf("server certificate does not chain to the CA in the join token: %w", err)
+		}
+		var buf bytes.Buffer
+		for _, ca := range chain[1:] {
+			if ca.IsCA && bytes.Equal(ca.RawIssuer, ca.RawSubject) && ca.CheckSignatureFrom(ca) == nil {
+				_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+			}
+		}
+		return buf.Bytes(), nil
 	}
 	return nil, errors.New("the server did not present the CA named by the join token")
 }

@@ -3,8 +3,10 @@ package jointoken
 import (
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffdev/skiff/internal/pki"
 )
@@ -78,5 +80,42 @@ func TestDiscoverCA(t *testing.T) {
 	}
 	if _, err := DiscoverCA(srv.URL, Token{ID: "abcdef", Secret: "0123456789abcdef"}); err == nil {
 		t.Error("DiscoverCA without a hash succeeded")
+	}
+}
+
+// TestDiscoverCAAfterRotation checks that tokens naming the old CA and the
+// new one both join a server whose CA was rotated, and learn both CAs.
+func TestDiscoverCAAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	old, err := pki.EnsureCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.RotateCA(dir, filepath.Join(dir, "rotated"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := ca.Ensure(dir, "serving", pki.Leaf{CommonName: "test", DNSNames: []string{"localhost"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	if srv.TLS, err = loadKeyPair(certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	for name, pemData := range map[string][]byte{"old": old.PEM, "new": ca.PEM} {
+		hash, err := Hash(pemData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DiscoverCA(srv.URL, Token{CAHash: hash, ID: "abcdef", Secret: "0123456789abcdef"})
+		if err != nil {
+			t.Fatalf("DiscoverCA with the %s CA's hash: %v", name, err)
+		}
+		if string(got) != string(ca.PEM) {
+			t.Errorf("DiscoverCA with the %s CA's hash returned\n%s\nwant the bundle\n%s", name, got, ca.PEM)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -95,17 +96,24 @@ func inspectFile(path string) []CertInfo {
 	return nil
 }
 
-// KubeconfigExpiresWithin reports whether a client certificate of the
-// kubeconfig at path expires within d (or cannot be read).
-func KubeconfigExpiresWithin(path string, d time.Duration, now time.Time) bool {
-	certs := inspectFile(path)
-	if len(certs) == 0 {
-		return true
+// KubeconfigCurrent reports whether the kubeconfig at path trusts the CA's
+// bundle and authenticates with client certificates the CA signed that do
+// not expire within RenewBefore.
+func (ca *CA) KubeconfigCurrent(path string, now time.Time) bool {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil || len(cfg.AuthInfos) == 0 {
+		return false
 	}
-	for _, c := range certs {
-		if now.Add(d).After(c.NotAfter) {
-			return true
+	for _, cl := range cfg.Clusters {
+		if !bytes.Equal(cl.CertificateAuthorityData, ca.PEM) {
+			return false
 		}
 	}
-	return false
+	for _, u := range cfg.AuthInfos {
+		certs, err := certutil.ParseCertsPEM(u.ClientCertificateData)
+		if err != nil || now.Add(RenewBefore).After(certs[0].NotAfter) || !ca.Signed(certs[0]) {
+			return false
+		}
+	}
+	return true
 }

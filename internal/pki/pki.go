@@ -8,6 +8,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -34,16 +35,29 @@ const (
 	ServingKey      = "serving.key"
 	ServiceAccount  = "service-account.key"
 	ServiceAccountP = "service-account.pub"
+	// CACross is the current CA certificate signed by the CA it replaced
+	// (`skiff certificate rotate-ca`): serving certificates carry it in
+	// their chain, so clients that trust only the old CA still verify them.
+	CACross = "ca-cross.crt"
+	// CASigner is the current CA certificate alone (CACert is a bundle
+	// after a rotation), for the controller manager's signer, which takes
+	// exactly one certificate.
+	CASigner = "ca-signer.crt"
 )
 
 const validity = 10 * 365 * 24 * time.Hour
 
 // CA is a loaded certificate authority.
 type CA struct {
+	// Cert signs; it is the first certificate of CACert.
 	Cert *x509.Certificate
 	Key  crypto.Signer
-	// PEM is the CA certificate as PEM, as clients need it.
+	// PEM is CACert as PEM, as clients need it: the current CA, then
+	// those it replaced, which clients keep trusting.
 	PEM []byte
+	// Chain is what serving certificates carry after their leaf: the
+	// cross-signed current CA (after a rotation), then PEM.
+	Chain []byte
 }
 
 // EnsureCA loads the CA in dir or creates it.
@@ -86,7 +100,106 @@ func LoadCA(dir string) (*CA, error) {
 	if !ok {
 		return nil, errors.New("CA key cannot sign")
 	}
-	return &CA{Cert: certs[0], Key: signer, PEM: certPEM}, nil
+	if !publicKeysEqual(certs[0].PublicKey, signer.Public()) {
+		return nil, fmt.Errorf("%s: its key is not that of its first certificate (an interrupted rotate-ca? the previous CA is in a rotated-* folder beside it)", filepath.Join(dir, CAKey))
+	}
+	ca := &CA{Cert: certs[0], Key: signer, PEM: certPEM, Chain: certPEM}
+	if cross, err := os.ReadFile(filepath.Join(dir, CACross)); err == nil {
+		if c, err := certutil.ParseCertsPEM(cross); err == nil && publicKeysEqual(c[0].PublicKey, signer.Public()) {
+			ca.Chain = append(cross, certPEM...)
+		}
+	}
+	return ca, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// RotateCA replaces the CA in dir with a new one, moving the old files into
+// backup: the new CA certificate comes first in CACert, followed by the
+// certificates it replaces (so certificates they signed stay trusted), and
+// CACross holds it signed by the old CA (so clients that trust only the old
+// one verify what the new one signs). It returns the new CA.
+func RotateCA(dir, backup string, now time.Time) (*CA, error) {
+	old, err := LoadCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	// A subject of its own, so chains through the cross-signed
+	// certificate are told apart from the old CA's.
+	self, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: fmt.Sprintf("skiff-ca@%d", now.Unix())}, key)
+	if err != nil {
+		return nil, fmt.Errorf("create CA: %w", err)
+	}
+	tmpl := *self
+	tmpl.Raw, tmpl.RawTBSCertificate, tmpl.RawSubjectPublicKeyInfo, tmpl.RawSubject, tmpl.RawIssuer = nil, nil, nil, nil, nil
+	tmpl.AuthorityKeyId, tmpl.SignatureAlgorithm = nil, x509.UnknownSignatureAlgorithm
+	crossDER, err := x509.CreateCertificate(rand.Reader, &tmpl, old.Cert, key.Public(), old.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cross-sign the new CA: %w", err)
+	}
+	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(backup, 0o700); err != nil {
+		return nil, err
+	}
+	for _, f := range []string{CACert, CAKey, CACross} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFile(filepath.Join(backup, f), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	// The key and the certificate change together in LoadCA's eyes: a
+	// crash between the two renames is reported, and the backup restores.
+	if err := WriteFile(filepath.Join(dir, CACross), encodeCert(crossDER), 0o644); err != nil {
+		return nil, err
+	}
+	if err := WriteFile(filepath.Join(dir, CAKey), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := WriteFile(filepath.Join(dir, CACert), append(encodeCert(self.Raw), old.PEM...), 0o644); err != nil {
+		return nil, err
+	}
+	return LoadCA(dir)
+}
+
+// Succeeds reports whether the CA bundle next is a rotation of prev: its
+// first certificate is new, and prev's first is among those it keeps.
+func Succeeds(next, prev []byte) bool {
+	n, err := certutil.ParseCertsPEM(next)
+	if err != nil {
+		return false
+	}
+	p, err := certutil.ParseCertsPEM(prev)
+	if err != nil || n[0].Equal(p[0]) {
+		return false
+	}
+	for _, c := range n[1:] {
+		if c.Equal(p[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteSigner writes CASigner, the current CA certificate alone.
+func (ca *CA) WriteSigner(dir string) (string, error) {
+	path := filepath.Join(dir, CASigner)
+	return path, WriteFile(path, encodeCert(ca.Cert.Raw), 0o644)
 }
 
 // Leaf describes a certificate to issue.
@@ -102,22 +215,22 @@ type Leaf struct {
 // the existing certificate still covers the requested names.
 func (ca *CA) Ensure(dir, name string, leaf Leaf) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if exists(certPath) && exists(keyPath) && covers(certPath, leaf) {
+	if exists(certPath) && exists(keyPath) && ca.covers(certPath, leaf) {
 		return certPath, keyPath, nil
 	}
 	certPEM, keyPEM, err := ca.Issue(leaf)
 	if err != nil {
 		return "", "", err
 	}
-	if leaf.Server {
-		// Serving certificates carry the CA in their chain, so a joining
-		// agent can check the CA against the hash in its join token.
-		certPEM = append(certPEM, ca.PEM...)
-	}
-	if err := writeFile(certPath, certPEM, 0o644); err != nil {
+	// The files carry the CA's chain after the leaf: a joining agent
+	// checks the serving certificate's CA against the hash in its join
+	// token, and after a CA rotation, peers that trust only the old CA
+	// verify the leaf through the cross-signed new one.
+	certPEM = append(certPEM, ca.Chain...)
+	if err := WriteFile(certPath, certPEM, 0o644); err != nil {
 		return "", "", err
 	}
-	return certPath, keyPath, writeFile(keyPath, keyPEM, 0o600)
+	return certPath, keyPath, WriteFile(keyPath, keyPEM, 0o600)
 }
 
 // Issue signs a new key pair for leaf and returns both as PEM.
@@ -173,20 +286,21 @@ func EnsureServiceAccountKey(dir string) (privPath, pubPath string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeFile(privPath, keyPEM, 0o600); err != nil {
+	if err := WriteFile(privPath, keyPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	return privPath, pubPath, writeFile(pubPath, encodePEM("PUBLIC KEY", pubDER), 0o644)
+	return privPath, pubPath, WriteFile(pubPath, encodePEM("PUBLIC KEY", pubDER), 0o644)
 }
 
-// covers reports whether the certificate at path carries every name leaf asks for.
-func covers(path string, leaf Leaf) bool {
+// covers reports whether the certificate at path is the CA's, is not due
+// for renewal and carries every name leaf asks for.
+func (ca *CA) covers(path string, leaf Leaf) bool {
 	certs, err := certutil.CertsFromFile(path)
 	if err != nil || len(certs) == 0 {
 		return false
 	}
 	c := certs[0]
-	if c.Subject.CommonName != leaf.CommonName || time.Now().After(c.NotAfter.Add(-RenewBefore)) {
+	if c.Subject.CommonName != leaf.CommonName || time.Now().After(c.NotAfter.Add(-RenewBefore)) || !ca.Signed(c) {
 		return false
 	}
 	for _, n := range leaf.DNSNames {
@@ -202,15 +316,20 @@ func covers(path string, leaf Leaf) bool {
 	return true
 }
 
+// Signed reports whether the current CA signed c.
+func (ca *CA) Signed(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, ca.Cert.RawSubject) && c.CheckSignatureFrom(ca.Cert) == nil
+}
+
 func writeKeyPair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
 	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
 	if err != nil {
 		return err
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+	if err := WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFile(certPath, encodeCert(cert.Raw), 0o644)
+	return WriteFile(certPath, encodeCert(cert.Raw), 0o644)
 }
 
 func encodeCert(der []byte) []byte { return encodePEM(certutil.CertificateBlockType, der) }
@@ -220,8 +339,8 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// writeFile writes atomically: a crash never leaves half a key behind.
-func writeFile(path string, data []byte, mode os.FileMode) error {
+// WriteFile writes atomically: a crash never leaves half a key behind.
+func WriteFile(path string, data []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, mode); err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	certutil "k8s.io/client-go/util/cert"
 )
@@ -86,4 +88,84 @@ func TestServiceAccountKey(t *testing.T) {
 	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode = %v (err %v), want 0600", st.Mode().Perm(), err)
 	}
+}
+
+// TestRotateCA checks that a rotated CA signs new leaves that clients
+// trusting only the old CA still verify (through the cross-signed CA in
+// their chain), and that certificates of the old CA stay trusted.
+func TestRotateCA(t *testing.T) {
+	dir := t.TempDir()
+	old, err := EnsureCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := Leaf{CommonName: "kube-apiserver", DNSNames: []string{"localhost"}, Server: true}
+	if _, _, err := old.Ensure(dir, "serving", leaf); err != nil {
+		t.Fatal(err)
+	}
+	oldClient, _, err := old.Issue(Leaf{CommonName: "node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := RotateCA(dir, filepath.Join(dir, "rotated-1"), time.Unix(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Cert.Subject.CommonName != "skiff-ca@1" || ca.Cert.Equal(old.Cert) {
+		t.Fatalf("rotated CA = %s", ca.Cert.Subject)
+	}
+	if bundle, _ := certutil.ParseCertsPEM(ca.PEM); len(bundle) != 2 || !bundle[1].Equal(old.Cert) {
+		t.Fatalf("bundle holds %d certificates, want the new and the old CA", len(bundle))
+	}
+	if saved, err := LoadCA(filepath.Join(dir, "rotated-1")); err != nil || !saved.Cert.Equal(old.Cert) {
+		t.Fatalf("old CA not kept (err %v)", err)
+	}
+	if !Succeeds(ca.PEM, old.PEM) || Succeeds(old.PEM, ca.PEM) || Succeeds(ca.PEM, ca.PEM) {
+		t.Error("Succeeds does not tell a rotation from its reverse or from itself")
+	}
+	// The old leaf is reissued by the new CA.
+	certPath, _, err := ca.Ensure(dir, "serving", leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := certutil.CertsFromFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ca.Signed(chain[0]) {
+		t.Fatal("serving certificate not reissued by the new CA")
+	}
+	intermediates := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		intermediates.AddCert(c)
+	}
+	for name, root := range map[string]*x509.Certificate{"old": old.Cert, "new": ca.Cert} {
+		roots := x509.NewCertPool()
+		roots.AddCert(root)
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, DNSName: "localhost"}); err != nil {
+			t.Errorf("a client trusting the %s CA rejects the new serving certificate: %v", name, err)
+		}
+	}
+	bundle := x509.NewCertPool()
+	bundle.AppendCertsFromPEM(ca.PEM)
+	c, _ := certutil.ParseCertsPEM(oldClient)
+	if _, err := c[0].Verify(x509.VerifyOptions{Roots: bundle, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the bundle rejects a client certificate of the old CA: %v", err)
+	}
+	// A key that is not the certificate's is refused with a pointer.
+	if err := os.WriteFile(filepath.Join(dir, CAKey), mustRead(t, filepath.Join(dir, "rotated-1", CAKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCA(dir); err == nil || !strings.Contains(err.Error(), "rotated-") {
+		t.Errorf("LoadCA with the old key: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

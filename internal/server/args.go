@@ -61,7 +61,7 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 		"client-ca-file":                   f.caCert,
 		"bind-address":                     "127.0.0.1",
 		"secure-port":                      s.securePort("kube-controller-manager", controllerManagerPort),
-		"cluster-signing-cert-file":        f.caCert,
+		"cluster-signing-cert-file":        f.caSigner,
 		"cluster-signing-key-file":         f.caKey,
 		"root-ca-file":                     f.caCert,
 		"service-account-private-key-file": f.saKey,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/storage"
 )
 
@@ -35,6 +36,39 @@ func RotateCertificates(dataDir string, now time.Time) ([]string, error) {
 		}
 	}
 	return moved, moveInto(p.Kubeconfig, backup, &moved)
+}
+
+// RotateCA replaces the cluster CA (and, for HA servers, the etcd CA) of
+// the stopped server with new ones cross-signed by the old, and sets the
+// leaves and kubeconfigs aside as RotateCertificates does: the next start
+// issues them from the new CA. The old CA stays in the trust bundle, so
+// certificates it signed (nodes', other servers') keep working, and the
+// cross-signed CA in the serving chains keeps clients that trust only the
+// old CA (agents, existing kubeconfigs, join tokens) working too. HA
+// servers take the new CA from the first that starts with it (see
+// publishServerBootstrap); restarting them reissues their certificates.
+// It returns the files set aside.
+func RotateCA(dataDir string, now time.Time) ([]string, error) {
+	p := PathsIn(dataDir)
+	if err := refuseRunning(p); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(p.CACert); err != nil {
+		return nil, fmt.Errorf("%w: no cluster CA in %s: is it a server's data dir?", component.ErrConfig, dataDir)
+	}
+	backup := filepath.Join(p.TLSDir, fmt.Sprintf("rotated-%d", now.Unix()))
+	moved := []string{filepath.Join(p.TLSDir, pki.CACert), filepath.Join(p.TLSDir, pki.CAKey)}
+	if _, err := pki.RotateCA(p.TLSDir, backup, now); err != nil {
+		return nil, fmt.Errorf("rotate the cluster CA: %w", err)
+	}
+	if p.HA() {
+		if _, err := pki.RotateCA(p.EtcdTLSDir, filepath.Join(backup, "etcd"), now); err != nil {
+			return moved, fmt.Errorf("rotate the etcd CA: %w", err)
+		}
+		moved = append(moved, filepath.Join(p.EtcdTLSDir, pki.CACert), filepath.Join(p.EtcdTLSDir, pki.CAKey))
+	}
+	leaves, err := RotateCertificates(dataDir, now)
+	return append(moved, leaves...), err
 }
 
 func moveInto(path, dir string, moved *[]string) error {

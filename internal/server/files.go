@@ -15,7 +15,7 @@ import (
 
 // files are the paths of everything preparePKI wrote.
 type files struct {
-	caCert, caKey                                    string
+	caCert, caKey, caSigner                          string
 	servingCert, servingKey                          string
 	kubeletClientCert, kubeletClientKey              string
 	saKey, saPub                                     string
@@ -61,6 +61,9 @@ func preparePKI(cfg Config, url string) (files, error) {
 		caCert: filepath.Join(dir, pki.CACert),
 		caKey:  filepath.Join(dir, pki.CAKey),
 	}
+	if f.caSigner, err = ca.WriteSigner(dir); err != nil {
+		return files{}, err
+	}
 	serving := pki.Leaf{
 		CommonName: "kube-apiserver",
 		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", Hostname()},
@@ -102,9 +105,9 @@ func preparePKI(cfg Config, url string) (files, error) {
 		{filepath.Join(dir, schedulerKubeconfigFile), pki.Leaf{CommonName: "system:kube-scheduler"}},
 	}
 	for _, c := range clients {
-		// Issued again when missing, or when its certificate is within
-		// pki.RenewBefore of its expiry.
-		if _, err := os.Stat(c.path); err == nil && !pki.KubeconfigExpiresWithin(c.path, pki.RenewBefore, time.Now()) {
+		// Issued again when missing, when its certificate is within
+		// pki.RenewBefore of its expiry, or after a CA rotation.
+		if ca.KubeconfigCurrent(c.path, time.Now()) {
 			continue
 		}
 		certPEM, keyPEM, err := ca.Issue(c.leaf)

@@ -58,9 +58,9 @@ const (
 // service-account key, the Secrets' encryption keys and the token), as
 // paths relative to the data dir.
 var sharedFiles = []string{
-	"tls/" + pki.CACert, "tls/" + pki.CAKey,
+	"tls/" + pki.CACert, "tls/" + pki.CAKey, "tls/" + pki.CACross,
 	"tls/" + pki.ServiceAccount, "tls/" + pki.ServiceAccountP,
-	"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey,
+	"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey, "tls/etcd/" + pki.CACross,
 	encryptionConfigFile,
 	"token",
 }
@@ -282,12 +282,30 @@ func checkSameCluster(ctx context.Context, client kubernetes.Interface, own clus
 	return nil
 }
 
+// caFiles are the shared files that change with `skiff certificate
+// rotate-ca`, for each CA (cluster, etcd).
+var caFiles = [][]string{
+	{"tls/" + pki.CACert, "tls/" + pki.CAKey, "tls/" + pki.CACross},
+	{"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey, "tls/etcd/" + pki.CACross},
+}
+
+// sharesBootstrap reports whether this server is one of several: its
+// embedded etcd is a member of a cluster, or it shares an external etcd.
+func (c *Config) sharesBootstrap() bool {
+	return c.haMode() || len(c.DatastoreEndpoints) > 0
+}
+
 // publishServerBootstrap writes the server bootstrap data, once, and lets
 // the server token read it; the server token gets its group. With a lone
-// embedded etcd there is nothing to join, and nothing is published.
+// embedded etcd there is nothing to join, and nothing is published. A
+// server that starts with a CA rotated from the published one (`skiff
+// certificate rotate-ca`) publishes it: the other servers pull it.
 func (s *Server) publishServerBootstrap(ctx context.Context, client kubernetes.Interface) error {
-	if !s.cfg.haMode() && len(s.cfg.DatastoreEndpoints) == 0 {
+	if !s.cfg.sharesBootstrap() {
 		return nil
+	}
+	if err := s.publishRotatedCA(ctx, client); err != nil {
+		return err
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: serverBootstrapSecret, Namespace: metav1.NamespaceSystem},
@@ -359,14 +377,62 @@ func ResetMembership(ctx context.Context, cfg Config) error {
 // (one of sharedFiles).
 const encryptionConfigFile = "cred/encryption-config.yaml"
 
-// syncEncryptionConfig keeps this HA server's encryption configuration that
-// of the server bootstrap data, where `skiff secrets-encrypt rotate-keys`
-// on any server publishes each step (the API server reloads the file
-// within seconds). It polls every five seconds until ctx ends.
-func (s *Server) syncEncryptionConfig(ctx context.Context, client kubernetes.Interface) error {
+// publishRotatedCA updates the CA files of the server bootstrap data with
+// this server's where they are a rotation of the published ones.
+func (s *Server) publishRotatedCA(ctx context.Context, client kubernetes.Interface) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
+		secret, err := secrets.Get(ctx, serverBootstrapSecret, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil // created below
+		}
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, files := range caFiles {
+			local, err := os.ReadFile(filepath.Join(s.Paths.DataDir, files[0]))
+			if err != nil || !pki.Succeeds(local, secret.Data[secretKey(files[0])]) {
+				continue
+			}
+			for _, rel := range files {
+				data, err := os.ReadFile(filepath.Join(s.Paths.DataDir, rel))
+				if err != nil {
+					return err
+				}
+				secret.Data[secretKey(rel)] = data
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+		if _, err := secrets.Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		s.cfg.Log.Info("published this server's rotated CA to the other servers")
+		return nil
+	})
+}
+
+// syncServerBootstrap keeps this server's encryption configuration and CAs
+// those of the server bootstrap data, where `skiff secrets-encrypt
+// rotate-keys` on any server publishes each step, and a server restarted
+// after `skiff certificate rotate-ca` its new CA. The API server reloads
+// the encryption configuration and its client CA bundle within seconds;
+// a restart reissues the certificates. It polls every five seconds until
+// ctx ends.
+func (s *Server) syncServerBootstrap(ctx context.Context, client kubernetes.Interface) error {
 	for {
-		if err := s.pullEncryptionConfig(ctx, client); err != nil && ctx.Err() == nil {
-			s.cfg.Log.Warn("encryption configuration of the cluster", "err", err)
+		secret, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, serverBootstrapSecret, metav1.GetOptions{})
+		if err == nil && s.files.encryption {
+			err = s.pullEncryptionConfig(secret)
+		}
+		if err == nil {
+			err = s.pullRotatedCA(secret)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("server bootstrap data of the cluster", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -376,11 +442,38 @@ func (s *Server) syncEncryptionConfig(ctx context.Context, client kubernetes.Int
 	}
 }
 
-func (s *Server) pullEncryptionConfig(ctx context.Context, client kubernetes.Interface) error {
-	secret, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, serverBootstrapSecret, metav1.GetOptions{})
-	if err != nil {
-		return err
+// pullRotatedCA writes the CA files of the server bootstrap data where
+// they are a rotation of this server's.
+func (s *Server) pullRotatedCA(secret *corev1.Secret) error {
+	for _, files := range caFiles {
+		local, err := os.ReadFile(filepath.Join(s.Paths.DataDir, files[0]))
+		if err != nil || !pki.Succeeds(secret.Data[secretKey(files[0])], local) {
+			continue
+		}
+		// The cross-signed certificate and the key first: the bundle
+		// written last is what marks the rotation as taken.
+		for _, rel := range []string{files[2], files[1], files[0]} {
+			if err := pki.WriteFile(filepath.Join(s.Paths.DataDir, rel), secret.Data[secretKey(rel)], 0o600); err != nil {
+				return err
+			}
+		}
+		dir := filepath.Dir(filepath.Join(s.Paths.DataDir, files[0]))
+		ca, err := pki.LoadCA(dir)
+		if err != nil {
+			return err
+		}
+		if dir == s.Paths.TLSDir {
+			// The controller manager signs with the new key from now on.
+			if _, err := ca.WriteSigner(dir); err != nil {
+				return err
+			}
+		}
+		s.cfg.Log.Info("CA rotated by another server taken; restart this server to reissue its certificates", "ca", files[0])
 	}
+	return nil
+}
+
+func (s *Server) pullEncryptionConfig(secret *corev1.Secret) error {
 	data := secret.Data[secretKey(encryptionConfigFile)]
 	if len(data) == 0 {
 		return nil

@@ -336,9 +336,9 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return nil
 		}},
 	}
-	if s.cfg.haMode() && s.files.encryption {
-		list = append(list, supervise.Component{Name: "encryption-config-sync", Restart: restart, Run: func(ctx context.Context) error {
-			return s.syncEncryptionConfig(ctx, client)
+	if s.cfg.sharesBootstrap() {
+		list = append(list, supervise.Component{Name: "server-bootstrap-sync", Restart: restart, Run: func(ctx context.Context) error {
+			return s.syncServerBootstrap(ctx, client)
 		}})
 	}
 	if len(s.cfg.DatastoreEndpoints) == 0 && !s.cfg.DisableSnapshots {

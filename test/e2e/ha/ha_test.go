@@ -9,6 +9,7 @@
 package ha
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/skiffdev/skiff/internal/freeport"
+	"github.com/skiffdev/skiff/internal/jointoken"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
 )
 
@@ -670,6 +674,115 @@ func TestKeyRotationReachesEveryServer(t *testing.T) {
 	}
 }
 
+// TestCARotationReachesEveryServer: `skiff certificate rotate-ca` on the
+// first server, stopped; started again, it publishes its new CAs, which the
+// others take within seconds; restarted one at a time, they serve
+// certificates of the new CA, their etcd members rejoin with the new etcd
+// CA, and what was made before the rotation still works: the node (which
+// trusts only the old CA), the old admin kubeconfig, and a join token that
+// names the old CA.
+func TestCARotationReachesEveryServer(t *testing.T) {
+	ctx := context.Background()
+	s1 := server{1}
+	oldToken, err := os.ReadFile(filepath.Join(s1.dataDir(), "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCA := readFile(t, filepath.Join(s1.dataDir(), "tls", "ca.crt"))
+	oldEtcdCA := readFile(t, filepath.Join(s1.dataDir(), "tls", "etcd", "ca.crt"))
+	stop(t, s1)
+	if out, err := s1.skiff("certificate", "rotate-ca", "--data-dir", s1.dataDir()); err != nil || !strings.Contains(out, "new CA written") {
+		t.Fatalf("rotate-ca: %v\n%s", err, out)
+	}
+	restart(t, s1)
+	newCA := readFile(t, filepath.Join(s1.dataDir(), "tls", "ca.crt"))
+	newEtcdCA := readFile(t, filepath.Join(s1.dataDir(), "tls", "etcd", "ca.crt"))
+	if !pki.Succeeds(newCA, oldCA) || !pki.Succeeds(newEtcdCA, oldEtcdCA) {
+		t.Fatal("rotate-ca did not make new CAs that keep the old ones")
+	}
+	for _, s := range all()[1:] {
+		eventually(t, 30*time.Second, s.name()+" to take the new CAs", func() bool {
+			return bytes.Equal(readFile(t, filepath.Join(s.dataDir(), "tls", "ca.crt")), newCA) &&
+				bytes.Equal(readFile(t, filepath.Join(s.dataDir(), "tls", "etcd", "ca.crt")), newEtcdCA)
+		})
+		stop(t, s)
+		restart(t, s)
+	}
+	ca, err := pki.LoadCA(filepath.Join(s1.dataDir(), "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	for _, s := range all() {
+		certs, err := certutil.CertsFromFile(filepath.Join(s.dataDir(), "tls", "serving.crt"))
+		if err != nil || !ca.Signed(certs[0]) {
+			t.Errorf("%s serves a certificate the new CA did not sign (err %v)", s.name(), err)
+		}
+		// admin holds the admin kubeconfig of before the rotation: the old
+		// CA alone, and a client certificate of the old CA.
+		if _, err := s.client(t).CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			t.Errorf("the admin kubeconfig of before the rotation through %s: %v", s.name(), err)
+		}
+		for name, token := range map[string][]byte{"old": oldToken, "new": readFile(t, filepath.Join(s.dataDir(), "token"))} {
+			tok, err := jointoken.Parse(string(token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := jointoken.DiscoverCA(fmt.Sprintf("https://%s:%d", s.addr(), port), tok)
+			if err != nil || !bytes.Equal(got, newCA) {
+				t.Errorf("a join token naming the %s CA at %s: %v (CA bundle %d bytes, want %d)", name, s.name(), err, len(got), len(newCA))
+			}
+		}
+	}
+	newAdmin, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s1.dataDir(), "kubeconfig.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := kubernetes.NewForConfig(newAdmin); err != nil {
+		t.Fatal(err)
+	} else if _, err := c.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+		t.Errorf("the new admin kubeconfig: %v", err)
+	}
+	if got := startedMembers(t, s1); len(got) != servers {
+		t.Errorf("etcd members after the rotation: %v", got)
+	}
+	// The node, which trusts only the old CA, still reports, runs new
+	// pods, and accepts the API servers' new kubelet-client certificates.
+	eventually(t, time.Minute, "the node's Lease to be renewed after the restarts", func() bool {
+		l, err := s1.client(t).CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "skiff-n1", metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restarted)
+	})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ca-rotation"}}
+	if _, err := s1.client(t).CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := runDeployment(t, s1.client(t), ns.Name, "after-ca-rotation", 1)[0]
+	for _, s := range all() {
+		if _, err := s.client(t).CoreV1().Pods(ns.Name).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx); err != nil {
+			t.Errorf("pod logs through %s (its API server to the kubelet): %v", s.name(), err)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// stop ends server s with SIGTERM and waits until it has exited.
+func stop(t *testing.T, s server) {
+	t.Helper()
+	pid := s.pid(t)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, s.name()+" to stop", func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
 // TestClusterResetKeepsTheDataOfTheLastServer: with every server stopped,
 // `skiff server --cluster-reset` makes the first server the only member of
 // its etcd cluster with every object kept; the others, their etcd data
@@ -682,11 +795,7 @@ func TestClusterResetKeepsTheDataOfTheLastServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range all() {
-		pid := s.pid(t)
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, time.Minute, s.name()+" to stop", func() bool { return syscall.Kill(pid, 0) != nil })
+		stop(t, s)
 	}
 	if out, err := s1.skiff("server", "--data-dir", s1.dataDir(), "--cluster-reset"); err != nil || !strings.Contains(out, "membership reset") {
 		t.Fatalf("skiff server --cluster-reset: %v\n%s", err, out)
