@@ -36,8 +36,9 @@ const (
 	ServiceAccount  = "service-account.key"
 	ServiceAccountP = "service-account.pub"
 	// CACross is the current CA certificate signed by the CA it replaced
-	// (`skiff certificate rotate-ca`): serving certificates carry it in
-	// their chain, so clients that trust only the old CA still verify them.
+	// (`skiff certificate rotate-ca`), then those of earlier rotations:
+	// serving certificates carry them in their chain, so clients that
+	// trust only an old CA still verify them.
 	CACross = "ca-cross.crt"
 	// CASigner is the current CA certificate alone (CACert is a bundle
 	// after a rotation), for the controller manager's signer, which takes
@@ -165,7 +166,13 @@ func RotateCA(dir, backup string, now time.Time) (*CA, error) {
 	}
 	// The key and the certificate change together in LoadCA's eyes: a
 	// crash between the two renames is reported, and the backup restores.
-	if err := WriteFile(filepath.Join(dir, CACross), encodeCert(crossDER), 0o644); err != nil {
+	// The cross-signed certificates of earlier rotations follow, so a
+	// client that trusts any CA of the bundle finds a chain.
+	cross := encodeCert(crossDER)
+	if earlier, err := os.ReadFile(filepath.Join(dir, CACross)); err == nil {
+		cross = append(cross, earlier...)
+	}
+	if err := WriteFile(filepath.Join(dir, CACross), cross, 0o644); err != nil {
 		return nil, err
 	}
 	if err := WriteFile(filepath.Join(dir, CAKey), keyPEM, 0o600); err != nil {

@@ -152,8 +152,28 @@ func TestRotateCA(t *testing.T) {
 	if _, err := c[0].Verify(x509.VerifyOptions{Roots: bundle, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("the bundle rejects a client certificate of the old CA: %v", err)
 	}
+	// After a second rotation, a client trusting only the first CA still
+	// verifies the newest leaves.
+	third, err := RotateCA(dir, filepath.Join(dir, "rotated-2"), time.Unix(2, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, _, err = third.Ensure(dir, "serving", leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ = certutil.CertsFromFile(certPath)
+	intermediates = x509.NewCertPool()
+	for _, c := range chain[1:] {
+		intermediates.AddCert(c)
+	}
+	first := x509.NewCertPool()
+	first.AddCert(old.Cert)
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: first, Intermediates: intermediates, DNSName: "localhost"}); err != nil {
+		t.Errorf("after two rotations, a client trusting the first CA rejects the serving certificate: %v", err)
+	}
 	// A key that is not the certificate's is refused with a pointer.
-	if err := os.WriteFile(filepath.Join(dir, CAKey), mustRead(t, filepath.Join(dir, "rotated-1", CAKey)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, CAKey), mustRead(t, filepath.Join(dir, "rotated-2", CAKey)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := LoadCA(dir); err == nil || !strings.Contains(err.Error(), "rotated-") {

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/skiffdev/skiff/internal/component"
@@ -94,4 +96,62 @@ func refuseRunning(p Paths) error {
 		}
 	}
 	return nil
+}
+
+// renewEvery is how often a running server looks for certificates to renew.
+const renewEvery = 12 * time.Hour
+
+// renewCertificates issues again, every renewEvery until ctx ends, the
+// certificates that have come within pki.RenewBefore of their expiry while
+// the server runs, as its start does. The API server and etcd load their
+// new files by themselves; the controller manager and the scheduler read
+// their kubeconfigs at the next start, their old certificates still valid
+// for weeks.
+func (s *Server) renewCertificates(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(renewEvery):
+		}
+		renewed, err := s.renewOnce()
+		if err != nil {
+			s.cfg.Log.Warn("renew certificates", "err", err)
+		}
+		if len(renewed) > 0 {
+			s.cfg.Log.Info("certificates renewed before their expiry", "files", renewed)
+		}
+	}
+}
+
+// renewOnce issues what is due and returns the files it rewrote.
+func (s *Server) renewOnce() ([]string, error) {
+	p := s.Paths
+	watched := []string{
+		filepath.Join(p.TLSDir, servingPair+".crt"), filepath.Join(p.TLSDir, kubeletClientPair+".crt"),
+		filepath.Join(p.TLSDir, controllerManagerKubeconfigFile), filepath.Join(p.TLSDir, schedulerKubeconfigFile),
+		p.Kubeconfig, filepath.Join(p.EtcdTLSDir, etcdMemberPair+".crt"),
+	}
+	before := make(map[string]time.Time, len(watched))
+	for _, f := range watched {
+		if fi, err := os.Stat(f); err == nil {
+			before[f] = fi.ModTime()
+		}
+	}
+	if _, err := preparePKI(s.cfg, s.URL); err != nil {
+		return nil, err
+	}
+	if s.cfg.haMode() {
+		if _, err := etcdMember(s.cfg); err != nil {
+			return nil, err
+		}
+	}
+	var renewed []string
+	for f, t := range before {
+		if fi, err := os.Stat(f); err == nil && !fi.ModTime().Equal(t) {
+			renewed = append(renewed, f)
+		}
+	}
+	sort.Strings(renewed)
+	return renewed, nil
 }

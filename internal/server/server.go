@@ -341,6 +341,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return s.syncServerBootstrap(ctx, client)
 		}})
 	}
+	list = append(list, supervise.Component{Name: "certificate-renewal", Restart: restart, Run: s.renewCertificates})
 	if len(s.cfg.DatastoreEndpoints) == 0 && !s.cfg.DisableSnapshots {
 		list = append(list, supervise.Component{Name: "etcd-snapshots", Restart: restart, Run: func(ctx context.Context) error {
 			return s.runSnapshots(ctx, func() []string { return store.Endpoints })
