@@ -199,6 +199,19 @@ func joinCluster(ctx context.Context, cfg Config) error {
 	if err := checkSameCluster(ctx, client, cfg.Cluster); err != nil {
 		return err
 	}
+	// A server that encrypted alone would write Secrets the others cannot
+	// read; one that did not would write them in plain text.
+	encrypts := false
+	if data := secret.Data[secretKey(encryptionConfigFile)]; len(data) > 0 {
+		st, err := secretsencrypt.Parse(data)
+		if err != nil {
+			return fmt.Errorf("the cluster's encryption configuration: %w", err)
+		}
+		encrypts = st.Enabled
+	}
+	if encrypts != !cfg.DisableSecretsEncryption {
+		return fmt.Errorf("%w: this server's --secrets-encryption=%t differs from the cluster's (%t): every server must encrypt Secrets alike", component.ErrConfig, !cfg.DisableSecretsEncryption, encrypts)
+	}
 	for _, rel := range sharedFiles {
 		data, ok := secret.Data[secretKey(rel)]
 		if !ok {

@@ -601,10 +601,15 @@ func TestJoinRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("skiff token create: %v\n%s", err, agentToken)
 	}
-	for _, c := range []struct{ name, token, want string }{
-		{"wrong secret", hash + "::abcdef.0123456789abcdef", "refuses the token"},
-		{"wrong CA", "K10" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef", "did not present the CA"},
-		{"agent token", strings.TrimSpace(agentToken), "may join agents only"},
+	for _, c := range []struct {
+		name, token, want string
+		args              []string
+	}{
+		{name: "wrong secret", token: hash + "::abcdef.0123456789abcdef", want: "refuses the token"},
+		{name: "wrong CA", token: "K10" + strings.Repeat("0", 64) + "::abcdef.0123456789abcdef", want: "did not present the CA"},
+		{name: "agent token", token: strings.TrimSpace(agentToken), want: "may join agents only"},
+		{name: "secrets in plain text", token: strings.TrimSpace(string(token)), args: []string{"--secrets-encryption=false"},
+			want: "--secrets-encryption=false differs from the cluster's (true)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -614,9 +619,10 @@ func TestJoinRefusals(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, skiffBin, "server", "--data-dir", filepath.Join(dir, "data"), "--disable-agent",
-				"--https-listen-port", strconv.Itoa(port+1),
-				"--server", fmt.Sprintf("https://%s:%d", server{2}.addr(), port), "--token-file", tokenFile).CombinedOutput()
+			args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--disable-agent",
+				"--https-listen-port", strconv.Itoa(port + 1),
+				"--server", fmt.Sprintf("https://%s:%d", server{2}.addr(), port), "--token-file", tokenFile}, c.args...)
+			out, err := exec.CommandContext(ctx, skiffBin, args...).CombinedOutput()
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || !strings.Contains(string(out), c.want) {
 				t.Fatalf("join with %s: %v, want a refusal saying %q:\n%s", c.name, err, c.want, out)
