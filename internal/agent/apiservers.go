@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net"
 	"net/url"
@@ -100,7 +101,7 @@ func (a *Agent) watchAPIServers(ctx context.Context) error {
 		// An API server answered, so one is alive: no servers is a passing
 		// state of the endpoints, not news.
 		if servers := apiServers(list); len(servers) > 0 {
-			a.lb.SetServers(servers)
+			a.lb.SetServers(spread(servers, a.cfg.NodeName))
 		}
 	}
 	_, err := slicesInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -168,4 +169,17 @@ func (a *Agent) pointKubeletAt(server string) error {
 	}
 	a.cfg.Log.Info("the kubelet's kubeconfig now points at the API server", "kubeconfig", path, "server", server)
 	return nil
+}
+
+// spread rotates the sorted list of servers by a hash of the node's name:
+// each node keeps one order, and when the server it prefers dies, the
+// nodes fail over to different servers instead of all to the first.
+func spread(servers []string, node string) []string {
+	if len(servers) == 0 {
+		return servers
+	}
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	k := int(h.Sum32() % uint32(len(servers)))
+	return append(slices.Clone(servers[k:]), servers[:k]...)
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -83,5 +84,28 @@ func TestPointKubeletAt(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig.tmp")); !os.IsNotExist(err) {
 		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+// Nodes fail over in orders of their own, each always the same.
+func TestSpread(t *testing.T) {
+	servers := []string{"10.0.0.1:6443", "10.0.0.2:6443", "10.0.0.3:6443"}
+	first := map[string]int{}
+	for i := range 30 {
+		node := fmt.Sprintf("node-%d", i)
+		got := spread(servers, node)
+		if !slices.Equal(got, spread(servers, node)) {
+			t.Fatalf("%s: two orders", node)
+		}
+		if !slices.Equal(slices.Sorted(slices.Values(got)), servers) {
+			t.Fatalf("%s: %v is not a rotation of %v", node, got, servers)
+		}
+		first[got[0]]++
+	}
+	if len(first) != len(servers) {
+		t.Errorf("30 nodes put first only %v", first)
+	}
+	if got := spread(nil, "n"); len(got) != 0 {
+		t.Errorf("spread(nil) = %v", got)
 	}
 }

@@ -22,9 +22,11 @@
 //
 // Each accepted connection is dialled to the preferred server (the last
 // one that accepted a connection; at first, the default server), then to
-// the others in list order, each with a short timeout; the first that
-// answers becomes preferred. The list is the learned servers followed by
-// the default server (--server), which is always kept as a fallback. When
+// the others in list order (the agent rotates the sorted list by a hash
+// of the node's name, so nodes fail over to different servers), each with
+// a short timeout; the first that answers becomes preferred. The list is
+// the learned servers followed by the default server (--server), which is
+// always kept as a fallback. When
 // the list changes, connections to servers no longer in it are closed, so
 // long-lived watches reconnect to a live server.
 //
