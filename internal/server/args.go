@@ -32,6 +32,17 @@ func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
 		"profiling":                        "false",
 		"endpoint-reconciler-type":         "lease",
 		"kubelet-preferred-address-types":  "InternalIP,ExternalIP,Hostname",
+		// The aggregator proxies to extension API servers (metrics-server)
+		// as the front proxy, naming the user in headers they trust, and
+		// dials their endpoints directly (servers need no kube-proxy).
+		"requestheader-client-ca-file":       f.frontProxyCA,
+		"requestheader-allowed-names":        proxyClientPair,
+		"requestheader-username-headers":     "X-Remote-User",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"proxy-client-cert-file":             f.proxyClientCert,
+		"proxy-client-key-file":              f.proxyClientKey,
+		"enable-aggregator-routing":          "true",
 	}
 	if s.cfg.AdvertiseAddress != "" {
 		flags["advertise-address"] = s.cfg.AdvertiseAddress

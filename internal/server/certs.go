@@ -26,7 +26,9 @@ func RotateCertificates(dataDir string, now time.Time) ([]string, error) {
 	var moved []string
 	for _, f := range []string{
 		servingPair + ".crt", servingPair + ".key", kubeletClientPair + ".crt", kubeletClientPair + ".key",
-		controllerManagerKubeconfigFile, schedulerKubeconfigFile,
+		metricsServerPair + ".crt", metricsServerPair + ".key",
+		controllerManagerKubeconfigFile, schedulerKubeconfigFile, metricsServerKubeconfigFile,
+		filepath.Join(frontProxyDir, proxyClientPair+".crt"), filepath.Join(frontProxyDir, proxyClientPair+".key"),
 	} {
 		if err := moveInto(filepath.Join(p.TLSDir, f), backup, &moved); err != nil {
 			return moved, err
@@ -129,7 +131,9 @@ func (s *Server) renewOnce() ([]string, error) {
 	p := s.Paths
 	watched := []string{
 		filepath.Join(p.TLSDir, servingPair+".crt"), filepath.Join(p.TLSDir, kubeletClientPair+".crt"),
+		filepath.Join(p.TLSDir, metricsServerPair+".crt"), filepath.Join(p.TLSDir, frontProxyDir, proxyClientPair+".crt"),
 		filepath.Join(p.TLSDir, controllerManagerKubeconfigFile), filepath.Join(p.TLSDir, schedulerKubeconfigFile),
+		filepath.Join(p.TLSDir, metricsServerKubeconfigFile),
 		p.Kubeconfig, filepath.Join(p.EtcdTLSDir, etcdMemberPair+".crt"),
 	}
 	before := make(map[string]time.Time, len(watched))

@@ -25,10 +25,11 @@ import (
 // The kube-dns Service, as Kubernetes clients (and kubeadm clusters) know it.
 const (
 	dnsServiceName = "kube-dns"
-	// dnsManagedBy marks the EndpointSlices skiff writes for it, so that the
-	// EndpointSlice controllers leave them alone. A label value, so no "/"
-	// (upstream's own is endpointslice-controller.k8s.io).
-	dnsManagedBy = "dns.skiff.dev"
+	// serverEndpointsManagedBy marks the EndpointSlices skiff writes for
+	// the Services every server backs, so that the EndpointSlice
+	// controllers leave them alone. A label value, so no "/" (upstream's
+	// own is endpointslice-controller.k8s.io).
+	serverEndpointsManagedBy = "servers.skiff.dev"
 	// dnsFieldManager owns the fields skiff applies (server-side apply).
 	dnsFieldManager = "skiff"
 )
@@ -49,17 +50,23 @@ func (c *Config) dnsAddress() (net.IP, error) {
 // runDNS publishes this server as the cluster's DNS and serves it until ctx
 // ends. Each server runs it: DNS is not leader-elected, every server answers,
 // and kube-proxy spreads the queries to 10.43.0.10 over all of them.
-// Every dnsRepublish it applies its EndpointSlice again (a no-op unless
-// another server pruned it) and prunes those of servers that are gone.
 func (s *Server) runDNS(ctx context.Context, client kubernetes.Interface, srv *clusterdns.Server, ip net.IP) error {
-	publish := func() error {
-		return publishDNS(ctx, client, s.cfg.Cluster.ClusterDNS, ip, s.cfg.DNSPort, Hostname())
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := s.keepEndpoint(ctx, client, dnsService(s.cfg.Cluster.ClusterDNS, s.cfg.DNSPort), ip); err != nil {
+		return err
 	}
+	return srv.Run(ctx)
+}
+
+// keepEndpoint publishes this server's endpoint of sv, then, every
+// dnsRepublish until ctx ends, applies it again (a no-op unless another
+// server pruned it) and prunes those of servers that are gone.
+func (s *Server) keepEndpoint(ctx context.Context, client kubernetes.Interface, sv serverService, ip net.IP) error {
+	publish := func() error { return sv.publish(ctx, client, ip, Hostname()) }
 	if err := publish(); err != nil {
 		return err
 	}
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
 	go func() {
 		t := time.NewTicker(dnsRepublish)
 		defer t.Stop()
@@ -71,25 +78,27 @@ func (s *Server) runDNS(ctx context.Context, client kubernetes.Interface, srv *c
 			}
 			err := publish()
 			if err == nil {
-				err = pruneDNS(ctx, client, ip)
+				err = pruneServerEndpoints(ctx, client, ip)
 			}
 			if err != nil && ctx.Err() == nil {
-				s.cfg.Log.Debug("cluster DNS endpoints", "err", err)
+				s.cfg.Log.Debug("endpoints of the servers", "service", sv.name, "err", err)
 			}
 		}
 	}()
-	return srv.Run(ctx)
+	return nil
 }
 
-// dnsRepublish is how often each server checks the kube-dns endpoints.
+// dnsRepublish is how often each server checks its endpoints of the
+// Services every server backs (kube-dns, metrics-server).
 const dnsRepublish = 10 * time.Second
 
-// pruneDNS deletes the kube-dns EndpointSlices of servers whose API server
-// has left the kubernetes Service's endpoints (a server that died leaves
-// them once its lease expires), so that kube-proxy stops sending queries
-// there; a server that comes back publishes its slice again. The slice of
-// own, this server's address, is never pruned.
-func pruneDNS(ctx context.Context, client kubernetes.Interface, own net.IP) error {
+// pruneServerEndpoints deletes the EndpointSlices (kube-dns,
+// metrics-server) of servers whose API server has left the kubernetes
+// Service's endpoints (a server that died leaves them once its lease
+// expires), so that kube-proxy and the aggregator stop sending requests
+// there; a server that comes back publishes its slices again. The slices
+// of own, this server's address, are never pruned.
+func pruneServerEndpoints(ctx context.Context, client kubernetes.Interface, own net.IP) error {
 	apis, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=kubernetes",
 	})
@@ -108,11 +117,11 @@ func pruneDNS(ctx context.Context, client kubernetes.Interface, own net.IP) erro
 		return nil // no API server listed (the lease reconciler starting): prune nothing
 	}
 	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem)
-	dns, err := slices.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=" + dnsManagedBy})
+	published, err := slices.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=" + serverEndpointsManagedBy})
 	if err != nil {
 		return err
 	}
-	for _, slice := range dns.Items {
+	for _, slice := range published.Items {
 		gone := true
 		for _, e := range slice.Endpoints {
 			for _, a := range e.Addresses {
@@ -130,46 +139,72 @@ func pruneDNS(ctx context.Context, client kubernetes.Interface, own net.IP) erro
 	return nil
 }
 
-// publishDNS makes the kube-dns Service (ClusterIP clusterIP, no selector)
-// and this server's EndpointSlice for it, named after host and holding ip and
-// port. Both are applied (server-side apply), so it is idempotent and repairs
-// whatever a previous start left behind. Other servers' slices are left
-// alone.
-func publishDNS(ctx context.Context, client kubernetes.Interface, clusterIP string, ip net.IP, port int, host string) error {
+// serverService is a Service without a selector that every server backs
+// with an endpoint of its own, its address (kube-dns, metrics-server).
+type serverService struct {
+	name   string
+	labels map[string]string
+	// clusterIP is the Service's address; empty lets the API server choose.
+	clusterIP string
+	ports     []corev1.ServicePort // Name, Protocol, Port and TargetPort (a number) each
+}
+
+// dnsService is kube-dns at clusterIP, port 53 sent to port.
+func dnsService(clusterIP string, port int) serverService {
 	target := intstr.FromInt32(int32(port))
+	return serverService{
+		name:      dnsServiceName,
+		labels:    map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "KubeDNS"},
+		clusterIP: clusterIP,
+		ports: []corev1.ServicePort{
+			{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: target},
+			{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, TargetPort: target},
+		},
+	}
+}
+
+// publishDNS makes the kube-dns Service and this server's EndpointSlice
+// for it (see serverService.publish).
+func publishDNS(ctx context.Context, client kubernetes.Interface, clusterIP string, ip net.IP, port int, host string) error {
+	return dnsService(clusterIP, port).publish(ctx, client, ip, host)
+}
+
+// publish makes the Service and this server's EndpointSlice for it, named
+// after host and holding ip and the ports' targets. Both are applied
+// (server-side apply), so it is idempotent and repairs whatever a previous
+// start left behind. Other servers' slices are left alone.
+func (sv serverService) publish(ctx context.Context, client kubernetes.Interface, ip net.IP, host string) error {
+	spec := applycorev1.ServiceSpec().WithType(corev1.ServiceTypeClusterIP)
+	if sv.clusterIP != "" {
+		spec.WithClusterIP(sv.clusterIP)
+	}
+	slicePorts := make([]*applydiscoveryv1.EndpointPortApplyConfiguration, 0, len(sv.ports))
+	for _, p := range sv.ports {
+		spec.WithPorts(applycorev1.ServicePort().WithName(p.Name).WithProtocol(p.Protocol).WithPort(p.Port).WithTargetPort(p.TargetPort))
+		slicePorts = append(slicePorts, applydiscoveryv1.EndpointPort().WithName(p.Name).WithProtocol(p.Protocol).WithPort(p.TargetPort.IntVal))
+	}
 	svc, err := client.CoreV1().Services(metav1.NamespaceSystem).Apply(ctx,
-		applycorev1.Service(dnsServiceName, metav1.NamespaceSystem).
-			WithLabels(map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "KubeDNS"}).
-			WithSpec(applycorev1.ServiceSpec().
-				WithType(corev1.ServiceTypeClusterIP).
-				WithClusterIP(clusterIP).
-				WithPorts(
-					applycorev1.ServicePort().WithName("dns").WithProtocol(corev1.ProtocolUDP).WithPort(53).WithTargetPort(target),
-					applycorev1.ServicePort().WithName("dns-tcp").WithProtocol(corev1.ProtocolTCP).WithPort(53).WithTargetPort(target),
-				)),
+		applycorev1.Service(sv.name, metav1.NamespaceSystem).WithLabels(sv.labels).WithSpec(spec),
 		metav1.ApplyOptions{FieldManager: dnsFieldManager, Force: true})
 	if err != nil {
-		return fmt.Errorf("apply Service %s/%s: %w", metav1.NamespaceSystem, dnsServiceName, err)
+		return fmt.Errorf("apply Service %s/%s: %w", metav1.NamespaceSystem, sv.name, err)
 	}
 
 	addressType := discoveryv1.AddressTypeIPv4
 	if ip.To4() == nil {
 		addressType = discoveryv1.AddressTypeIPv6
 	}
-	name := dnsSliceName(host)
+	name := sliceName(sv.name, host)
 	slice := applydiscoveryv1.EndpointSlice(name, metav1.NamespaceSystem).
 		WithLabels(map[string]string{
-			discoveryv1.LabelServiceName: dnsServiceName,
-			discoveryv1.LabelManagedBy:   dnsManagedBy,
+			discoveryv1.LabelServiceName: sv.name,
+			discoveryv1.LabelManagedBy:   serverEndpointsManagedBy,
 		}).
 		WithAddressType(addressType).
 		WithEndpoints(applydiscoveryv1.Endpoint().
 			WithAddresses(ip.String()).
 			WithConditions(applydiscoveryv1.EndpointConditions().WithReady(true).WithServing(true).WithTerminating(false))).
-		WithPorts(
-			applydiscoveryv1.EndpointPort().WithName("dns").WithProtocol(corev1.ProtocolUDP).WithPort(int32(port)),
-			applydiscoveryv1.EndpointPort().WithName("dns-tcp").WithProtocol(corev1.ProtocolTCP).WithPort(int32(port)),
-		)
+		WithPorts(slicePorts...)
 	if svc.UID != "" {
 		// Deleting the Service deletes its slices, as for the controller's own.
 		slice.WithOwnerReferences(applymetav1.OwnerReference().
@@ -182,8 +217,8 @@ func publishDNS(ctx context.Context, client kubernetes.Interface, clusterIP stri
 	return nil
 }
 
-// dnsSliceName is kube-dns-<host>, the host name made a valid object name.
-func dnsSliceName(host string) string {
+// sliceName is <service>-<host>, the host name made a valid object name.
+func sliceName(service, host string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(host) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
@@ -197,7 +232,7 @@ func dnsSliceName(host string) string {
 		h = "localhost"
 	}
 	const maxName = 253
-	name := dnsServiceName + "-" + h
+	name := service + "-" + h
 	if len(name) > maxName {
 		name = strings.TrimRight(name[:maxName], "-.")
 	}

@@ -66,7 +66,7 @@ func TestPublishDNS(t *testing.T) {
 			t.Errorf("no slice %s", name)
 			continue
 		}
-		if s.Labels[discoveryv1.LabelServiceName] != "kube-dns" || s.Labels[discoveryv1.LabelManagedBy] != "dns.skiff.dev" {
+		if s.Labels[discoveryv1.LabelServiceName] != "kube-dns" || s.Labels[discoveryv1.LabelManagedBy] != serverEndpointsManagedBy {
 			t.Errorf("%s labels %v", name, s.Labels)
 		}
 		if s.AddressType != discoveryv1.AddressTypeIPv4 || len(s.Endpoints) != 1 || len(s.Endpoints[0].Addresses) != 1 ||
@@ -92,15 +92,15 @@ func TestPublishDNS(t *testing.T) {
 	}
 }
 
-func TestDNSSliceName(t *testing.T) {
+func TestSliceName(t *testing.T) {
 	for host, want := range map[string]string{
 		"node-a":             "kube-dns-node-a",
 		"Node_A.example.com": "kube-dns-node-a.example.com",
 		"":                   "kube-dns-localhost",
 		"-x-":                "kube-dns-x",
 	} {
-		if got := dnsSliceName(host); got != want {
-			t.Errorf("dnsSliceName(%q) = %q, want %q", host, got, want)
+		if got := sliceName(dnsServiceName, host); got != want {
+			t.Errorf("sliceName(kube-dns, %q) = %q, want %q", host, got, want)
 		}
 	}
 }

@@ -21,6 +21,13 @@ type files struct {
 	saKey, saPub                                     string
 	controllerManagerKubeconfig, schedulerKubeconfig string
 	authnConfig                                      string
+	// frontProxyCA signs proxyClientCert, with which the API server's
+	// aggregator proxies to extension API servers (metrics-server), which
+	// trust the user it names in its headers.
+	frontProxyCA, proxyClientCert, proxyClientKey string
+	// metricsServerCert serves metrics.k8s.io; metricsServerKubeconfig is
+	// metrics-server's identity (system:metrics-server).
+	metricsServerCert, metricsServerKey, metricsServerKubeconfig string
 	// encryption is set when Paths.EncryptionConfig is to be passed.
 	encryption bool
 	// auditPolicy is the policy file in use.
@@ -34,6 +41,13 @@ const (
 	kubeletClientPair               = "apiserver-kubelet-client"
 	controllerManagerKubeconfigFile = "controller-manager.kubeconfig"
 	schedulerKubeconfigFile         = "scheduler.kubeconfig"
+	metricsServerKubeconfigFile     = "metrics-server.kubeconfig"
+	metricsServerPair               = "metrics-server"
+	// frontProxyDir holds the front-proxy CA and the aggregator's client
+	// certificate (proxyClientPair), apart from the cluster CA: a client
+	// certificate of the cluster CA must not pass as the front proxy.
+	frontProxyDir   = "front-proxy"
+	proxyClientPair = "front-proxy-client"
 	// etcdMemberPair is an HA server's etcd member certificate, in
 	// Paths.EtcdTLSDir.
 	etcdMemberPair = "member"
@@ -103,6 +117,7 @@ func preparePKI(cfg Config, url string) (files, error) {
 		{cfg.Paths().Kubeconfig, pki.Leaf{CommonName: "skiff-admin", Organization: []string{"system:masters"}}},
 		{filepath.Join(dir, controllerManagerKubeconfigFile), pki.Leaf{CommonName: "system:kube-controller-manager"}},
 		{filepath.Join(dir, schedulerKubeconfigFile), pki.Leaf{CommonName: "system:kube-scheduler"}},
+		{filepath.Join(dir, metricsServerKubeconfigFile), pki.Leaf{CommonName: metricsServerUser}},
 	}
 	for _, c := range clients {
 		// Issued again when missing, when its certificate is within
@@ -120,6 +135,23 @@ func preparePKI(cfg Config, url string) (files, error) {
 	}
 	f.controllerManagerKubeconfig = clients[1].path
 	f.schedulerKubeconfig = clients[2].path
+	f.metricsServerKubeconfig = clients[3].path
+	frontProxy, err := pki.EnsureCA(filepath.Join(dir, frontProxyDir))
+	if err != nil {
+		return files{}, err
+	}
+	f.frontProxyCA = filepath.Join(dir, frontProxyDir, pki.CACert)
+	if f.proxyClientCert, f.proxyClientKey, err = frontProxy.Ensure(filepath.Join(dir, frontProxyDir), proxyClientPair, pki.Leaf{CommonName: proxyClientPair}); err != nil {
+		return files{}, err
+	}
+	metrics := pki.Leaf{
+		CommonName: metricsServerName,
+		DNSNames:   []string{metricsServerName + ".kube-system.svc", metricsServerName + ".kube-system.svc." + cfg.Cluster.ClusterDomain},
+		Server:     true,
+	}
+	if f.metricsServerCert, f.metricsServerKey, err = ca.Ensure(dir, metricsServerPair, metrics); err != nil {
+		return files{}, err
+	}
 	f.authnConfig = filepath.Join(dir, "authentication.yaml")
 	if err := os.WriteFile(f.authnConfig, []byte(authnConfig), 0o600); err != nil {
 		return files{}, err

@@ -61,6 +61,7 @@ var sharedFiles = []string{
 	"tls/" + pki.CACert, "tls/" + pki.CAKey, "tls/" + pki.CACross,
 	"tls/" + pki.ServiceAccount, "tls/" + pki.ServiceAccountP,
 	"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey, "tls/etcd/" + pki.CACross,
+	"tls/" + frontProxyDir + "/" + pki.CACert, "tls/" + frontProxyDir + "/" + pki.CAKey,
 	encryptionConfigFile,
 	"token",
 }
@@ -162,7 +163,7 @@ func memberName(path string) (string, error) {
 	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) != "" {
 		return strings.TrimSpace(string(data)), nil
 	}
-	name := dnsSliceName(Hostname())[len(dnsServiceName)+1:] + "-" + randomString(8)
+	name := sliceName("", Hostname())[1:] + "-" + randomString(8)
 	return name, os.WriteFile(path, []byte(name+"\n"), 0o600)
 }
 

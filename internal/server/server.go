@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"log/slog"
 	"net"
 	"os"
@@ -69,6 +70,12 @@ type Config struct {
 	DNSPort int
 	// DisableDNS runs no cluster DNS server and publishes no kube-dns Service.
 	DisableDNS bool
+	// MetricsServerPort is where metrics-server serves metrics.k8s.io, on
+	// the advertise address or the host's main address (default 10251).
+	MetricsServerPort int
+	// DisableMetricsServer runs no metrics-server and registers no
+	// metrics.k8s.io.
+	DisableMetricsServer bool
 	// DisableGatewayAPI installs neither the Gateway API CRDs nor the
 	// GatewayClass "skiff".
 	DisableGatewayAPI bool
@@ -111,6 +118,9 @@ func (c *Config) Defaults() {
 	c.Cluster.Defaults()
 	if c.DNSPort == 0 {
 		c.DNSPort = 10053
+	}
+	if c.MetricsServerPort == 0 {
+		c.MetricsServerPort = 10251
 	}
 	if c.SnapshotSchedule == "" {
 		c.SnapshotSchedule = DefaultSnapshotSchedule
@@ -408,6 +418,19 @@ func (s *Server) components() ([]supervise.Component, error) {
 		list = append(list, supervise.Component{Name: "dns", Restart: restart, Run: func(ctx context.Context) error {
 			return s.runDNS(ctx, client, dnsServer, ip)
 		}})
+	}
+	if !s.cfg.DisableMetricsServer {
+		ip, err := s.cfg.dnsAddress()
+		if err != nil {
+			return nil, fmt.Errorf("metrics-server address: %w", err)
+		}
+		agg, err := aggregator.NewForConfig(s.AdminConfig)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, supervise.Component{Name: "metrics-server", Restart: restart, Run: func(ctx context.Context) error {
+			return s.runMetricsServer(ctx, client, agg, ip)
+		}, Ready: func(ctx context.Context) error { return s.waitMetricsAPI(ctx, agg) }})
 	}
 	if !s.cfg.DisableGatewayAPI {
 		extClient, err := apiextensions.NewForConfig(s.AdminConfig)
