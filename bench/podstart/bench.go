@@ -95,6 +95,7 @@ func (b *bench) withAgent(ctx context.Context, baseline int64) error {
 	if st, err := os.Stat(b.opts.imagesDir); err == nil && st.IsDir() {
 		args = append(args, "--images-dir", b.opts.imagesDir)
 	}
+	args = append(args, b.opts.serverArgs...)
 	b.server, err = benchkit.StartServer(benchkit.ServerOptions{Binary: b.opts.skiff, DataDir: b.dataDir, Args: args})
 	if err != nil {
 		return err

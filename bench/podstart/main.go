@@ -42,6 +42,7 @@ type options struct {
 	clusterCIDR string
 	baseline    bool
 	keep        bool
+	serverArgs  []string
 }
 
 func main() {
@@ -57,6 +58,10 @@ func main() {
 	flag.StringVar(&o.imagesDir, "images-dir", "images/out", "OCI image tarballs for the agent to import (built by make build)")
 	flag.StringVar(&o.clusterCIDR, "cluster-cidr", "", "pod network (default: the server's, 10.42.0.0/16; every skiff agent on a machine shares the skiff0 bridge, whose gateway address must match)")
 	flag.BoolVar(&o.baseline, "baseline", true, "first measure an idle server with --disable-agent, to tell the agent's share of the process")
+	flag.Func("server-arg", "an extra `skiff server` flag for the measured server, e.g. --disable-metrics-server (repeatable)", func(v string) error {
+		o.serverArgs = append(o.serverArgs, v)
+		return nil
+	})
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories and logs (the agent is still torn down)")
 	flag.Parse()
 	if *quick {
@@ -103,7 +108,7 @@ func main() {
 
 func header(o options, node string) {
 	benchkit.PrintHeader(os.Stdout, "skiff node agent pod start-up benchmark", o.skiff)
-	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s\n", o.pods, o.rate, node, o.idle)
+	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s, extra server flags %q\n", o.pods, o.rate, node, o.idle, o.serverArgs)
 	others := benchkit.FindProcesses(func(argv []string) bool {
 		return filepath.Base(argv[0]) == "containerd" && len(argv) == 3 && argv[1] == "--config"
 	})

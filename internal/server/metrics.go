@@ -10,7 +10,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	applyrbacv1 "k8s.io/client-go/applyconfigurations/rbac/v1"
@@ -179,4 +181,31 @@ func (s *Server) waitMetricsAPI(ctx context.Context, agg aggregator.Interface) e
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// withdrawMetricsServer removes this server's endpoint of metrics-server
+// (it runs none) and, when no server has one left, the APIService, so that
+// discovery does not report metrics.k8s.io unavailable for ever.
+func withdrawMetricsServer(ctx context.Context, client kubernetes.Interface, agg aggregator.Interface) error {
+	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem)
+	err := slices.Delete(ctx, sliceName(metricsServerName, Hostname()), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	left, err := slices.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + metricsServerName})
+	if err != nil || len(left.Items) > 0 {
+		return err
+	}
+	api, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && api.Labels["k8s-app"] != metricsServerName {
+		return nil // none, or not skiff's: a metrics-server installed by hand
+	}
+	if err != nil {
+		return err
+	}
+	err = agg.ApiregistrationV1().APIServices().Delete(ctx, api.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &api.UID}})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }

@@ -419,18 +419,25 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return s.runDNS(ctx, client, dnsServer, ip)
 		}})
 	}
+	agg, err := aggregator.NewForConfig(s.AdminConfig)
+	if err != nil {
+		return nil, err
+	}
 	if !s.cfg.DisableMetricsServer {
 		ip, err := s.cfg.dnsAddress()
 		if err != nil {
 			return nil, fmt.Errorf("metrics-server address: %w", err)
 		}
-		agg, err := aggregator.NewForConfig(s.AdminConfig)
-		if err != nil {
-			return nil, err
-		}
 		list = append(list, supervise.Component{Name: "metrics-server", Restart: restart, Run: func(ctx context.Context) error {
 			return s.runMetricsServer(ctx, client, agg, ip)
 		}, Ready: func(ctx context.Context) error { return s.waitMetricsAPI(ctx, agg) }})
+	} else {
+		list = append(list, supervise.Component{Name: "metrics-server-withdrawal", Step: true, Run: func(ctx context.Context) error {
+			if err := withdrawMetricsServer(ctx, client, agg); err != nil {
+				log.Warn("withdraw metrics-server", "err", err)
+			}
+			return nil
+		}})
 	}
 	if !s.cfg.DisableGatewayAPI {
 		extClient, err := apiextensions.NewForConfig(s.AdminConfig)
