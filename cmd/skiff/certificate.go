@@ -65,14 +65,7 @@ func newCertificateCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			moved, err := server.RotateCertificates(dataDir, time.Now())
-			for _, m := range moved {
-				fmt.Fprintf(cmd.OutOrStdout(), "set aside %s\n", m)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "start skiff server to issue new certificates")
-			return nil
+			return reportSetAside(cmd, moved, err, "start skiff server to issue new certificates")
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -86,15 +79,21 @@ func newCertificateCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			moved, err := server.RotateCA(dataDir, time.Now())
-			for _, m := range moved {
-				fmt.Fprintf(cmd.OutOrStdout(), "set aside %s\n", m)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "new CA written; start skiff server to issue certificates from it")
-			return nil
+			return reportSetAside(cmd, moved, err, "new CA written; start skiff server to issue certificates from it")
 		},
 	})
 	return cmd
+}
+
+// reportSetAside prints the files a rotation set aside, then its error or
+// what to do next.
+func reportSetAside(cmd *cobra.Command, moved []string, err error, next string) error {
+	for _, m := range moved {
+		fmt.Fprintf(cmd.OutOrStdout(), "set aside %s\n", m)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), next)
+	return nil
 }

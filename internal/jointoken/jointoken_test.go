@@ -51,18 +51,7 @@ func TestDiscoverCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile, err := ca.Ensure(dir, "serving", pki.Leaf{CommonName: "test", DNSNames: []string{"localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	cert, err := loadKeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.TLS = cert
-	srv.StartTLS()
-	defer srv.Close()
+	srv := serveWith(t, ca, dir)
 
 	hash, err := Hash(ca.PEM)
 	if err != nil {
@@ -95,16 +84,7 @@ func TestDiscoverCAAfterRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile, err := ca.Ensure(dir, "serving", pki.Leaf{CommonName: "test", DNSNames: []string{"localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	if srv.TLS, err = loadKeyPair(certFile, keyFile); err != nil {
-		t.Fatal(err)
-	}
-	srv.StartTLS()
-	defer srv.Close()
+	srv := serveWith(t, ca, dir)
 	for name, pemData := range map[string][]byte{"old": old.PEM, "new": ca.PEM} {
 		hash, err := Hash(pemData)
 		if err != nil {
@@ -118,4 +98,21 @@ func TestDiscoverCAAfterRotation(t *testing.T) {
 			t.Errorf("DiscoverCA with the %s CA's hash returned\n%s\nwant the bundle\n%s", name, got, ca.PEM)
 		}
 	}
+}
+
+// serveWith starts a TLS server with a serving certificate of ca (issued
+// into dir), closed when the test ends.
+func serveWith(t *testing.T, ca *pki.CA, dir string) *httptest.Server {
+	t.Helper()
+	certFile, keyFile, err := ca.Ensure(dir, "serving", pki.Leaf{CommonName: "test", DNSNames: []string{"localhost"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	if srv.TLS, err = loadKeyPair(certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
