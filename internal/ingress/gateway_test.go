@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -856,8 +857,8 @@ func TestBackendTrafficPolicy(t *testing.T) {
 }
 
 // TestGatewayMirrorBody: a RequestMirror filter sends the mirror a copy of
-// the request's body (up to 64 KiB; a longer request is not mirrored),
-// while the backend gets it whole.
+// the request's body (a short one read first, a longer one streamed as the
+// backend reads it), while the backend gets it whole.
 func TestGatewayMirrorBody(t *testing.T) {
 	f := newFixture(t, ProxyConfig{})
 	got := make(chan string, 10)
@@ -903,14 +904,56 @@ func TestGatewayMirrorBody(t *testing.T) {
 	if seen := collect(2); !seen["main 8 payload!"] || !seen["mirror 8 payload!"] {
 		t.Errorf("an 8-byte POST: backends saw %v, want main and mirror with the body", seen)
 	}
-	big := strings.Repeat("x", 100<<10)
+	big := strings.Repeat("x", 700<<10)
 	post(big)
-	if seen := collect(1); !seen["main 102400 xxxxxxxx"] {
-		t.Errorf("a 100 KiB POST: backend saw %v, want the whole body", seen)
+	if seen := collect(2); !seen["main 716800 xxxxxxxx"] || !seen["mirror 716800 xxxxxxxx"] {
+		t.Errorf("a 700 KiB POST: backends saw %v, want main and mirror with the whole body", seen)
 	}
+}
+
+// TestMirrorStreamDropsALaggingMirror: a mirror that does not read its
+// streamed body is dropped once it falls maxMirrorLag behind, and the
+// request's own reader is never held up by it.
+func TestMirrorStreamDropsALaggingMirror(t *testing.T) {
+	body := strings.Repeat("y", 3*maxMirrorLag)
+	m := &mirrorStream{body: io.NopCloser(strings.NewReader(body))}
+	stuck := m.feed() // never read
+	fast := m.feed()
+	fastGot := make(chan int, 1)
+	go func() {
+		b, _ := io.ReadAll(fast)
+		fastGot <- len(b)
+	}()
+	done := make(chan int, 1)
+	go func() {
+		// The request's reader goes no faster than the mirror that keeps
+		// up (else it too would fall behind, as it may).
+		n, buf := 0, make([]byte, 32<<10)
+		for {
+			k, err := m.Read(buf)
+			n += k
+			for m.feeds[1].lagging() > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			if err != nil {
+				break
+			}
+		}
+		done <- n
+	}()
 	select {
-	case s := <-got:
-		t.Errorf("a 100 KiB POST was mirrored: %s", s)
-	case <-time.After(200 * time.Millisecond):
+	case n := <-done:
+		if n != len(body) {
+			t.Fatalf("the request read %d bytes, want %d", n, len(body))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a mirror that reads nothing held the request's body up")
 	}
+	if n := <-fastGot; n != len(body) {
+		t.Errorf("the mirror that kept up got %d bytes, want %d", n, len(body))
+	}
+	if _, err := io.ReadAll(stuck); !errors.Is(err, errMirrorBehind) {
+		t.Errorf("the lagging mirror's body ended with %v, want %v", err, errMirrorBehind)
+	}
+	m.Close()
 }

@@ -338,19 +338,28 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(ctx)
 		}
 		var body []byte
-		buffered, mirrorable := false, true
+		var stream *mirrorStream
+		buffered, small := false, true
 		for _, m := range rule.Mirrors {
 			if m.Fraction < 1 && rand.Float64() >= m.Fraction {
 				continue
 			}
 			if !buffered {
-				// A body is read first (up to 64 KiB) so that each mirror
-				// gets its own copy; a longer one is not mirrored.
-				body, mirrorable = bufferBody(r)
+				// A body of up to 64 KiB is read first, and each mirror
+				// gets a copy; a longer one is streamed to the mirrors as
+				// the backend reads it.
+				body, small = bufferBody(r)
 				buffered = true
+				if !small {
+					stream = &mirrorStream{body: r.Body}
+					r.Body = stream
+					defer stream.Close()
+				}
 			}
-			if mirrorable {
-				p.mirror(m.Backend, r, body)
+			if small {
+				p.mirror(m.Backend, r, bytes.NewReader(body), int64(len(body)))
+			} else {
+				p.mirror(m.Backend, r, stream.feed(), r.ContentLength)
 			}
 		}
 	}
@@ -372,9 +381,10 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
 
-// mirror sends a copy of r, with body as its body, to an endpoint of be,
-// in the background; its answer is dropped.
-func (p *Proxy) mirror(be *Backend, r *http.Request, body []byte) {
+// mirror sends a copy of r, with body (of length bytes; -1 if unknown)
+// as its body, to an endpoint of be, in the background; its answer is
+// dropped.
+func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int64) {
 	if be.Missing != "" {
 		return
 	}
@@ -386,8 +396,15 @@ func (p *Proxy) mirror(be *Backend, r *http.Request, body []byte) {
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = "http", ep.String()
 	out.Body, out.ContentLength, out.TransferEncoding = http.NoBody, 0, nil
-	if len(body) > 0 {
-		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	if length != 0 {
+		// A Body with ContentLength 0 is sent chunked: length unknown.
+		// A streamed body's pipe is closed with the request, so that its
+		// feed does not wait for a reader that is gone.
+		rc, ok := body.(io.ReadCloser)
+		if !ok {
+			rc = io.NopCloser(body)
+		}
+		out.Body, out.ContentLength = rc, max(length, 0)
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(out.Context(), mirrorTimeout)
@@ -402,6 +419,145 @@ func (p *Proxy) mirror(be *Backend, r *http.Request, body []byte) {
 
 // mirrorTimeout bounds a mirrored request.
 const mirrorTimeout = 10 * time.Second
+
+// maxMirrorLag is how far a mirror may fall behind the backend in reading
+// a streamed body before it is dropped (its request aborted): a mirror
+// never slows the backend's request down.
+const maxMirrorLag = 1 << 20
+
+// errMirrorBehind aborts a mirror that fell maxMirrorLag behind, or whose
+// original request ended before its body was read whole.
+var errMirrorBehind = errors.New("mirror dropped: the request's body went on without it")
+
+// mirrorStream is a request's body that hands each chunk the backend
+// reads to the mirrors' bodies (feeds) as well.
+type mirrorStream struct {
+	body  io.ReadCloser
+	feeds []*mirrorFeed // each safe to use from the transport and the handler at once
+}
+
+// mirrorFeed is one mirror's body: the chunks not yet written into the
+// pipe its request reads, and a goroutine writing them.
+type mirrorFeed struct {
+	pw   *io.PipeWriter
+	wake chan struct{} // a chunk or the end is queued
+
+	mu     sync.Mutex
+	queue  [][]byte
+	lag    int // bytes queued
+	done   bool
+	err    error // with done: nil, the body is whole
+	broken bool  // the mirror's request stopped reading
+}
+
+// feed adds a mirror and returns the body its request is to read.
+func (m *mirrorStream) feed() io.Reader {
+	pr, pw := io.Pipe()
+	f := &mirrorFeed{pw: pw, wake: make(chan struct{}, 1)}
+	m.feeds = append(m.feeds, f)
+	go f.run()
+	return pr
+}
+
+// run writes the queued chunks into the pipe until the end is queued or
+// the mirror's request stops reading.
+func (f *mirrorFeed) run() {
+	for {
+		f.mu.Lock()
+		if len(f.queue) > 0 {
+			c := f.queue[0]
+			f.queue = f.queue[1:]
+			f.mu.Unlock()
+			_, err := f.pw.Write(c)
+			f.mu.Lock()
+			f.lag -= len(c)
+			if err != nil {
+				f.broken, f.queue = true, nil
+				f.mu.Unlock()
+				return
+			}
+			f.mu.Unlock()
+			continue
+		}
+		if f.done {
+			err := f.err
+			f.mu.Unlock()
+			f.pw.CloseWithError(err)
+			return
+		}
+		f.mu.Unlock()
+		<-f.wake
+	}
+}
+
+// push queues a copy of c, or drops the mirror if it is maxMirrorLag
+// behind; it never waits.
+func (f *mirrorFeed) push(c []byte) {
+	f.mu.Lock()
+	if f.done || f.broken {
+		f.mu.Unlock()
+		return
+	}
+	if f.lag+len(c) > maxMirrorLag {
+		f.mu.Unlock()
+		f.finish(errMirrorBehind)
+		return
+	}
+	f.queue = append(f.queue, bytes.Clone(c))
+	f.lag += len(c)
+	f.mu.Unlock()
+	f.signal()
+}
+
+// finish queues the end of the body: nil when it is whole, else the error
+// that ends the mirror's request.
+func (f *mirrorFeed) finish(err error) {
+	f.mu.Lock()
+	if !f.done {
+		f.done, f.err = true, err
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *mirrorFeed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lagging is the number of bytes queued for the mirror.
+func (f *mirrorFeed) lagging() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lag
+}
+
+func (m *mirrorStream) Read(b []byte) (int, error) {
+	n, err := m.body.Read(b)
+	for _, f := range m.feeds {
+		if n > 0 {
+			f.push(b[:n])
+		}
+		switch {
+		case err == io.EOF:
+			f.finish(nil)
+		case err != nil:
+			f.finish(err)
+		}
+	}
+	return n, err
+}
+
+// Close ends the feeds that have not seen the end of the body (the
+// backend did not read it whole), then closes the body.
+func (m *mirrorStream) Close() error {
+	for _, f := range m.feeds {
+		f.finish(errMirrorBehind)
+	}
+	return m.body.Close()
+}
 
 // redirectTo answers with an HTTPRoute RequestRedirect: the request's URL
 // with the filter's scheme, hostname, port and path.
