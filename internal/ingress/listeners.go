@@ -73,7 +73,11 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 				continue
 			}
 			delete(ls.failed, port)
-			ls.open[port] = &served{stop: func(context.Context) { u.Close() }, proto: proto, addr: u.raw.LocalAddr()}
+			ls.open[port] = &served{stop: func(context.Context) {
+				for _, p := range u {
+					p.Close()
+				}
+			}, proto: proto, addr: u[0].raw.LocalAddr()}
 			continue
 		}
 		ln, err := net.Listen("tcp", ls.addrFor(port))
@@ -126,9 +130,29 @@ func (ls *listeners) bindFailed(port int, err error) {
 	}
 }
 
-// listenUDP opens a UDP listener's port, on IPv4.
-func (ls *listeners) listenUDP(port int) (*udpProxy, error) {
-	pc, err := net.ListenPacket("udp4", ls.addrFor(port))
+// listenUDP opens a UDP listener's port: on IPv4, and when the proxy
+// listens on every address, on IPv6 too (a socket each, so that each reads
+// its datagrams' destination addresses). A host without IPv6 serves IPv4.
+func (ls *listeners) listenUDP(port int) ([]*udpProxy, error) {
+	addr := ls.addrFor(port)
+	u4, err := ls.listenUDPOn("udp4", addr, port)
+	if err != nil {
+		return nil, err
+	}
+	proxies := []*udpProxy{u4}
+	if host, _, _ := net.SplitHostPort(addr); host == "" || net.ParseIP(host).IsUnspecified() {
+		u6, err := ls.listenUDPOn("udp6", net.JoinHostPort("::", strconv.Itoa(port)), port)
+		if err != nil {
+			ls.c.cfg.Log.Debug("UDP listener port without IPv6", "port", port, "err", err)
+		} else {
+			proxies = append(proxies, u6)
+		}
+	}
+	return proxies, nil
+}
+
+func (ls *listeners) listenUDPOn(network, addr string, port int) (*udpProxy, error) {
+	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // UDPIdleTimeout ends a UDP session that has carried no datagram either
 // way for this long.
 const UDPIdleTimeout = time.Minute
 
-// udpProxy serves a UDP listener's port (IPv4). Each client address and
+// udpProxy serves a UDP listener's port on one socket (IPv4 or IPv6; a
+// port has one of each). Each client address and
 // port, with the address it wrote to, is a session: a socket connected to
 // one endpoint of the port's UDPRoute, chosen at the first datagram and
 // kept while datagrams flow; the endpoint's answers go back to the client
@@ -21,7 +23,7 @@ const UDPIdleTimeout = time.Minute
 type udpProxy struct {
 	p    *Proxy
 	port int
-	pc   *ipv4.PacketConn
+	pc   datagramConn
 	raw  net.PacketConn
 
 	mu       sync.Mutex
@@ -31,10 +33,58 @@ type udpProxy struct {
 
 type udpKey struct{ client, local string }
 
+// datagramConn reads datagrams with the address each was sent to, and
+// writes from a given local address: IP_PKTINFO on IPv4, IPV6_PKTINFO on
+// IPv6.
+type datagramConn interface {
+	readFrom(b []byte) (n int, dst net.IP, src net.Addr, err error)
+	writeFrom(b []byte, src net.IP, dst net.Addr) error
+}
+
+type pktinfo4 struct{ *ipv4.PacketConn }
+
+func (c pktinfo4) readFrom(b []byte) (int, net.IP, net.Addr, error) {
+	n, cm, src, err := c.ReadFrom(b)
+	if cm == nil {
+		return n, nil, src, err
+	}
+	return n, cm.Dst, src, err
+}
+
+func (c pktinfo4) writeFrom(b []byte, src net.IP, dst net.Addr) error {
+	_, err := c.WriteTo(b, &ipv4.ControlMessage{Src: src}, dst)
+	return err
+}
+
+type pktinfo6 struct{ *ipv6.PacketConn }
+
+func (c pktinfo6) readFrom(b []byte) (int, net.IP, net.Addr, error) {
+	n, cm, src, err := c.ReadFrom(b)
+	if cm == nil {
+		return n, nil, src, err
+	}
+	return n, cm.Dst, src, err
+}
+
+func (c pktinfo6) writeFrom(b []byte, src net.IP, dst net.Addr) error {
+	_, err := c.WriteTo(b, &ipv6.ControlMessage{Src: src}, dst)
+	return err
+}
+
 func newUDPProxy(raw net.PacketConn, p *Proxy, port int) (*udpProxy, error) {
-	pc := ipv4.NewPacketConn(raw)
-	if err := pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
-		return nil, err
+	var pc datagramConn
+	if a, ok := raw.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		c := ipv6.NewPacketConn(raw)
+		if err := c.SetControlMessage(ipv6.FlagDst, true); err != nil {
+			return nil, err
+		}
+		pc = pktinfo6{c}
+	} else {
+		c := ipv4.NewPacketConn(raw)
+		if err := c.SetControlMessage(ipv4.FlagDst, true); err != nil {
+			return nil, err
+		}
+		pc = pktinfo4{c}
 	}
 	u := &udpProxy{p: p, port: port, pc: pc, raw: raw, sessions: map[udpKey]*net.UDPConn{}}
 	go u.serve()
@@ -56,7 +106,7 @@ func (u *udpProxy) Close() error {
 func (u *udpProxy) serve() {
 	buf := make([]byte, 64<<10)
 	for {
-		n, cm, src, err := u.pc.ReadFrom(buf)
+		n, dst, src, err := u.pc.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -64,10 +114,10 @@ func (u *udpProxy) serve() {
 			continue
 		}
 		client, ok := src.(*net.UDPAddr)
-		if !ok || cm == nil {
+		if !ok || dst == nil {
 			continue
 		}
-		up := u.session(client, cm.Dst)
+		up := u.session(client, dst)
 		if up == nil {
 			continue
 		}
@@ -119,7 +169,6 @@ func (u *udpProxy) answer(k udpKey, up *net.UDPConn, client *net.UDPAddr, local 
 		up.Close()
 	}()
 	buf := make([]byte, 64<<10)
-	cm := &ipv4.ControlMessage{Src: local}
 	for {
 		up.SetReadDeadline(time.Now().Add(UDPIdleTimeout))
 		n, err := up.Read(buf)
@@ -133,6 +182,6 @@ func (u *udpProxy) answer(k udpKey, up *net.UDPConn, client *net.UDPAddr, local 
 			}
 			continue // an ICMP error for an earlier datagram, say
 		}
-		u.pc.WriteTo(buf[:n], cm, client)
+		_ = u.pc.writeFrom(buf[:n], local, client)
 	}
 }

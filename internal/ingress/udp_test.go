@@ -125,4 +125,27 @@ func TestUDPRoute(t *testing.T) {
 	if seen["a"] != 2 || seen["b"] != 2 {
 		t.Errorf("four clients over two backends weighted 1:1 went %v, want 2 and 2", seen)
 	}
+
+	// The port's IPv6 socket serves IPv6 clients alike, answering from the
+	// address they wrote to.
+	pc6, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("IPv6 loopback: %v", err)
+	}
+	u6, err := newUDPProxy(pc6, f.p, 5300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u6.Close() })
+	for i := range 2 {
+		c, err := net.DialUDP("udp6", nil, pc6.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := ask(c, "hello6")
+		if first[1:] != ":hello6" || ask(c, "again")[:1] != first[:1] {
+			t.Errorf("IPv6 client %d: answer %q, want one backend echoing both datagrams", i, first)
+		}
+		c.Close()
+	}
 }
