@@ -485,7 +485,6 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	if spec.Hostname != nil {
 		l.hostname = normalizeHost(string(*spec.Hostname))
 	}
-	claim := addr.String() + " " + strconv.Itoa(l.port) + " " + l.hostname
 	var conds []metav1.Condition
 	accepted := condition(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "Listener accepted", gen)
 	resolved := condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "All references resolved", gen)
@@ -508,7 +507,10 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	default:
 		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
 			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS, TLS, TCP and UDP listeners", spec.Protocol), gen)
-	}
+	}	// UDP port numbers are apart from TCP's: a UDP and a TCP listener
+	// may share a number.
+	claim := addr.String() + " " + strconv.Itoa(l.key()) + " " + l.hostname
+
 	// Route kinds.
 	l.kinds = supported
 	if ar := spec.AllowedRoutes; ar != nil && len(ar.Kinds) > 0 {
@@ -548,14 +550,14 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	// Ports: one protocol per port across every Gateway and the Ingresses,
 	// and one listener per port and hostname.
 	if accepted.Status == metav1.ConditionTrue {
-		if proto, taken := portProto[l.port]; taken && proto != l.proto() {
+		if proto, taken := portProto[l.key()]; taken && proto != l.proto() {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonProtocolConflict),
 				fmt.Sprintf("port %d is served as %s on the nodes", l.port, proto), gen)
 		} else if old := claimed[claim]; old != nil {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonHostnameConflict),
 				fmt.Sprintf("port %d hostname %q is already served by listener %s of Gateway %s/%s", l.port, l.hostname, old.spec.Name, old.gw.Namespace, old.gw.Name), gen)
 		} else {
-			portProto[l.port] = l.proto()
+			portProto[l.key()] = l.proto()
 		}
 	}
 	l.attachable = accepted.Status == metav1.ConditionTrue && conflicted.Status == metav1.ConditionFalse && len(l.kinds) > 0
@@ -565,11 +567,11 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 		programmed = condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid), "Listener is not served; see its other conditions", gen)
 	} else {
 		claimed[claim] = l
-		if l.table[l.port] == nil {
-			l.table[l.port] = newListener(l.secure)
-			l.table[l.port].tcp, l.table[l.port].udp = l.tcp, l.udp
+		if l.table[l.key()] == nil {
+			l.table[l.key()] = newListener(l.secure)
+			l.table[l.key()].tcp, l.table[l.key()].udp = l.tcp, l.udp
 		}
-		lt := l.table[l.port]
+		lt := l.table[l.key()]
 		switch {
 		case spec.Protocol == gwv1.TLSProtocolType:
 			lt.tlsListenerHosts[l.hostname] = true
@@ -582,7 +584,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 			lt.https = lt.https || l.secure
 		}
 		if l.cert != nil {
-			lt := l.table[l.port]
+			lt := l.table[l.key()]
 			if l.hostname == "" {
 				if lt.defaultCert == nil {
 					lt.defaultCert = l.cert
@@ -851,7 +853,7 @@ func (b *builder) attach(hr gwRoute, ref gwv1.ParentReference, ls []*gwListener,
 
 // addRules files a route's matches under each hostname on l's port.
 func (b *builder) addRules(hr gwRoute, l *gwListener, hosts []string, action []*RuleAction, ri int) {
-	lt := l.table[l.port]
+	lt := l.table[l.key()]
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
 	if hr.kind == KindTLSRoute {
@@ -1261,3 +1263,11 @@ func streamRules[R any](rules []R, parts func(R) (*gwv1.SectionName, []gwv1.Back
 }
 
 func (l *gwListener) proto() Proto { return protoOf(l.tcp, l.udp, l.secure) }
+
+// key is l's port in the Table: its number, or udpPortKey of it for UDP.
+func (l *gwListener) key() int {
+	if l.udp {
+		return udpPortKey(l.port)
+	}
+	return l.port
+}

@@ -67,7 +67,7 @@ func (ls *listeners) reconcile(ctx context.Context, t *Table) {
 		}
 		proto := want[port]
 		if proto == ProtoUDP {
-			u, err := ls.listenUDP(port)
+			u, err := ls.listenUDP(portNumber(port))
 			if err != nil {
 				ls.bindFailed(port, err)
 				continue
@@ -126,7 +126,7 @@ func (ls *listeners) bindFailed(port int, err error) {
 	}
 	if ls.failed[port] != err.Error() {
 		ls.failed[port] = err.Error()
-		ls.c.cfg.Log.Warn("cannot serve a Gateway listener port", "port", port, "err", err)
+		ls.c.cfg.Log.Warn("cannot serve a Gateway listener port", "port", portNumber(port), "udp", port != portNumber(port), "err", err)
 	}
 }
 
@@ -209,8 +209,8 @@ func (ls *listeners) shutdown(ctx context.Context) {
 	ls.publish()
 }
 
-// PortAddr returns the listen address of the listener on port while Run
-// serves it, nil otherwise.
+// PortAddr returns the listen address of the listener on port (a TCP port
+// number, or udpPortKey of a UDP one) while Run serves it, nil otherwise.
 func (c *Controller) PortAddr(port int) net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -817,7 +817,18 @@ func protoOf(tcp, udp, secure bool) Proto {
 	return ProtoHTTP
 }
 
-// Ports lists the ports the table serves and what each speaks.
+// udpPortOffset sets UDP port numbers apart from TCP's in the Table's port
+// keys: a UDP listener's port is udpPortKey(port).
+const udpPortOffset = 1 << 16
+
+// udpPortKey is the key of UDP port number port.
+func udpPortKey(port int) int { return port | udpPortOffset }
+
+// portNumber is the port number of a key.
+func portNumber(key int) int { return key &^ udpPortOffset }
+
+// Ports lists the ports the table serves and what each speaks, by key: the
+// port number, or udpPortKey of it for a UDP listener's.
 func (t *Table) Ports() map[int]Proto {
 	out := make(map[int]Proto, len(t.ports))
 	for p, l := range t.ports {

@@ -139,7 +139,7 @@ func (u *udpProxy) session(client *net.UDPAddr, local net.IP) *net.UDPConn {
 	if t == nil {
 		return nil
 	}
-	rt := t.MatchPort(&net.UDPAddr{IP: local, Port: u.port}, u.port)
+	rt := t.MatchPort(&net.UDPAddr{IP: local, Port: u.port}, udpPortKey(u.port))
 	if rt == nil {
 		return nil
 	}

@@ -80,7 +80,7 @@ func TestUDPRoute(t *testing.T) {
 		t.Fatalf("UDPRoute: %d parent statuses, want 1", len(ps))
 	}
 	wantCondition(t, "UDPRoute", ps[0].Conditions, string(gwv1.RouteConditionAccepted), metav1.ConditionTrue, string(gwv1.RouteReasonAccepted))
-	if got := tab.Ports()[5300]; got != ProtoUDP {
+	if got := tab.Ports()[udpPortKey(5300)]; got != ProtoUDP {
 		t.Fatalf("port 5300 speaks %s, want UDP", got)
 	}
 
@@ -147,5 +147,48 @@ func TestUDPRoute(t *testing.T) {
 			t.Errorf("IPv6 client %d: answer %q, want one backend echoing both datagrams", i, first)
 		}
 		c.Close()
+	}
+}
+
+// TestTCPAndUDPOnOnePort: a UDP listener shares its port number with a TCP
+// listener, or with the HTTP port, without a conflict: UDP ports are apart
+// from TCP's, and each carries its own route.
+func TestTCPAndUDPOnOnePort(t *testing.T) {
+	gw := makeGateway("ns", "gw").
+		listener("dns-tcp", gwv1.TCPProtocolType, 5353, "").
+		listener("dns-udp", gwv1.UDPProtocolType, 5353, "").
+		listener("quic", gwv1.UDPProtocolType, HTTPPort, "").obj()
+	in := gatewayState([]*gwv1.Gateway{gw}, nil)
+	tcp := tcpRoute("tcp", 1, "svc-a")
+	tcp.Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName("dns-tcp"))
+	in.TCPRoutes = []*gwv1.TCPRoute{tcp}
+	in.UDPRoutes = []*gwv1.UDPRoute{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "udp", Generation: 1, CreationTimestamp: metav1.NewTime(epoch)},
+		Spec: gwv1.UDPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw", SectionName: ptr.To(gwv1.SectionName("dns-udp"))}}},
+			Rules: []gwv1.UDPRouteRule{{BackendRefs: []gwv1.BackendRef{
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "dns-a", Port: ptr.To(gwv1.PortNumber(80))}},
+			}}},
+		},
+	}}
+	svc, slice := udpService("dns-a", netip.MustParseAddrPort("127.0.0.1:53"))
+	in.Services = append(in.Services, svc)
+	in.EndpointSlices = append(in.EndpointSlices, slice)
+	tab := Build(in)
+
+	gs := tab.Gateway.Gateways[types.NamespacedName{Namespace: "ns", Name: "gw"}]
+	for i, name := range []string{"dns-tcp", "dns-udp", "quic"} {
+		wantCondition(t, name+" listener", gs.Listeners[i].Conditions, string(gwv1.ListenerConditionConflicted), metav1.ConditionFalse, string(gwv1.ListenerReasonNoConflicts))
+		wantCondition(t, name+" listener", gs.Listeners[i].Conditions, string(gwv1.ListenerConditionProgrammed), metav1.ConditionTrue, string(gwv1.ListenerReasonProgrammed))
+	}
+	ports := tab.Ports()
+	if ports[5353] != ProtoTCP || ports[udpPortKey(5353)] != ProtoUDP || ports[HTTPPort] != ProtoHTTP || ports[udpPortKey(HTTPPort)] != ProtoUDP {
+		t.Errorf("Ports() = %v, want 5353 TCP and UDP, 80 HTTP and UDP", ports)
+	}
+	if rt := tab.MatchPort(nil, 5353); rt == nil || rt.Source.Name != "tcp" {
+		t.Errorf("TCP port 5353 is served by %+v, want TCPRoute tcp", rt)
+	}
+	if rt := tab.MatchPort(nil, udpPortKey(5353)); rt == nil || rt.Source.Name != "udp" {
+		t.Errorf("UDP port 5353 is served by %+v, want UDPRoute udp", rt)
 	}
 }
