@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiffdev/skiff/internal/agent"
+	"github.com/skiffdev/skiff/internal/progress"
 )
 
 func newImageCommand() *cobra.Command {
@@ -22,7 +24,7 @@ func newImageCommand() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, f := range args {
-				refs, err := agent.ImportImage(cmd.Context(), agent.ContainerdSocket(dataDir), f, cmd.InOrStdin())
+				refs, err := importWithProgress(cmd, dataDir, f)
 				if err != nil {
 					return err
 				}
@@ -70,4 +72,25 @@ func newImageCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// importWithProgress imports the tarball f ("-": standard input), showing
+// how much of it has been read on a terminal's standard error.
+func importWithProgress(cmd *cobra.Command, dataDir, f string) ([]string, error) {
+	in, size := cmd.InOrStdin(), int64(0)
+	if f != "-" {
+		file, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		if st, err := file.Stat(); err == nil {
+			size = st.Size()
+		}
+		in = file
+	}
+	bar := progress.New(cmd.ErrOrStderr(), "importing "+f, size)
+	refs, err := agent.ImportImage(cmd.Context(), agent.ContainerdSocket(dataDir), "-", bar.Reader(in))
+	bar.Done()
+	return refs, err
 }

@@ -2,10 +2,12 @@ package node
 
 import (
 	"archive/tar"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,16 @@ func TestImageImport(t *testing.T) {
 	out := skiffOut(t, nil, "image", "import", "--data-dir", agentDir, archive)
 	if !strings.Contains(out, "imported "+ref) {
 		t.Fatalf("import printed:\n%s", out)
+	}
+	if strings.Contains(out, "importing") {
+		t.Errorf("import into a pipe showed its progress:\n%s", out)
+	}
+	// On a terminal (script(1) gives it one) it shows how much of the
+	// file it has read.
+	line := fmt.Sprintf("'%s' image import --data-dir '%s' '%s'", the.bin, agentDir, archive)
+	tty, err := exec.Command("script", "-qec", line, "/dev/null").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`importing \S+app\.tar\s+[\d.]+ [KM]iB / [\d.]+ [KM]iB\s+100%`).Match(tty) {
+		t.Errorf("import on a terminal: %v, want its progress up to 100%%:\n%q", err, tty)
 	}
 	f, err := os.Open(archive2)
 	if err != nil {
