@@ -106,6 +106,16 @@ var startupNoise = []string{
 	"Unable to record event (will not retry!)\" err=\"broadcaster already stopped",
 	// the kubelet's calls to containerd, cancelled as the agent stops
 	"code = Canceled desc = context canceled",
+	// the aggregator and the controllers before metrics-server serves (at
+	// each start): skiff reports metrics-server itself, as a component
+	// that fails, and when metrics.k8s.io is not Available 30 s after
+	// the start
+	`"v1beta1.metrics.k8s.io`,
+	"v1beta1.metrics.k8s.io failed with",
+	"error resolving kube-system/metrics-server",
+	"metrics.k8s.io/v1beta1: stale GroupVersion discovery",
+	// the aggregator's proxy, on its own availability checks
+	"no RequestInfo found in the context",
 }
 
 func (f *klogFilter) Write(line []byte) (int, error) {

@@ -17,7 +17,11 @@ func MetricsServer(ctx context.Context, args []string) error {
 	if err := parse("metrics-server", o.Flags(), args); err != nil {
 		return err
 	}
-	if err := invalid("metrics-server", o.Validate()); err != nil {
+	// Options.Validate would also apply its logging options, which take
+	// klog over for the whole process (skiff filters klog's lines); the
+	// other checks are these (the scrape interval is skiff's).
+	errs := append(o.KubeletClient.Validate(), o.GenericServerRunOptions.Validate()...)
+	if err := invalid("metrics-server", errs); err != nil {
 		return err
 	}
 	config, err := o.ServerConfig()
