@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"strconv"
@@ -40,6 +41,10 @@ type Config struct {
 	// plugin), whole seconds.
 	TTL time.Duration
 
+	// Registerer receives the server's metrics (CoreDNS's names); nil
+	// registers them nowhere.
+	Registerer prometheus.Registerer
+
 	Log *slog.Logger
 }
 
@@ -57,6 +62,8 @@ type Server struct {
 
 	// zone is the current Zone, replaced in full after every change.
 	zone atomic.Pointer[Zone]
+
+	metrics *metrics
 
 	ready     chan struct{} // closed by readyOnce when serving first starts
 	readyOnce sync.Once
@@ -111,14 +118,19 @@ func New(cfg Config, client kubernetes.Interface) (*Server, error) {
 			cfg.Upstreams = append(cfg.Upstreams, u)
 		}
 	}
+	m, err := newMetrics(cfg.Registerer, cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dns: metrics: %w", err)
+	}
 	clk := clock.RealClock{}
 	return &Server{
-		cfg:    cfg,
-		client: client,
-		fwd:    newForwarder(cfg.Upstreams, clk),
-		clock:  clk,
-		ttl:    uint32(cfg.TTL / time.Second),
-		ready:  make(chan struct{}),
+		cfg:     cfg,
+		client:  client,
+		fwd:     newForwarder(cfg.Upstreams, clk),
+		clock:   clk,
+		ttl:     uint32(cfg.TTL / time.Second),
+		metrics: m,
+		ready:   make(chan struct{}),
 	}, nil
 }
 
@@ -274,10 +286,17 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	if err := w.WriteMsg(s.reply(ctx, req, udp)); err != nil {
+	start := time.Now()
+	client, udp := w.RemoteAddr().(*net.UDPAddr)
+	if !udp {
+		tcp, _ := w.RemoteAddr().(*net.TCPAddr)
+		client = (*net.UDPAddr)(tcp)
+	}
+	resp := s.reply(ctx, req, udp)
+	if err := w.WriteMsg(resp); err != nil {
 		s.cfg.Log.Debug("write DNS answer", "err", err, "client", w.RemoteAddr().String())
 	}
+	s.metrics.observe(req, resp, udp, client != nil && client.IP.To4() == nil, time.Since(start))
 }
 
 // serverBufSize is the EDNS0 buffer size this server advertises.

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -122,9 +123,11 @@ func TestServer(t *testing.T) {
 		return false, nil, nil
 	})
 
+	reg := prometheus.NewRegistry()
 	s, err := New(Config{
 		ListenAddr: "127.0.0.1:0",
 		Upstreams:  []string{upstream.addr},
+		Registerer: reg,
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, client)
 	if err != nil {
@@ -286,6 +289,52 @@ func TestServer(t *testing.T) {
 		}
 		if m.Rcode != dns.RcodeBadVers {
 			t.Errorf("rcode %s, want BADVERS", rcodeName(m.Rcode))
+		}
+	})
+	// Every question above is counted under CoreDNS's metric names.
+	t.Run("metrics", func(t *testing.T) {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := func(name string, labels map[string]string) float64 {
+			total := 0.0
+			for _, f := range families {
+				if f.GetName() != name {
+					continue
+				}
+			metric:
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if want, ok := labels[l.GetName()]; ok && l.GetValue() != want {
+							continue metric
+						}
+					}
+					if m.GetCounter() != nil {
+						total += m.GetCounter().GetValue()
+					} else {
+						total += float64(m.GetHistogram().GetSampleCount())
+					}
+				}
+			}
+			return total
+		}
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+		}{
+			{"coredns_dns_requests_total", map[string]string{"proto": "udp", "type": "A", "zone": ".", "family": "1"}},
+			{"coredns_dns_requests_total", map[string]string{"proto": "tcp"}},
+			{"coredns_dns_responses_total", map[string]string{"rcode": "NXDOMAIN"}},
+			{"coredns_dns_responses_total", map[string]string{"rcode": "NOERROR"}},
+			{"coredns_dns_request_duration_seconds", map[string]string{"type": "A"}},
+		} {
+			if got := sum(c.name, c.labels); got < 1 {
+				t.Errorf("%s%v = %v, want at least 1", c.name, c.labels, got)
+			}
+		}
+		if requests, responses := sum("coredns_dns_requests_total", nil), sum("coredns_dns_responses_total", nil); requests != responses || requests < 10 {
+			t.Errorf("%v requests and %v responses counted, want as many of each", requests, responses)
 		}
 	})
 }

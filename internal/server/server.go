@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/component-base/metrics/legacyregistry"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"log/slog"
 	"net"
@@ -410,6 +411,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 			ListenAddr:    dnsListenAddr(ip, s.cfg.DNSPort),
 			ClusterDomain: s.cfg.Cluster.ClusterDomain,
 			Upstreams:     s.cfg.DNSUpstreams,
+			Registerer:    legacyregistry.Registerer(),
 			Log:           log,
 		}, client)
 		if err != nil {

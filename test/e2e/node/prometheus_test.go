@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -53,7 +55,9 @@ func TestPrometheusMetrics(t *testing.T) {
 		if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = c.RbacV1().ClusterRoleBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = c.RbacV1().ClusterRoleBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+		})
 	}
 	token := func(sa string) string {
 		tr, err := c.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
@@ -91,13 +95,21 @@ func TestPrometheusMetrics(t *testing.T) {
 		fmt.Sprintf("https://127.0.0.1:%d/metrics", the.port): {
 			"apiserver_request_total", "etcd_request_duration_seconds", // the API server
 			"workqueue_adds_total", "node_collector_evictions_total", // the controller manager
-			"scheduler_pending_pods", // the scheduler
+			"scheduler_pending_pods",     // the scheduler
+			"coredns_dns_requests_total", // the cluster DNS, under CoreDNS's names
 		},
 		"https://" + net.JoinHostPort(nodeIP, strconv.Itoa(the.kubelet)) + "/metrics": {
 			"kubelet_running_pods", "kubelet_pod_start_duration_seconds", // the kubelet
 			"kubeproxy_sync_proxy_rules_duration_seconds", // kube-proxy
 			"skiff_ingress_active_connections",            // the ingress proxy
 		},
+	}
+	// One question to the cluster DNS (the server's, at its default port
+	// on the node's address), so that its counters exist.
+	q := new(dns.Msg)
+	q.SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+	if _, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(q, net.JoinHostPort(nodeIP, "10053")); err != nil {
+		t.Fatalf("cluster DNS at %s:10053: %v", nodeIP, err)
 	}
 	allowed, refused := token("prometheus"), token("nobody")
 	for url, names := range endpoints {
