@@ -20,7 +20,7 @@ const module = "github.com/skiffdev/skiff/"
 // the skiff packages it may import. The shape: cmd/skiff composes; server
 // and agent assemble components; the leaves import no skiff package at all.
 var allowed = map[string][]string{
-	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/gatewayapi", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/sim", "internal/storage", "internal/supervise"},
+	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/gatewayapi", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/progress", "internal/sim", "internal/storage", "internal/supervise"},
 	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
 	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
@@ -43,6 +43,7 @@ var allowed = map[string][]string{
 	"internal/jointoken":            nil,
 	"internal/kubeconfig":           nil,
 	"internal/pki":                  nil,
+	"internal/progress":             nil,
 	"internal/sim":                  nil,
 	"internal/secretsencrypt":       nil,
 	"internal/storage":              nil,
