@@ -507,7 +507,8 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 	default:
 		accepted = condition(string(gwv1.ListenerConditionAccepted), false, string(gwv1.ListenerReasonUnsupportedProtocol),
 			fmt.Sprintf("protocol %s is not supported yet; skiff serves HTTP, HTTPS, TLS, TCP and UDP listeners", spec.Protocol), gen)
-	}	// UDP port numbers are apart from TCP's: a UDP and a TCP listener
+	}
+	// UDP port numbers are apart from TCP's: a UDP and a TCP listener
 	// may share a number.
 	claim := addr.String() + " " + strconv.Itoa(l.key()) + " " + l.hostname
 
