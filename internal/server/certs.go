@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/skiffdev/skiff/internal/component"
@@ -24,22 +25,30 @@ func RotateCertificates(dataDir string, now time.Time) ([]string, error) {
 	}
 	backup := filepath.Join(p.TLSDir, fmt.Sprintf("rotated-%d", now.Unix()))
 	var moved []string
-	for _, f := range []string{
-		servingPair + ".crt", servingPair + ".key", kubeletClientPair + ".crt", kubeletClientPair + ".key",
-		metricsServerPair + ".crt", metricsServerPair + ".key",
-		controllerManagerKubeconfigFile, schedulerKubeconfigFile, metricsServerKubeconfigFile,
-		filepath.Join(frontProxyDir, proxyClientPair+".crt"), filepath.Join(frontProxyDir, proxyClientPair+".key"),
-	} {
-		if err := moveInto(filepath.Join(p.TLSDir, f), backup, &moved); err != nil {
+	for _, f := range p.issued() {
+		if err := moveInto(f, backup, &moved); err != nil {
 			return moved, err
 		}
-	}
-	for _, f := range []string{etcdMemberPair + ".crt", etcdMemberPair + ".key"} {
-		if err := moveInto(filepath.Join(p.EtcdTLSDir, f), backup, &moved); err != nil {
-			return moved, err
+		if strings.HasSuffix(f, ".crt") {
+			if err := moveInto(strings.TrimSuffix(f, ".crt")+".key", backup, &moved); err != nil {
+				return moved, err
+			}
 		}
 	}
-	return moved, moveInto(p.Kubeconfig, backup, &moved)
+	return moved, nil
+}
+
+// issued are the credentials a server issues itself from its CAs (at
+// start, and when they are due): the certificates of its key pairs
+// (NAME.crt beside NAME.key) and its kubeconfigs.
+func (p Paths) issued() []string {
+	return []string{
+		filepath.Join(p.TLSDir, servingPair+".crt"), filepath.Join(p.TLSDir, kubeletClientPair+".crt"),
+		filepath.Join(p.TLSDir, metricsServerPair+".crt"), filepath.Join(p.TLSDir, frontProxyDir, proxyClientPair+".crt"),
+		filepath.Join(p.EtcdTLSDir, etcdMemberPair+".crt"),
+		filepath.Join(p.TLSDir, controllerManagerKubeconfigFile), filepath.Join(p.TLSDir, schedulerKubeconfigFile),
+		filepath.Join(p.TLSDir, metricsServerKubeconfigFile), p.Kubeconfig,
+	}
 }
 
 // RotateCA replaces the cluster CA (and, for HA servers, the etcd CA) of
@@ -128,14 +137,7 @@ func (s *Server) renewCertificates(ctx context.Context) error {
 
 // renewOnce issues what is due and returns the files it rewrote.
 func (s *Server) renewOnce() ([]string, error) {
-	p := s.Paths
-	watched := []string{
-		filepath.Join(p.TLSDir, servingPair+".crt"), filepath.Join(p.TLSDir, kubeletClientPair+".crt"),
-		filepath.Join(p.TLSDir, metricsServerPair+".crt"), filepath.Join(p.TLSDir, frontProxyDir, proxyClientPair+".crt"),
-		filepath.Join(p.TLSDir, controllerManagerKubeconfigFile), filepath.Join(p.TLSDir, schedulerKubeconfigFile),
-		filepath.Join(p.TLSDir, metricsServerKubeconfigFile),
-		p.Kubeconfig, filepath.Join(p.EtcdTLSDir, etcdMemberPair+".crt"),
-	}
+	watched := s.Paths.issued()
 	before := make(map[string]time.Time, len(watched))
 	for _, f := range watched {
 		if fi, err := os.Stat(f); err == nil {

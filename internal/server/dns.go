@@ -78,7 +78,7 @@ func (s *Server) keepEndpoint(ctx context.Context, client kubernetes.Interface, 
 			}
 			err := publish()
 			if err == nil {
-				err = pruneServerEndpoints(ctx, client, ip)
+				err = pruneServerEndpoints(ctx, client, sv.name, ip)
 			}
 			if err != nil && ctx.Err() == nil {
 				s.cfg.Log.Debug("endpoints of the servers", "service", sv.name, "err", err)
@@ -92,13 +92,13 @@ func (s *Server) keepEndpoint(ctx context.Context, client kubernetes.Interface, 
 // Services every server backs (kube-dns, metrics-server).
 const dnsRepublish = 10 * time.Second
 
-// pruneServerEndpoints deletes the EndpointSlices (kube-dns,
+// pruneServerEndpoints deletes the EndpointSlices of service (kube-dns,
 // metrics-server) of servers whose API server has left the kubernetes
 // Service's endpoints (a server that died leaves them once its lease
 // expires), so that kube-proxy and the aggregator stop sending requests
 // there; a server that comes back publishes its slices again. The slices
 // of own, this server's address, are never pruned.
-func pruneServerEndpoints(ctx context.Context, client kubernetes.Interface, own net.IP) error {
+func pruneServerEndpoints(ctx context.Context, client kubernetes.Interface, service string, own net.IP) error {
 	apis, err := client.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=kubernetes",
 	})
@@ -117,7 +117,9 @@ func pruneServerEndpoints(ctx context.Context, client kubernetes.Interface, own 
 		return nil // no API server listed (the lease reconciler starting): prune nothing
 	}
 	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem)
-	published, err := slices.List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=" + serverEndpointsManagedBy})
+	published, err := slices.List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelManagedBy + "=" + serverEndpointsManagedBy + "," + discoveryv1.LabelServiceName + "=" + service,
+	})
 	if err != nil {
 		return err
 	}
@@ -161,12 +163,6 @@ func dnsService(clusterIP string, port int) serverService {
 			{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, TargetPort: target},
 		},
 	}
-}
-
-// publishDNS makes the kube-dns Service and this server's EndpointSlice
-// for it (see serverService.publish).
-func publishDNS(ctx context.Context, client kubernetes.Interface, clusterIP string, ip net.IP, port int, host string) error {
-	return dnsService(clusterIP, port).publish(ctx, client, ip, host)
 }
 
 // publish makes the Service and this server's EndpointSlice for it, named

@@ -17,12 +17,12 @@ func TestPublishDNS(t *testing.T) {
 	ip := net.ParseIP("192.0.2.10")
 	// Twice: the second start changes nothing.
 	for range 2 {
-		if err := publishDNS(ctx, client, "10.43.0.10", ip, 10053, "Node-A"); err != nil {
+		if err := dnsService("10.43.0.10", 10053).publish(ctx, client, ip, "Node-A"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A second server over the same datastore adds its own slice.
-	if err := publishDNS(ctx, client, "10.43.0.10", net.ParseIP("192.0.2.11"), 10053, "node-b"); err != nil {
+	if err := dnsService("10.43.0.10", 10053).publish(ctx, client, net.ParseIP("192.0.2.11"), "node-b"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -80,7 +80,7 @@ func TestPublishDNS(t *testing.T) {
 	}
 
 	// A new address replaces the old one in the server's own slice.
-	if err := publishDNS(ctx, client, "10.43.0.10", net.ParseIP("192.0.2.20"), 10053, "node-a"); err != nil {
+	if err := dnsService("10.43.0.10", 10053).publish(ctx, client, net.ParseIP("192.0.2.20"), "node-a"); err != nil {
 		t.Fatal(err)
 	}
 	s, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-node-a", metav1.GetOptions{})

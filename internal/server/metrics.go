@@ -34,6 +34,8 @@ const (
 	metricsServerName = "metrics-server"
 	// metricsServerUser is its identity (metrics-server.kubeconfig).
 	metricsServerUser = "system:metrics-server"
+	// metricsAPIService is the APIService of metrics.k8s.io.
+	metricsAPIService = "v1beta1.metrics.k8s.io"
 	// metricsResolution is how often it scrapes the kubelets (upstream's
 	// manifest: 15s).
 	metricsResolution = "15s"
@@ -134,7 +136,7 @@ func ensureMetricsAPI(ctx context.Context, client kubernetes.Interface, agg aggr
 	if err != nil {
 		return err
 	}
-	api := applyapiregistrationv1.APIService("v1beta1.metrics.k8s.io").
+	api := applyapiregistrationv1.APIService(metricsAPIService).
 		WithLabels(map[string]string{"k8s-app": metricsServerName}).
 		WithSpec(applyapiregistrationv1.APIServiceSpec().
 			WithGroup("metrics.k8s.io").WithVersion("v1beta1").
@@ -143,7 +145,7 @@ func ensureMetricsAPI(ctx context.Context, client kubernetes.Interface, agg aggr
 			WithService(applyapiregistrationv1.ServiceReference().
 				WithNamespace(metav1.NamespaceSystem).WithName(metricsServerName).WithPort(443)))
 	if _, err := agg.ApiregistrationV1().APIServices().Apply(ctx, api, apply); err != nil {
-		return fmt.Errorf("apply APIService v1beta1.metrics.k8s.io: %w", err)
+		return fmt.Errorf("apply APIService %s: %w", metricsAPIService, err)
 	}
 	return nil
 }
@@ -160,7 +162,7 @@ func (s *Server) waitMetricsAPI(ctx context.Context, agg aggregator.Interface) e
 	defer cancel()
 	var last string
 	for {
-		api, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+		api, err := agg.ApiregistrationV1().APIServices().Get(ctx, metricsAPIService, metav1.GetOptions{})
 		if err == nil {
 			for _, c := range api.Status.Conditions {
 				if c.Type == apiregistrationv1.Available {
@@ -196,7 +198,7 @@ func withdrawMetricsServer(ctx context.Context, client kubernetes.Interface, agg
 	if err != nil || len(left.Items) > 0 {
 		return err
 	}
-	api, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+	api, err := agg.ApiregistrationV1().APIServices().Get(ctx, metricsAPIService, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || err == nil && api.Labels["k8s-app"] != metricsServerName {
 		return nil // none, or not skiff's: a metrics-server installed by hand
 	}
