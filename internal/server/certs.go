@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -137,11 +138,13 @@ func (s *Server) renewCertificates(ctx context.Context) error {
 
 // renewOnce issues what is due and returns the files it rewrote.
 func (s *Server) renewOnce() ([]string, error) {
+	// By content: a rewrite within the file system's timestamp tick
+	// leaves the modification time as it was.
 	watched := s.Paths.issued()
-	before := make(map[string]time.Time, len(watched))
+	before := make(map[string][]byte, len(watched))
 	for _, f := range watched {
-		if fi, err := os.Stat(f); err == nil {
-			before[f] = fi.ModTime()
+		if data, err := os.ReadFile(f); err == nil {
+			before[f] = data
 		}
 	}
 	if _, err := preparePKI(s.cfg, s.URL); err != nil {
@@ -153,8 +156,8 @@ func (s *Server) renewOnce() ([]string, error) {
 		}
 	}
 	var renewed []string
-	for f, t := range before {
-		if fi, err := os.Stat(f); err == nil && !fi.ModTime().Equal(t) {
+	for f, old := range before {
+		if data, err := os.ReadFile(f); err == nil && !bytes.Equal(data, old) {
 			renewed = append(renewed, f)
 		}
 	}
