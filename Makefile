@@ -9,15 +9,21 @@ SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/n
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
-.PHONY: run build images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
+.PHONY: run build dashboard images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
 
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
 
 # The pause and busybox images are built into the binary (internal/images/builtin).
-build: images
+build: images dashboard
 	cp images/out/pause.tar images/out/busybox.tar internal/images/builtin/files/
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
+
+# The web dashboard (web/dashboard: Preact, built by Vite from the npm
+# registry's pinned packages) into internal/dashboard/dist/app, which the
+# binary embeds. npm ci runs again only when the lock file changed.
+dashboard:
+	cd web/dashboard && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build -- --logLevel warn
 
 # skiff's own container images (pause, testhost, busybox) as OCI tarballs in
 # images/out, tagged latest and the skiff version ("+" is not allowed in tags).

@@ -15,8 +15,15 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
 fi
 
 pkgs=(ca-certificates iproute2 nftables containerd runc containernetworking-plugins busybox-static)
+# The dashboard's build (make dashboard) runs Vite on Node.js: Debian's
+# nodejs and npm, unless a Node.js is already installed (from NodeSource,
+# say, whose nodejs package brings npm).
+if ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 if [ "$mode" = test ]; then
-  pkgs+=(etcd-server etcd-client)
+  # chromium: the dashboard's browser tests (test/e2e/dashboard).
+  pkgs+=(etcd-server etcd-client chromium)
 fi
 if [ "$mode" = bench-ingress ]; then
   pkgs=(haproxy nginx caddy wrk nghttp2-client)

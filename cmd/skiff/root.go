@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand(), newDashboardCommand())
 	registerLogFlags(root)
 	return root
 }

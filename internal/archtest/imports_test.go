@@ -21,7 +21,7 @@ const module = "github.com/skiffdev/skiff/"
 // and agent assemble components; the leaves import no skiff package at all.
 var allowed = map[string][]string{
 	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/gatewayapi", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/progress", "internal/sim", "internal/storage", "internal/supervise"},
-	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
+	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/dashboard", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
 	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
 	"internal/agent/apilb":          nil,
@@ -44,6 +44,7 @@ var allowed = map[string][]string{
 	"internal/kubeconfig":           nil,
 	"internal/pki":                  nil,
 	"internal/progress":             nil,
+	"internal/dashboard":            nil,
 	"internal/sim":                  nil,
 	"internal/secretsencrypt":       nil,
 	"internal/storage":              nil,

@@ -2,6 +2,8 @@ package component
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"time"
 
 	encryptionconfigcontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
@@ -19,8 +21,11 @@ const ShutdownTimeout = 2 * time.Second
 // a key rotation takes seconds.
 const encryptionConfigPoll = 5 * time.Second
 
-// APIServer runs kube-apiserver with the given flags until ctx ends.
-func APIServer(ctx context.Context, args []string) error {
+// APIServer runs kube-apiserver with the given flags until ctx ends. public
+// maps path prefixes to handlers served on its port ahead of its handler
+// chain: without authentication, authorization or audit, for content that
+// holds no cluster data (the dashboard's page and scripts).
+func APIServer(ctx context.Context, args []string, public map[string]http.Handler) error {
 	encryptionconfigcontroller.EncryptionConfigFileChangePollDuration = encryptionConfigPoll
 	s := options.NewServerRunOptions()
 	if err := parse("kube-apiserver", s.Flags(), args); err != nil {
@@ -65,9 +70,28 @@ func APIServer(ctx context.Context, args []string) error {
 	// those connections are the same process's kubelet and kube-proxy,
 	// stopping too: a short grace is enough, and SIGTERM returns promptly.
 	server.GenericAPIServer.ShutdownTimeout = ShutdownTimeout
+	if len(public) > 0 {
+		h := server.GenericAPIServer.Handler
+		h.FullHandlerChain = publicFirst(public, h.FullHandlerChain)
+	}
 	prepared, err := server.PrepareRun()
 	if err != nil {
 		return invalid("kube-apiserver", []error{err})
 	}
 	return prepared.Run(ctx)
+}
+
+// publicFirst serves the paths under public's prefixes (a prefix ending in
+// "/" also takes the path without it) with their handlers, and the rest with
+// chain.
+func publicFirst(public map[string]http.Handler, chain http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for prefix, h := range public {
+			if strings.HasPrefix(r.URL.Path, prefix) || r.URL.Path == strings.TrimSuffix(prefix, "/") {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		chain.ServeHTTP(w, r)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -35,6 +36,7 @@ import (
 	"github.com/skiffdev/skiff/internal/controller/leader"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
+	"github.com/skiffdev/skiff/internal/dashboard"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
@@ -77,6 +79,8 @@ type Config struct {
 	// DisableMetricsServer runs no metrics-server and registers no
 	// metrics.k8s.io.
 	DisableMetricsServer bool
+	// DisableDashboard serves no web dashboard at /dashboard/.
+	DisableDashboard bool
 	// DisableGatewayAPI installs neither the Gateway API CRDs nor the
 	// GatewayClass "skiff".
 	DisableGatewayAPI bool
@@ -335,7 +339,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 				if err != nil {
 					return err
 				}
-				return component.APIServer(ctx, args)
+				return component.APIServer(ctx, args, s.publicHandlers())
 			},
 			Restart: restart,
 			Ready:   func(ctx context.Context) error { return waitReady(ctx, client) },
@@ -508,6 +512,16 @@ func (s *Server) localPathProvisioner() (*localpath.Controller, error) {
 		LeaseName: "skiff-local-path",
 		Log:       s.cfg.Log.With("controller", "local-path"),
 	}, client)
+}
+
+// publicHandlers are served on the API server's port without
+// authentication: the dashboard's page, which then talks to the API with the
+// user's own token.
+func (s *Server) publicHandlers() map[string]http.Handler {
+	if s.cfg.DisableDashboard {
+		return nil
+	}
+	return map[string]http.Handler{dashboard.Prefix: dashboard.Handler()}
 }
 
 // waitReady polls /readyz until the API server answers 200.
