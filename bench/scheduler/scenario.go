@@ -222,7 +222,7 @@ func (b *bench) scenarioMemory(sc scenario, pods int) {
 	} else {
 		b.report.Add(what, m.String())
 	}
-	if sm, err := benchkit.ProcessMemory(b.sim.Process.Pid); err == nil {
+	if sm, err := benchkit.ProcessMemory(b.sim.PID()); err == nil {
 		b.report.Add(sc.String()+": skiff sim RSS (not part of the server)", sm.String())
 	}
 }

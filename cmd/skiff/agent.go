@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/internal/agent"
+	"github.com/skiffdev/skiff/internal/progress"
 )
 
 // agentFlags are the node flags `skiff agent` and `skiff server` share.
@@ -59,6 +60,13 @@ func (a *agentFlags) complete(dataDir string) (agent.Config, error) {
 		cfg.ImagesDir = defaultImagesDir(dataDir)
 	}
 	cfg.Log = newLogger("skiff-agent")
+	cfg.Progress = func(done, total int, waiting string) {
+		if done == total {
+			status.Set("") // the node is up: nothing more to wait for
+			return
+		}
+		status.Set(progress.Steps("joining the cluster as a node", done, total, waiting))
+	}
 	return cfg, nil
 }
 

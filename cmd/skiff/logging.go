@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+
+	"github.com/skiffdev/skiff/internal/progress"
 )
 
 // logLevel is skiff's own log level (--log-level); the upstream components
@@ -30,6 +32,11 @@ func (l *logLevel) Set(s string) error {
 
 // logging is the logging of the long-running commands (server, agent, sim).
 var logging logLevel
+
+// status is the line below the log on a terminal saying what a start waits
+// for; every log line goes through it (status.Writer), so that it stays
+// below them.
+var status = progress.NewStatus(os.Stderr)
 
 func registerLogFlags(root *cobra.Command) {
 	root.PersistentFlags().Var(&logging, "log-level", "skiff's own log level: debug, info, warn or error (the upstream components' detail is behind -v)")
@@ -55,19 +62,19 @@ func setUpLogging(flags *pflag.FlagSet) {
 			panic(err) // klog's own flags, set to valid values
 		}
 	}
-	klog.SetOutputBySeverity("INFO", &klogFilter{w: os.Stderr, verbose: verbose})
+	klog.SetOutputBySeverity("INFO", &klogFilter{w: status.Writer(), verbose: verbose})
 	for _, s := range []string{"WARNING", "ERROR", "FATAL"} {
 		klog.SetOutputBySeverity(s, io.Discard)
 	}
 	// Warnings the API server returns to skiff's own in-process clients
 	// (the API server's endpoint reconciler reads v1 Endpoints, deprecated,
 	// every 10 s) are printed once each, not forever.
-	rest.SetDefaultWarningHandler(rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true}))
+	rest.SetDefaultWarningHandler(rest.NewWarningWriter(status.Writer(), rest.WarningWriterOptions{Deduplicate: true}))
 }
 
 // newLogger is skiff's own logger for one command, at --log-level.
 func newLogger(component string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logging.Level})).With("component", component)
+	return slog.New(slog.NewTextHandler(status.Writer(), &slog.HandlerOptions{Level: logging.Level})).With("component", component)
 }
 
 // klogFilter passes the upstream components' klog lines to w: all of them

@@ -15,6 +15,7 @@ import (
 	"github.com/skiffdev/skiff/internal/clusterconfig"
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
+	"github.com/skiffdev/skiff/internal/progress"
 	"github.com/skiffdev/skiff/internal/server"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
@@ -65,6 +66,18 @@ func newServerCommand() *cobra.Command {
 				cfg.Log.Info("etcd restored from the snapshot; start skiff server again without --cluster-reset", "snapshot", restorePath, "previous-data", old)
 				return nil
 			}
+			// On a terminal, a line below the log says what the start
+			// waits for; the agent's takes over once the server is ready.
+			cfg.Progress = func(done, total int, waiting string) {
+				if done == total {
+					if disableAgent {
+						status.Set("")
+					}
+					return
+				}
+				status.Set(progress.Steps("starting skiff server", done, total, waiting))
+			}
+			defer status.Set("")
 			s, err := server.New(cfg)
 			if err != nil {
 				return err

@@ -105,6 +105,9 @@ type Config struct {
 	DisableLB    bool
 
 	Log *slog.Logger
+	// Progress, when set, follows the start: joining, images, the kubelet
+	// registering the node (supervise.Group.Progress).
+	Progress func(done, total int, waiting string)
 }
 
 // clusterConfigFile, in the data dir, keeps the cluster configuration last
@@ -262,7 +265,7 @@ func (cfg *Config) Check() error {
 
 // Run joins the node and runs it until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	return supervise.Group{Log: a.cfg.Log, Components: a.components()}.Run(ctx)
+	return supervise.Group{Log: a.cfg.Log, Components: a.components(), Progress: a.cfg.Progress}.Run(ctx)
 }
 
 // components lists the node in start order: the load balancer over the

@@ -21,11 +21,22 @@ const ShutdownTimeout = 2 * time.Second
 // a key rotation takes seconds.
 const encryptionConfigPoll = 5 * time.Second
 
-// APIServer runs kube-apiserver with the given flags until ctx ends. public
-// maps path prefixes to handlers served on its port ahead of its handler
-// chain: without authentication, authorization or audit, for content that
-// holds no cluster data (the dashboard's page and scripts).
-func APIServer(ctx context.Context, args []string, public map[string]http.Handler) error {
+// APIServerHandlers are handlers skiff adds to kube-apiserver's port, by
+// path prefix.
+type APIServerHandlers struct {
+	// Public are served ahead of the handler chain: without
+	// authentication, authorization or audit, for content that holds no
+	// cluster data (the dashboard's page and scripts).
+	Public map[string]http.Handler
+	// Authenticated are served inside the chain, as the API server's own
+	// non-resource paths are (authenticated, authorized by path, audited),
+	// and win over a Public prefix that also matches.
+	Authenticated map[string]http.Handler
+}
+
+// APIServer runs kube-apiserver with the given flags until ctx ends, with
+// skiff's handlers added.
+func APIServer(ctx context.Context, args []string, handlers APIServerHandlers) error {
 	encryptionconfigcontroller.EncryptionConfigFileChangePollDuration = encryptionConfigPoll
 	s := options.NewServerRunOptions()
 	if err := parse("kube-apiserver", s.Flags(), args); err != nil {
@@ -70,9 +81,12 @@ func APIServer(ctx context.Context, args []string, public map[string]http.Handle
 	// those connections are the same process's kubelet and kube-proxy,
 	// stopping too: a short grace is enough, and SIGTERM returns promptly.
 	server.GenericAPIServer.ShutdownTimeout = ShutdownTimeout
-	if len(public) > 0 {
-		h := server.GenericAPIServer.Handler
-		h.FullHandlerChain = publicFirst(public, h.FullHandlerChain)
+	h := server.GenericAPIServer.Handler
+	for prefix, handler := range handlers.Authenticated {
+		h.NonGoRestfulMux.HandlePrefix(prefix, handler)
+	}
+	if len(handlers.Public) > 0 {
+		h.FullHandlerChain = publicFirst(handlers, h.FullHandlerChain)
 	}
 	prepared, err := server.PrepareRun()
 	if err != nil {
@@ -81,12 +95,18 @@ func APIServer(ctx context.Context, args []string, public map[string]http.Handle
 	return prepared.Run(ctx)
 }
 
-// publicFirst serves the paths under public's prefixes (a prefix ending in
-// "/" also takes the path without it) with their handlers, and the rest with
-// chain.
-func publicFirst(public map[string]http.Handler, chain http.Handler) http.Handler {
+// publicFirst serves the paths under Public's prefixes (a prefix ending in
+// "/" also takes the path without it) with their handlers, and the rest,
+// Authenticated's prefixes among them, with chain.
+func publicFirst(handlers APIServerHandlers, chain http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for prefix, h := range public {
+		for prefix := range handlers.Authenticated {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				chain.ServeHTTP(w, r)
+				return
+			}
+		}
+		for prefix, h := range handlers.Public {
 			if strings.HasPrefix(r.URL.Path, prefix) || r.URL.Path == strings.TrimSuffix(prefix, "/") {
 				h.ServeHTTP(w, r)
 				return

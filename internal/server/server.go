@@ -15,7 +15,6 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/robfig/cron/v3"
@@ -110,6 +110,8 @@ type Config struct {
 	JoinURL, JoinToken string
 
 	Log *slog.Logger
+	// Progress, when set, follows the start (supervise.Group.Progress).
+	Progress func(done, total int, waiting string)
 }
 
 // Defaults fills the zero fields.
@@ -211,6 +213,10 @@ type Server struct {
 	// member is the embedded etcd's membership in a cluster of servers
 	// (nil: a lone member, or an external datastore).
 	member *storage.Member
+	// usage is the dashboard's usage history and authorizer what decides
+	// who reads it (nil without the dashboard or metrics-server).
+	usage      *dashboard.History
+	authorizer dashboard.Authorizer
 }
 
 // New prepares the data directory and credentials; Run starts everything.
@@ -290,7 +296,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return supervise.Group{Log: s.cfg.Log, Components: components}.Run(ctx)
+	return supervise.Group{Log: s.cfg.Log, Components: components, Progress: s.cfg.Progress}.Run(ctx)
 }
 
 // WaitReady returns once the server is ready (its Ready is closed), or with
@@ -308,6 +314,16 @@ func (s *Server) components() ([]supervise.Component, error) {
 		return nil, err
 	}
 	restart := &supervise.DefaultBackoff
+	if len(s.cfg.DatastoreEndpoints) == 0 {
+		// The embedded etcd's etcd_server_* and friends, on the API
+		// server's /metrics beside everything else of the process.
+		if err := storage.RegisterEtcdMetrics(legacyregistry.Registerer()); err != nil {
+			return nil, fmt.Errorf("etcd metrics: %w", err)
+		}
+	}
+	if !s.cfg.DisableDashboard && !s.cfg.DisableMetricsServer {
+		s.usage, s.authorizer = dashboard.NewHistory(), reviewAuthorizer{client}
+	}
 	var store *storage.Store
 	storeReady := make(chan struct{})
 	list := []supervise.Component{
@@ -339,7 +355,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 				if err != nil {
 					return err
 				}
-				return component.APIServer(ctx, args, s.publicHandlers())
+				return component.APIServer(ctx, args, s.apiServerHandlers())
 			},
 			Restart: restart,
 			Ready:   func(ctx context.Context) error { return waitReady(ctx, client) },
@@ -445,6 +461,20 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return nil
 		}})
 	}
+	if !s.cfg.DisableDashboard {
+		list = append(list, supervise.Component{Name: "dashboard-rbac", Step: true, Run: func(ctx context.Context) error {
+			return ensureDashboardRBAC(ctx, client)
+		}})
+	}
+	if s.usage != nil {
+		mc, err := metricsclient.NewForConfig(s.AdminConfig)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, supervise.Component{Name: "dashboard-usage", Restart: restart, Run: func(ctx context.Context) error {
+			return s.usage.Sample(ctx, metricsUsage{mc}, log)
+		}})
+	}
 	if !s.cfg.DisableGatewayAPI {
 		extClient, err := apiextensions.NewForConfig(s.AdminConfig)
 		if err != nil {
@@ -512,16 +542,6 @@ func (s *Server) localPathProvisioner() (*localpath.Controller, error) {
 		LeaseName: "skiff-local-path",
 		Log:       s.cfg.Log.With("controller", "local-path"),
 	}, client)
-}
-
-// publicHandlers are served on the API server's port without
-// authentication: the dashboard's page, which then talks to the API with the
-// user's own token.
-func (s *Server) publicHandlers() map[string]http.Handler {
-	if s.cfg.DisableDashboard {
-		return nil
-	}
-	return map[string]http.Handler{dashboard.Prefix: dashboard.Handler()}
 }
 
 // waitReady polls /readyz until the API server answers 200.

@@ -52,6 +52,10 @@ func Closed(c <-chan struct{}) func(context.Context) error {
 type Group struct {
 	Log        *slog.Logger
 	Components []Component
+	// Progress, when set, is told as the start goes: before each
+	// component is waited for (done of total started, waiting its name),
+	// and once all have started (done == total, waiting "").
+	Progress func(done, total int, waiting string)
 }
 
 // running is a started component.
@@ -75,7 +79,10 @@ func (g Group) Run(ctx context.Context) error {
 	var started []*running
 	defer func() { stopAll(log, started) }()
 
-	for _, c := range g.Components {
+	for i, c := range g.Components {
+		if g.Progress != nil {
+			g.Progress(i, len(g.Components), c.Name)
+		}
 		r := start(ctx, log, c, len(started), failed)
 		started = append(started, r)
 		if err := g.waitStarted(ctx, log, r, started, failed); err != nil {
@@ -84,6 +91,9 @@ func (g Group) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+	if g.Progress != nil {
+		g.Progress(len(g.Components), len(g.Components), "")
 	}
 	select {
 	case <-ctx.Done():

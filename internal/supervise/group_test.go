@@ -200,3 +200,30 @@ func TestGroupErrorNamesTheComponentOnce(t *testing.T) {
 		t.Fatalf("Run = %v, want kube-x: invalid configuration", err)
 	}
 }
+
+func TestGroupProgress(t *testing.T) {
+	var j journal
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	step := Component{Name: "bootstrap", Step: true, Run: func(context.Context) error { return nil }}
+	g := Group{Log: quiet, Components: []Component{j.service("etcd"), step, j.service("controllers")},
+		Progress: func(done, total int, waiting string) {
+			j.add("%d/%d %s", done, total, waiting)
+			if done == total {
+				cancel()
+			}
+		}}
+	if err := g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var progress []string
+	for _, e := range j.get() {
+		if strings.Contains(e, "/3") {
+			progress = append(progress, e)
+		}
+	}
+	want := []string{"0/3 etcd", "1/3 bootstrap", "2/3 controllers", "3/3 "}
+	if !slices.Equal(progress, want) {
+		t.Errorf("progress %q, want %q", progress, want)
+	}
+}

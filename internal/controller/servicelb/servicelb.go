@@ -53,7 +53,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	services := factory.Core().V1().Services()
 	nodes := factory.Core().V1().Nodes()
 	slicesInf := factory.Discovery().V1().EndpointSlices()
-	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	// Named, so that its workqueue_* metrics carry name="service-lb".
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "service-lb"})
 	defer queue.ShutDown()
 
 	// A Service's ingress depends on the older Services' (their ports

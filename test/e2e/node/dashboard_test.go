@@ -103,6 +103,19 @@ func TestDashboard(t *testing.T) {
 	browse(t, tab, "nodes with usage", chromedp.Navigate(base+"#/core/v1/nodes"),
 		waitText(fmt.Sprintf(`tr[data-name=%q]`, the.nodeName), "Ready"))
 	shot("nodes")
+	browse(t, tab, "a node's usage charts", chromedp.Navigate(base+"#/core/v1/nodes/_/"+the.nodeName),
+		waitText(`section[aria-label="Usage over the last hour"]`, "Memory"))
+	shot("node")
+
+	// The usage history behind the charts: authenticated, and authorized
+	// as a list of metrics.k8s.io's nodes or pods.
+	usage := fmt.Sprintf("https://127.0.0.1:%d/dashboard/api/v1/usage/", the.port)
+	if code, _, err := anonymousGet(t, usage+"nodes"); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("anonymous GET of the usage history: %d %v, want 401", code, err)
+	}
+	if code, body := bearerGet(t, usage+"nodes?name="+the.nodeName, tokenOf(t, admin)); code != http.StatusOK || !strings.Contains(body, `"times"`) {
+		t.Errorf("the admin's GET of the node's usage history: %d %s", code, body)
+	}
 
 	// A Deployment scaled with kubectl shows on the page through the watch.
 	row := fmt.Sprintf(`table[data-resource="deployments"] tr[data-name="web"][data-namespace=%q]`, ns)
@@ -166,6 +179,17 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("after the refused edit: %v, replicas %v; want 3", err, d.Spec.Replicas)
 	}
 
+	// A Service with its endpoints, live.
+	if _, err := the.client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, tab, "a Service's endpoints", chromedp.Navigate(fmt.Sprintf("%s#/core/v1/services/%s/web", base, ns)),
+		waitText(`[data-testid="endpoints"] caption`, "3 ready of 3"))
+	shot("service")
+
 	// A read-only user: sees the Deployment, is refused a scale with the
 	// API's own 403 message.
 	if _, err := the.client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{}); err != nil {
@@ -183,13 +207,21 @@ func TestDashboard(t *testing.T) {
 		click(`form.inline button[type="submit"]`), // Scale
 		waitText(`.actions [role="alert"]`, want))
 	shot("forbidden")
+	code, body := bearerGet(t, usage+"nodes", tokenOf(t, viewer))
+	if want := fmt.Sprintf(`nodes.metrics.k8s.io is forbidden: User \"system:serviceaccount:%s:viewer\" cannot list resource \"nodes\" in API group \"metrics.k8s.io\" at the cluster scope`, ns); code != http.StatusForbidden || !strings.Contains(body, want) {
+		t.Errorf("the viewer's GET of the nodes' usage history: %d %s\nwant 403 with %s", code, body, want)
+	}
+	if code, body := bearerGet(t, usage+"pods?namespace="+ns, tokenOf(t, viewer)); code != http.StatusOK {
+		t.Errorf("the viewer's GET of its namespace's pods' usage history: %d %s", code, body)
+	}
 	if d, err := the.client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil || *d.Spec.Replicas != 3 {
 		t.Errorf("after the refused scale: %v, replicas %v; want 3", err, d.Spec.Replicas)
 	}
 }
 
-// anonymousGet GETs url without credentials, trusting the cluster's CA.
-func anonymousGet(t *testing.T, url string) (int, string, error) {
+// caClient is an HTTPS client trusting the cluster's CA, without
+// credentials.
+func caClient(t *testing.T) *http.Client {
 	t.Helper()
 	ca, err := os.ReadFile(filepath.Join(the.dataDir, "tls", "ca.crt"))
 	if err != nil {
@@ -197,14 +229,46 @@ func anonymousGet(t *testing.T, url string) (int, string, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := cl.Get(url)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// anonymousGet GETs url without credentials, trusting the cluster's CA.
+func anonymousGet(t *testing.T, url string) (int, string, error) {
+	t.Helper()
+	resp, err := caClient(t).Get(url)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// tokenOf is the token in a login URL.
+func tokenOf(t *testing.T, loginURL string) string {
+	t.Helper()
+	_, tok, ok := strings.Cut(loginURL, "#token=")
+	if !ok {
+		t.Fatalf("no token in %s", loginURL)
+	}
+	return tok
+}
+
+// bearerGet GETs url with a bearer token, trusting the cluster's CA.
+func bearerGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := caClient(t).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // loginURL runs `skiff dashboard` on the package's server.

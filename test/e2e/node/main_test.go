@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -195,18 +196,37 @@ func (c *cluster) start() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// After a restart the node's Ready condition is the last kubelet's
+	// until the new one reports: the start is done once the new kubelet
+	// also serves on its port.
 	for {
 		n, err := c.client.CoreV1().Nodes().Get(ctx, c.nodeName, metav1.GetOptions{})
-		if err == nil && nodeReady(n) {
+		if err == nil && nodeReady(n) && kubeletServes(n, c.kubelet) {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("node %s not Ready within 2m (last error %v)", c.nodeName, err)
+			return fmt.Errorf("node %s not Ready with its kubelet serving within 2m (last error %v)", c.nodeName, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	fmt.Printf("skiff server (start %d) with node %s ready in %s\n", c.starts, c.nodeName, time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// kubeletServes reports whether the kubelet accepts connections on its port
+// at the node's InternalIP.
+func kubeletServes(n *corev1.Node, port int) bool {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(a.Address, strconv.Itoa(port)), time.Second)
+			if err != nil {
+				return false
+			}
+			conn.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // stop sends SIGTERM to the server process alone (as systemd or Ctrl-C

@@ -146,9 +146,9 @@ export async function watchTable(coll, rv, { labelSelector, fieldSelector, signa
 
 // watchObjects is watchTable's plain-JSON twin, for collections the page
 // reads whole (nodes, warnings).
-export async function watchObjects(coll, rv, { fieldSelector, signal }, each) {
+export async function watchObjects(coll, rv, { fieldSelector, labelSelector, signal }, each) {
   const r = await request(
-    coll + query({ watch: 'true', resourceVersion: rv, allowWatchBookmarks: 'true', fieldSelector, timeoutSeconds: 300 }),
+    coll + query({ watch: 'true', resourceVersion: rv, allowWatchBookmarks: 'true', fieldSelector, labelSelector, timeoutSeconds: 300 }),
     { signal },
   );
   await lines(r, (line) => {

@@ -7,6 +7,9 @@ import { ApiError, del, follow, get, path, patch, post, put, watchObjects } from
 import { ResourceList } from './list.jsx';
 import { age } from './format.js';
 import { Logs, Terminal } from './pod.jsx';
+import { UsageCharts } from './charts.jsx';
+import { useWatched } from './watch.js';
+import { SimpleTable } from './table.jsx';
 
 // fieldPath splits an API field path ("spec.containers[0].image",
 // "metadata.annotations[example.com/x]") into keys and indexes.
@@ -306,29 +309,11 @@ function Conditions({ obj }) {
   const conds = (obj.status && obj.status.conditions) || [];
   if (!conds.length) return null;
   return (
-    <table class="rows">
-      <caption>Conditions</caption>
-      <thead>
-        <tr>
-          <th scope="col">Type</th>
-          <th scope="col">Status</th>
-          <th scope="col">Reason</th>
-          <th scope="col">Message</th>
-          <th scope="col">Since</th>
-        </tr>
-      </thead>
-      <tbody>
-        {conds.map((c) => (
-          <tr>
-            <td>{c.type}</td>
-            <td>{c.status}</td>
-            <td>{c.reason}</td>
-            <td class="wrap">{c.message}</td>
-            <td>{age(c.lastTransitionTime)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <SimpleTable
+      caption="Conditions"
+      columns={['Type', 'Status', 'Reason', 'Message', 'Since']}
+      rows={conds.map((c) => [c.type, c.status, c.reason, { text: c.message, class: 'wrap' }, age(c.lastTransitionTime)])}
+    />
   );
 }
 
@@ -360,6 +345,33 @@ function Rollout({ obj }) {
     );
   }
   return null;
+}
+
+// Endpoints lists a Service's EndpointSlices, live: each address with its
+// readiness and the node and pod behind it.
+function Endpoints({ svc }) {
+  const coll = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(svc.metadata.namespace)}/endpointslices`;
+  const { items, error, loaded } = useWatched(coll, { labelSelector: `kubernetes.io/service-name=${svc.metadata.name}` });
+  if (error) return <p class="error">Endpoints: {error.message}</p>;
+  if (!loaded) return null;
+  const slices = [...items.values()];
+  const rows = slices.flatMap((sl) =>
+    (sl.endpoints || []).map((ep) => ({
+      addresses: ep.addresses.join(', '),
+      ready: ep.conditions && ep.conditions.ready !== false,
+      node: ep.nodeName || '',
+      target: ep.targetRef ? `${ep.targetRef.kind}/${ep.targetRef.name}` : '',
+      ports: (sl.ports || []).map((p) => `${p.name ? `${p.name}:` : ''}${p.port}/${p.protocol}`).join(', '),
+    })),
+  );
+  return (
+    <SimpleTable
+      testid="endpoints"
+      caption={`Endpoints (${rows.filter((r) => r.ready).length} ready of ${rows.length})`}
+      columns={['Addresses', 'Ports', 'Ready', 'Node', 'Target']}
+      rows={rows.map((r) => [r.addresses, r.ports, { text: r.ready ? 'ready' : 'not ready', class: r.ready ? 'ok' : 'bad' }, r.node, r.target])}
+    />
+  );
 }
 
 // useObject follows one object through a watch on its name.
@@ -414,7 +426,11 @@ export function Detail({ res, namespace, name, tab, find }) {
       {tab === '' && (
         <>
           <Rollout obj={obj} />
+          {(isPod || (!res.group && res.resource === 'nodes')) && (
+            <UsageCharts kind={res.resource} namespace={namespace} name={name} />
+          )}
           <Conditions obj={obj} />
+          {!res.group && res.resource === 'services' && <Endpoints svc={obj} />}
           <dl class="meta">
             <dt>Created</dt>
             <dd>{obj.metadata.creationTimestamp} ({age(obj.metadata.creationTimestamp)} ago)</dd>

@@ -1,6 +1,8 @@
 // The cluster at a glance: nodes Ready, pods by phase, recent warnings.
 import { useEffect, useState } from 'preact/hooks';
-import { follow, get, watchObjects } from './api.js';
+import { get } from './api.js';
+import { useWatched } from './watch.js';
+import { SimpleTable } from './table.jsx';
 import { age } from './format.js';
 
 const PHASES = ['Running', 'Pending', 'Succeeded', 'Failed', 'Unknown'];
@@ -9,36 +11,6 @@ const WARNINGS = 20;
 function ready(node) {
   const c = (node.status.conditions || []).find((c) => c.type === 'Ready');
   return c && c.status === 'True';
-}
-
-// useWatched follows a collection read whole (as objects), keyed by uid.
-export function useWatched(coll, fieldSelector) {
-  const [state, setState] = useState({ items: new Map(), error: null });
-  useEffect(() => {
-    const ctl = new AbortController();
-    let items = new Map();
-    follow(
-      ctl.signal,
-      async () => {
-        const q = fieldSelector ? `?fieldSelector=${encodeURIComponent(fieldSelector)}` : '';
-        const l = await get(coll + q, { signal: ctl.signal });
-        items = new Map(l.items.map((o) => [o.metadata.uid, o]));
-        setState({ items, error: null });
-        return l.metadata.resourceVersion;
-      },
-      (rv, seen) =>
-        watchObjects(coll, rv, { fieldSelector, signal: ctl.signal }, (ev) => {
-          seen(ev.object.metadata.resourceVersion);
-          if (ev.type === 'BOOKMARK') return;
-          items = new Map(items);
-          if (ev.type === 'DELETED') items.delete(ev.object.metadata.uid);
-          else items.set(ev.object.metadata.uid, ev.object);
-          setState({ items, error: null });
-        }),
-    ).catch((e) => setState((s) => ({ ...s, error: e })));
-    return () => ctl.abort();
-  }, [coll, fieldSelector]);
-  return state;
 }
 
 // podPhases counts pods by phase without reading them all: a list of one
@@ -79,7 +51,7 @@ function when(e) {
 
 export function Overview() {
   const nodes = useWatched('/api/v1/nodes');
-  const warnings = useWatched('/api/v1/events', 'type=Warning');
+  const warnings = useWatched('/api/v1/events', { fieldSelector: 'type=Warning' });
   const phases = usePodPhases();
   const all = [...nodes.items.values()];
   const readyCount = all.filter(ready).length;
@@ -92,6 +64,8 @@ export function Overview() {
           <h2 id="nodes-h">Nodes</h2>
           {nodes.error ? (
             <p class="error">{nodes.error.message}</p>
+          ) : !nodes.loaded ? (
+            <p>…</p>
           ) : (
             <p class="big" data-testid="nodes-ready">
               {readyCount} / {all.length} Ready
@@ -130,31 +104,16 @@ export function Overview() {
         <h2 id="warn-h">Recent warnings</h2>
         {warnings.error && <p class="error">{warnings.error.message}</p>}
         {recent.length === 0 && !warnings.error && <p>No warnings.</p>}
-        <table class="rows">
-          <thead>
-            <tr>
-              <th scope="col">Age</th>
-              <th scope="col">Object</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Message</th>
-              <th scope="col">Count</th>
-            </tr>
-          </thead>
-          <tbody>
-            {recent.map((e) => (
-              <tr>
-                <td>{age(when(e))}</td>
-                <td>
-                  {e.involvedObject.kind}/{e.involvedObject.namespace ? `${e.involvedObject.namespace}/` : ''}
-                  {e.involvedObject.name}
-                </td>
-                <td>{e.reason}</td>
-                <td class="wrap">{e.message}</td>
-                <td>{e.count || 1}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SimpleTable
+          columns={['Age', 'Object', 'Reason', 'Message', 'Count']}
+          rows={recent.map((e) => [
+            age(when(e)),
+            `${e.involvedObject.kind}/${e.involvedObject.namespace ? `${e.involvedObject.namespace}/` : ''}${e.involvedObject.name}`,
+            e.reason,
+            { text: e.message, class: 'wrap' },
+            e.count || 1,
+          ])}
+        />
       </section>
     </>
   );

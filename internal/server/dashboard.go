@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
+	applyrbacv1 "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+
+	"github.com/skiffdev/skiff/internal/component"
+	"github.com/skiffdev/skiff/internal/dashboard"
+)
+
+// The web dashboard (internal/dashboard): its page is public, served ahead
+// of the API server's handler chain; its usage history (charts) is served
+// inside the chain, to any authenticated user by path (ClusterRole
+// dashboardAPIRole), each query then authorized as a list of metrics.k8s.io
+// nodes or pods with a SubjectAccessReview.
+const dashboardAPIRole = "skiff:dashboard-api"
+
+// apiServerHandlers are what skiff adds to the API server's port.
+func (s *Server) apiServerHandlers() component.APIServerHandlers {
+	if s.cfg.DisableDashboard {
+		return component.APIServerHandlers{}
+	}
+	h := component.APIServerHandlers{Public: map[string]http.Handler{dashboard.Prefix: dashboard.Handler()}}
+	if s.usage != nil {
+		h.Authenticated = map[string]http.Handler{dashboard.UsagePrefix: dashboard.UsageHandler(s.usage, s.authorizer)}
+	}
+	return h
+}
+
+// ensureDashboardRBAC lets every authenticated user reach the usage
+// history's path; what each may read there is decided per request.
+func ensureDashboardRBAC(ctx context.Context, client kubernetes.Interface) error {
+	apply := metav1.ApplyOptions{FieldManager: dnsFieldManager, Force: true}
+	labels := map[string]string{"app.kubernetes.io/managed-by": "skiff"}
+	role := applyrbacv1.ClusterRole(dashboardAPIRole).WithLabels(labels).
+		WithRules(applyrbacv1.PolicyRule().WithNonResourceURLs(dashboard.UsagePrefix + "*").WithVerbs("get"))
+	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, role, apply); err != nil {
+		return fmt.Errorf("apply ClusterRole %s: %w", dashboardAPIRole, err)
+	}
+	binding := applyrbacv1.ClusterRoleBinding(dashboardAPIRole).WithLabels(labels).
+		WithRoleRef(applyrbacv1.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(dashboardAPIRole)).
+		WithSubjects(applyrbacv1.Subject().WithKind(rbacv1.GroupKind).WithName(user.AllAuthenticated).WithAPIGroup(rbacv1.GroupName))
+	if _, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, binding, apply); err != nil {
+		return fmt.Errorf("apply ClusterRoleBinding %s: %w", dashboardAPIRole, err)
+	}
+	return nil
+}
+
+// reviewAuthorizer asks the API server's authorizer (RBAC) with a
+// SubjectAccessReview.
+type reviewAuthorizer struct{ client kubernetes.Interface }
+
+func (a reviewAuthorizer) Allowed(ctx context.Context, u user.Info, verb, group, resource, namespace string) (bool, error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range u.GetExtra() {
+		extra[k] = v
+	}
+	review, err := a.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups(), Extra: extra,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: namespace},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return review.Status.Allowed, nil
+}
+
+// metricsUsage reads metrics.k8s.io for the usage history, summing each
+// pod's containers.
+type metricsUsage struct{ client metricsclient.Interface }
+
+func (m metricsUsage) NodeUsage(ctx context.Context) (map[string]dashboard.Usage, error) {
+	l, err := m.client.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]dashboard.Usage, len(l.Items))
+	for _, n := range l.Items {
+		out[n.Name] = dashboard.Usage{CPU: n.Usage.Cpu().AsApproximateFloat64(), Memory: n.Usage.Memory().AsApproximateFloat64()}
+	}
+	return out, nil
+}
+
+func (m metricsUsage) PodUsage(ctx context.Context) (map[string]dashboard.Usage, error) {
+	l, err := m.client.MetricsV1beta1().PodMetricses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]dashboard.Usage, len(l.Items))
+	for _, p := range l.Items {
+		var u dashboard.Usage
+		for _, c := range p.Containers {
+			u.CPU += c.Usage.Cpu().AsApproximateFloat64()
+			u.Memory += c.Usage.Memory().AsApproximateFloat64()
+		}
+		out[p.Namespace+"/"+p.Name] = u
+	}
+	return out, nil
+}
