@@ -9,8 +9,8 @@
 //	    -scenarios plain-10000,plain-30000,spread-10000,deployment-10000
 //	go run ./bench/scheduler -skiff bin/skiff -quick
 //
-// It starts `skiff server --disable-agent --cluster-cidr 10.0.0.0/8` as a
-// subprocess on a free port (the /8 leaves a /24 podCIDR for every one of
+// It starts `skiff server --disable-agent --cluster-cidr 10.128.0.0/9` as a
+// subprocess on a free port (the /9 leaves a /24 podCIDR for every one of
 // thousands of nodes) and the simulated nodes as a `skiff sim` subprocess,
 // so the server's RSS holds the control plane alone. Each scenario runs in
 // a namespace of its own, deleted (and waited for) before the next. Both

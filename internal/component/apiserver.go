@@ -30,7 +30,8 @@ type APIServerHandlers struct {
 	Public map[string]http.Handler
 	// Authenticated are served inside the chain, as the API server's own
 	// non-resource paths are (authenticated, authorized by path, audited),
-	// and win over a Public prefix that also matches.
+	// and win over a Public prefix that also matches: a path ending in "/"
+	// with everything under it, any other alone.
 	Authenticated map[string]http.Handler
 }
 
@@ -82,8 +83,12 @@ func APIServer(ctx context.Context, args []string, handlers APIServerHandlers) e
 	// stopping too: a short grace is enough, and SIGTERM returns promptly.
 	server.GenericAPIServer.ShutdownTimeout = ShutdownTimeout
 	h := server.GenericAPIServer.Handler
-	for prefix, handler := range handlers.Authenticated {
-		h.NonGoRestfulMux.HandlePrefix(prefix, handler)
+	for path, handler := range handlers.Authenticated {
+		if strings.HasSuffix(path, "/") {
+			h.NonGoRestfulMux.HandlePrefix(path, handler)
+		} else {
+			h.NonGoRestfulMux.Handle(path, handler)
+		}
 	}
 	if len(handlers.Public) > 0 {
 		h.FullHandlerChain = publicFirst(handlers, h.FullHandlerChain)

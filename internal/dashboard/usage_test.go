@@ -86,19 +86,16 @@ func TestHistoryBound(t *testing.T) {
 	}
 }
 
-type fakeAuthz map[string]bool // "user verb resource namespace" → allowed
+type fakeAuthz map[string]bool // "user verb group/resource namespace" → allowed
 
 func (f fakeAuthz) Allowed(_ context.Context, u user.Info, verb, group, resource, namespace string) (bool, error) {
-	if group != "metrics.k8s.io" {
-		return false, nil
-	}
-	return f[u.GetName()+" "+verb+" "+resource+" "+namespace], nil
+	return f[u.GetName()+" "+verb+" "+group+"/"+resource+" "+namespace], nil
 }
 
 func TestUsageHandler(t *testing.T) {
 	h := NewHistory()
 	h.Record(t0, map[string]Usage{"n1": {CPU: 1}}, map[string]Usage{"team/web": {CPU: 0.5}, "other/db": {CPU: 2}})
-	handler := UsageHandler(h, fakeAuthz{"alice list pods team": true, "root list nodes ": true})
+	handler := UsageHandler(h, fakeAuthz{"alice list metrics.k8s.io/pods team": true, "root list metrics.k8s.io/nodes ": true})
 	call := func(who, path string) (int, string) {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		if who != "" {

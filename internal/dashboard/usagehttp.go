@@ -3,14 +3,12 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authentication/user"
-	"k8s.io/apiserver/pkg/endpoints/request"
 )
 
 // UsagePrefix is where the usage history is served: inside the API
@@ -38,32 +36,12 @@ func UsageHandler(h *History, authz Authorizer) http.Handler {
 			writeStatus(w, apierrors.NewNotFound(schema.GroupResource{Group: metricsGroup, Resource: kind}, ""))
 			return
 		}
-		if r.Method != http.MethodGet {
-			writeStatus(w, apierrors.NewMethodNotSupported(schema.GroupResource{Group: metricsGroup, Resource: kind}, r.Method))
-			return
-		}
-		u, ok := request.UserFrom(r.Context())
-		if !ok {
-			writeStatus(w, apierrors.NewUnauthorized("Unauthorized"))
-			return
-		}
 		q := r.URL.Query()
 		namespace := ""
 		if kind == "pods" {
 			namespace = q.Get("namespace")
 		}
-		allowed, err := authz.Allowed(r.Context(), u, "list", metricsGroup, kind, namespace)
-		if err != nil {
-			writeStatus(w, apierrors.NewInternalError(fmt.Errorf("authorizing the usage history: %w", err)))
-			return
-		}
-		if !allowed {
-			scope := "at the cluster scope"
-			if namespace != "" {
-				scope = fmt.Sprintf("in the namespace %q", namespace)
-			}
-			writeStatus(w, apierrors.NewForbidden(schema.GroupResource{Group: metricsGroup, Resource: kind}, "",
-				fmt.Errorf("User %q cannot list resource %q in API group %q %s", u.GetName(), kind, metricsGroup, scope)))
+		if !authorized(w, r, authz, metricsGroup, kind, namespace) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -10,7 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 	applyrbacv1 "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/skiffdev/skiff/internal/component"
@@ -18,31 +20,48 @@ import (
 )
 
 // The web dashboard (internal/dashboard): its page is public, served ahead
-// of the API server's handler chain; its usage history (charts) is served
-// inside the chain, to any authenticated user by path (ClusterRole
-// dashboardAPIRole), each query then authorized as a list of metrics.k8s.io
-// nodes or pods with a SubjectAccessReview.
+// of the API server's handler chain; its usage history (charts) and pod
+// counts are served inside the chain, to any authenticated user by path
+// (ClusterRole dashboardAPIRole), each query then authorized as a list of
+// metrics.k8s.io nodes or pods, or of pods, with a SubjectAccessReview.
 const dashboardAPIRole = "skiff:dashboard-api"
+
+// dashboardAPIPaths are the dashboard's authenticated paths (usage history,
+// pod counts), as RBAC names non-resource URLs.
+const dashboardAPIPaths = "/dashboard/api/v1/*"
+
+// newPodPhases is the informer the dashboard's pod counts read: every pod,
+// reduced to its phase (dashboard.StripToPhase).
+func newPodPhases(client kubernetes.Interface) cache.SharedIndexInformer {
+	inf := informers.NewSharedInformerFactory(client, 0).Core().V1().Pods().Informer()
+	if err := inf.SetTransform(dashboard.StripToPhase); err != nil {
+		panic(err) // refused only once the informer runs; it has not
+	}
+	return inf
+}
 
 // apiServerHandlers are what skiff adds to the API server's port.
 func (s *Server) apiServerHandlers() component.APIServerHandlers {
 	if s.cfg.DisableDashboard {
 		return component.APIServerHandlers{}
 	}
-	h := component.APIServerHandlers{Public: map[string]http.Handler{dashboard.Prefix: dashboard.Handler()}}
+	h := component.APIServerHandlers{
+		Public:        map[string]http.Handler{dashboard.Prefix: dashboard.Handler()},
+		Authenticated: map[string]http.Handler{dashboard.PhasesPath: dashboard.PhasesHandler(s.pods.GetIndexer(), s.pods.HasSynced, s.authorizer)},
+	}
 	if s.usage != nil {
-		h.Authenticated = map[string]http.Handler{dashboard.UsagePrefix: dashboard.UsageHandler(s.usage, s.authorizer)}
+		h.Authenticated[dashboard.UsagePrefix] = dashboard.UsageHandler(s.usage, s.authorizer)
 	}
 	return h
 }
 
-// ensureDashboardRBAC lets every authenticated user reach the usage
-// history's path; what each may read there is decided per request.
+// ensureDashboardRBAC lets every authenticated user reach the dashboard's
+// paths; what each may read there is decided per request.
 func ensureDashboardRBAC(ctx context.Context, client kubernetes.Interface) error {
 	apply := metav1.ApplyOptions{FieldManager: dnsFieldManager, Force: true}
 	labels := map[string]string{"app.kubernetes.io/managed-by": "skiff"}
 	role := applyrbacv1.ClusterRole(dashboardAPIRole).WithLabels(labels).
-		WithRules(applyrbacv1.PolicyRule().WithNonResourceURLs(dashboard.UsagePrefix + "*").WithVerbs("get"))
+		WithRules(applyrbacv1.PolicyRule().WithNonResourceURLs(dashboardAPIPaths).WithVerbs("get"))
 	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, role, apply); err != nil {
 		return fmt.Errorf("apply ClusterRole %s: %w", dashboardAPIRole, err)
 	}

@@ -24,6 +24,7 @@ import (
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -217,6 +218,9 @@ type Server struct {
 	// who reads it (nil without the dashboard or metrics-server).
 	usage      *dashboard.History
 	authorizer dashboard.Authorizer
+	// pods is the dashboard's count of pods by phase (nil without the
+	// dashboard).
+	pods cache.SharedIndexInformer
 }
 
 // New prepares the data directory and credentials; Run starts everything.
@@ -321,8 +325,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 			return nil, fmt.Errorf("etcd metrics: %w", err)
 		}
 	}
-	if !s.cfg.DisableDashboard && !s.cfg.DisableMetricsServer {
-		s.usage, s.authorizer = dashboard.NewHistory(), reviewAuthorizer{client}
+	if !s.cfg.DisableDashboard {
+		s.authorizer, s.pods = reviewAuthorizer{client}, newPodPhases(client)
+		if !s.cfg.DisableMetricsServer {
+			s.usage = dashboard.NewHistory()
+		}
 	}
 	var store *storage.Store
 	storeReady := make(chan struct{})
@@ -464,6 +471,9 @@ func (s *Server) components() ([]supervise.Component, error) {
 	if !s.cfg.DisableDashboard {
 		list = append(list, supervise.Component{Name: "dashboard-rbac", Step: true, Run: func(ctx context.Context) error {
 			return ensureDashboardRBAC(ctx, client)
+		}}, supervise.Component{Name: "dashboard-pod-phases", Run: func(ctx context.Context) error {
+			s.pods.Run(ctx.Done())
+			return nil
 		}})
 	}
 	if s.usage != nil {

@@ -133,13 +133,14 @@ func (s *Sim) Stop() {
 }
 
 // StartControlPlane starts `skiff server --disable-agent` for simulated
-// nodes (a /8 cluster CIDR leaves a /24 podCIDR for each of thousands),
+// nodes (a /9 cluster CIDR, clear of the default service CIDR 10.43.0.0/16,
+// leaves a /24 podCIDR for each of thousands),
 // waits until it is ready, saying so, and returns it with a client.
 func StartControlPlane(ctx context.Context, binary, dataDir string) (*Server, *rest.Config, *kubernetes.Clientset, error) {
 	s, err := StartServer(ServerOptions{
 		Binary:  binary,
 		DataDir: dataDir,
-		Args:    []string{"--disable-agent", "--cluster-cidr", "10.0.0.0/8"},
+		Args:    []string{"--disable-agent", "--cluster-cidr", "10.128.0.0/9"},
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -91,6 +91,15 @@ func TestDashboard(t *testing.T) {
 		chromedp.Navigate(admin),
 		waitText(`[data-testid="nodes-ready"]`, "1 / 1 Ready"),
 		waitText(`dd[data-phase="Running"]`, ""))
+	// The counts by phase are the API's.
+	eventually(t, 20*time.Second, "the overview's count of Running pods", func() (bool, string) {
+		pods, err := the.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+		if err != nil {
+			return false, err.Error()
+		}
+		shown := strings.TrimSpace(textOf(t, tab, `dd[data-phase="Running"]`))
+		return shown == fmt.Sprint(len(pods.Items)), fmt.Sprintf("shown %q, the API lists %d", shown, len(pods.Items))
+	})
 	address, err := chromedp.Run(tab, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +222,16 @@ func TestDashboard(t *testing.T) {
 	}
 	if code, body := bearerGet(t, usage+"pods?namespace="+ns, tokenOf(t, viewer)); code != http.StatusOK {
 		t.Errorf("the viewer's GET of its namespace's pods' usage history: %d %s", code, body)
+	}
+	phases := fmt.Sprintf("https://127.0.0.1:%d/dashboard/api/v1/pods/phases", the.port)
+	if code, body := bearerGet(t, phases, tokenOf(t, viewer)); code != http.StatusForbidden {
+		t.Errorf("the viewer's count of every namespace's pods: %d %s, want 403", code, body)
+	}
+	if code, body := bearerGet(t, phases+"?namespace="+ns, tokenOf(t, viewer)); code != http.StatusOK || !strings.Contains(body, `"total":3`) {
+		t.Errorf("the viewer's count of its namespace's pods: %d %s, want its 3", code, body)
+	}
+	if code, _, err := anonymousGet(t, phases); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("an anonymous count of pods: %d %v, want 401", code, err)
 	}
 	if d, err := the.client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil || *d.Spec.Replicas != 3 {
 		t.Errorf("after the refused scale: %v, replicas %v; want 3", err, d.Spec.Replicas)

@@ -184,7 +184,7 @@ function App() {
   const groups = [...new Set(more.map((r) => r.group))].sort();
   let main;
   if (route.overview) {
-    main = <Overview />;
+    main = <Overview namespace={namespace} />;
   } else {
     const res = find(route.group, route.resource);
     if (!res) main = <p class="error">This cluster serves no {route.resource} in {route.group || 'the core group'}.</p>;

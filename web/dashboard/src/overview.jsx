@@ -13,24 +13,19 @@ function ready(node) {
   return c && c.status === 'True';
 }
 
-// podPhases counts pods by phase without reading them all: a list of one
-// item per phase says how many remain (remainingItemCount). Counts are read
-// again every 5 s while the page is open.
-function usePodPhases() {
+// usePodPhases reads the count of pods in each phase, in namespace or ''
+// for all, every 5 s: from the server's one cache of pods reduced to their
+// phase (internal/dashboard), as the API cannot count without listing.
+function usePodPhases(namespace) {
   const [counts, setCounts] = useState(null);
   useEffect(() => {
     let stop = false;
     let timer;
     const read = async () => {
       try {
-        const out = {};
-        await Promise.all(
-          PHASES.map(async (p) => {
-            const l = await get(`/api/v1/pods?limit=1&fieldSelector=${encodeURIComponent(`status.phase=${p}`)}`);
-            out[p] = l.items.length + (l.metadata.remainingItemCount || 0);
-          }),
-        );
-        if (!stop) setCounts(out);
+        const q = namespace ? `?namespace=${encodeURIComponent(namespace)}` : '';
+        const c = await get(`/dashboard/api/v1/pods/phases${q}`);
+        if (!stop) setCounts(c);
       } catch (e) {
         if (!stop) setCounts({ error: e });
       }
@@ -41,7 +36,7 @@ function usePodPhases() {
       stop = true;
       clearTimeout(timer);
     };
-  }, []);
+  }, [namespace]);
   return counts;
 }
 
@@ -49,10 +44,10 @@ function when(e) {
   return e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp || '';
 }
 
-export function Overview() {
+export function Overview({ namespace }) {
   const nodes = useWatched('/api/v1/nodes');
   const warnings = useWatched('/api/v1/events', { fieldSelector: 'type=Warning' });
-  const phases = usePodPhases();
+  const phases = usePodPhases(namespace);
   const all = [...nodes.items.values()];
   const readyCount = all.filter(ready).length;
   const recent = [...warnings.items.values()].sort((a, b) => when(b).localeCompare(when(a))).slice(0, WARNINGS);
@@ -83,7 +78,7 @@ export function Overview() {
           </ul>
         </section>
         <section class="card" aria-labelledby="pods-h">
-          <h2 id="pods-h">Pods by phase</h2>
+          <h2 id="pods-h">Pods by phase{namespace ? ` in ${namespace}` : ''}</h2>
           {!phases ? (
             <p>…</p>
           ) : phases.error ? (
@@ -93,7 +88,7 @@ export function Overview() {
               {PHASES.map((p) => (
                 <div class={`phase ${p}`}>
                   <dt>{p}</dt>
-                  <dd data-phase={p}>{phases[p]}</dd>
+                  <dd data-phase={p}>{phases.phases[p] || 0}</dd>
                 </div>
               ))}
             </dl>
