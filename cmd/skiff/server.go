@@ -59,7 +59,9 @@ func newServerCommand() *cobra.Command {
 				if !reset {
 					return fmt.Errorf("%w: --cluster-reset-restore-path needs --cluster-reset", component.ErrConfig)
 				}
+				status.Set("restoring the etcd snapshot " + restorePath)
 				old, err := server.ClusterReset(cfg, restorePath)
+				status.Set("")
 				if err != nil {
 					return err
 				}

@@ -403,7 +403,10 @@ func (s *Server) components() ([]supervise.Component, error) {
 		if err != nil {
 			return nil, err
 		}
-		ingressLB := ingresslb.New(ingressLBClient, log.With("controller", "ingress-lb"))
+		ingressLB, err := ingresslb.New(ingressLBClient, log.With("controller", "ingress-lb"), legacyregistry.Registerer())
+		if err != nil {
+			return nil, err
+		}
 		// Every server runs them, one at a time (a Lease each), as the
 		// controller manager's controllers.
 		identity := leader.Identity()

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -57,13 +58,20 @@ const (
 // Controller keeps the Service and its EndpointSlices equal to the nodes'
 // proxies.
 type Controller struct {
-	client kubernetes.Interface
-	log    *slog.Logger
+	client  kubernetes.Interface
+	log     *slog.Logger
+	metrics *metrics
 }
 
-// New returns a controller writing through client.
-func New(client kubernetes.Interface, log *slog.Logger) *Controller {
-	return &Controller{client: client, log: log}
+// New returns a controller writing through client, counting its syncs in
+// reg (skiff_controller_syncs_total and _sync_duration_seconds,
+// controller="ingress-lb"; nil: not counted anywhere).
+func New(client kubernetes.Interface, log *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("ingress-lb metrics: %w", err)
+	}
+	return &Controller{client: client, log: log, metrics: m}, nil
 }
 
 // Run reconciles until ctx ends.
@@ -93,6 +101,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return nil
 		case <-changed.C():
 		}
+		began := time.Now()
 		nodeList, err := nodes.Lister().List(labels.Everything())
 		if err == nil {
 			var svc *corev1.Service
@@ -110,6 +119,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				err = c.sync(ctx, nodeList, svc, have)
 			}
 		}
+		c.metrics.observe(began, err)
 		if err == nil {
 			delay = 0
 			continue

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -116,7 +118,15 @@ func TestRun(t *testing.T) {
 	client := fake.NewClientset(node("a", "10.0.0.1", "80,443", true), node("b", "10.0.0.2", "80,443", true))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- New(client, slog.New(slog.DiscardHandler)).Run(ctx) }()
+	reg := prometheus.NewRegistry()
+	c, err := New(client, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(client, slog.New(slog.DiscardHandler), reg); err != nil {
+		t.Fatalf("a second controller on the same registry: %v", err)
+	}
+	go func() { done <- c.Run(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -156,6 +166,9 @@ func TestRun(t *testing.T) {
 		return err == nil
 	})
 	waitFor("endpoints a and b", func() bool { return reflect.DeepEqual(readyNodes(), []string{"a", "b"}) })
+	if n := testutil.ToFloat64(c.metrics.syncs.WithLabelValues("success")); n < 1 {
+		t.Errorf("skiff_controller_syncs_total{result=success} = %v after syncing, want at least 1", n)
+	}
 
 	// b goes NotReady; a drops its proxy.
 	b := node("b", "10.0.0.2", "80,443", false)

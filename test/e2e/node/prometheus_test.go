@@ -99,6 +99,7 @@ func TestPrometheusMetrics(t *testing.T) {
 			"coredns_dns_requests_total",                                     // the cluster DNS, under CoreDNS's names
 			"etcd_server_has_leader", "etcd_disk_wal_fsync_duration_seconds", // the embedded etcd
 			`workqueue_adds_total{name="local-path"}`, `workqueue_adds_total{name="service-lb"}`, // skiff's controllers
+			"skiff_controller_syncs_total", // ingress-lb
 		},
 		"https://" + net.JoinHostPort(nodeIP, strconv.Itoa(the.kubelet)) + "/metrics": {
 			"kubelet_running_pods", "kubelet_pod_start_duration_seconds", // the kubelet
