@@ -111,10 +111,11 @@ function Login({ message }) {
   );
 }
 
-// useNamespaces follows the namespaces the user may list (none when RBAC
+// useNamespaces follows the namespaces the user may list (null when RBAC
 // forbids it: the namespace is then typed in).
 function useNamespaces() {
-  const [names, setNames] = useState(null);
+  // undefined while loading, null when refused.
+  const [names, setNames] = useState(undefined);
   useEffect(() => {
     const ctl = new AbortController();
     let set = new Set();
@@ -177,6 +178,13 @@ function App() {
     setNamespace(ns);
     localStorage.setItem('skiff.dashboard.namespace', ns);
   };
+  // A service account that may not list namespaces most likely works in
+  // its own: start there rather than on lists of every namespace it would
+  // be refused.
+  useEffect(() => {
+    const sa = user && user.username.match(/^system:serviceaccount:([^:]+):/);
+    if (namespaces === null && !namespace && sa) setNamespace(sa[1]);
+  }, [user, namespaces]);
   if (error) return <Login message={error.message} />;
   if (!resources) return <p class="loading">Loading…</p>;
   const find = (g, r) => resources.find((x) => x.group === g && x.resource === r);
