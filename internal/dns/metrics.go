@@ -1,12 +1,13 @@
 package dns
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiffdev/skiff/internal/metricsreg"
 )
 
 // metrics are the server's Prometheus collectors, under CoreDNS's names
@@ -42,28 +43,16 @@ func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 	}
 	// A server made again in the same process (a restart) counts on.
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = metricsreg.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.responses, err = register(reg, m.responses); err != nil {
+	if m.responses, err = metricsreg.Register(reg, m.responses); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = metricsreg.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector registered before it.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if old, ok := are.ExistingCollector.(C); ok {
-			return old, nil
-		}
-	}
-	return c, err
 }
 
 // observe records one question and its answer.

@@ -1,11 +1,12 @@
 package storage
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/skiffdev/skiff/internal/metricsreg"
 )
 
 // etcdFamilies are the name prefixes of the embedded etcd's own metrics,
@@ -18,11 +19,7 @@ var etcdFamilies = []string{"etcd_server_", "etcd_disk_", "etcd_network_", "etcd
 // Prometheus's default registry, under their own names. Registering twice
 // is harmless.
 func RegisterEtcdMetrics(reg prometheus.Registerer) error {
-	err := reg.Register(etcdCollector{from: prometheus.DefaultGatherer})
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		return nil
-	}
+	_, err := metricsreg.Register(reg, etcdCollector{from: prometheus.DefaultGatherer})
 	return err
 }
 

@@ -1,10 +1,11 @@
 package ingresslb
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiffdev/skiff/internal/metricsreg"
 )
 
 // metrics count the controller's syncs, as a controller that works from a
@@ -35,26 +36,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.syncs, err = register(reg, m.syncs); err != nil {
+	if m.syncs, err = metricsreg.Register(reg, m.syncs); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = metricsreg.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector registered before it (a
-// controller made again in the same process counts on).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if old, ok := are.ExistingCollector.(C); ok {
-			return old, nil
-		}
-	}
-	return c, err
 }
 
 // observe records one sync that began at began.
