@@ -1,8 +1,7 @@
 // Charts of a node's or a pod's CPU and memory over the last hour, from the
 // server's usage history (internal/dashboard: metrics.k8s.io sampled every
 // 30 s, kept in memory for an hour).
-import { useEffect, useState } from 'preact/hooks';
-import { get } from './api.js';
+import { usePolled } from './watch.js';
 import { bytes, cpu } from './metrics.jsx';
 
 const W = 480;
@@ -56,27 +55,9 @@ function Chart({ title, times, values, format }) {
 // UsageCharts shows one node's (namespace '') or pod's usage history,
 // read again every 30 s.
 export function UsageCharts({ kind, namespace, name }) {
-  const [data, setData] = useState(null);
-  useEffect(() => {
-    let stop = false;
-    let timer;
-    const q = new URLSearchParams({ name });
-    if (namespace) q.set('namespace', namespace);
-    const read = async () => {
-      try {
-        const d = await get(`/dashboard/api/v1/usage/${kind}?${q}`);
-        if (!stop) setData(d);
-      } catch (e) {
-        if (!stop) setData({ error: e });
-      }
-      if (!stop) timer = setTimeout(read, 30000);
-    };
-    read();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, [kind, namespace, name]);
+  const q = new URLSearchParams({ name });
+  if (namespace) q.set('namespace', namespace);
+  const data = usePolled(`/dashboard/api/v1/usage/${kind}?${q}`, 30000);
   if (!data) return null;
   if (data.error) return <p class="count">Usage history: {data.error.message}</p>;
   const s = data.series[0];

@@ -1,8 +1,7 @@
 // Usage from metrics.k8s.io (metrics-server, scraping every 15 s): read on
 // that period, as the API offers no watch. A node or pod the API has no
 // figures for yet shows "pending", never zero.
-import { useEffect, useState } from 'preact/hooks';
-import { get } from './api.js';
+import { usePolled } from './watch.js';
 
 export const SCRAPE_MS = 15000;
 
@@ -39,39 +38,24 @@ export function bytes(b) {
 // null until the first answer, or {error} when metrics.k8s.io is not served
 // or not allowed.
 export function useUsage(kind, namespace) {
-  const [usage, setUsage] = useState(null);
-  useEffect(() => {
-    if (!kind) return;
-    let stop = false;
-    let timer;
-    const coll = `/apis/metrics.k8s.io/v1beta1${namespace && kind === 'pods' ? `/namespaces/${namespace}` : ''}/${kind}`;
-    const read = async () => {
-      try {
-        const l = await get(coll);
-        const m = new Map();
-        for (const i of l.items || []) {
-          let c = 0;
-          let mem = 0;
-          const list = i.containers || [{ usage: i.usage }];
-          for (const x of list) {
-            c += quantity(x.usage.cpu);
-            mem += quantity(x.usage.memory);
-          }
-          m.set(`${i.metadata.namespace || ''}/${i.metadata.name}`, { cpu: c, memory: mem, containers: i.containers, timestamp: i.timestamp });
-        }
-        if (!stop) setUsage(m);
-      } catch (e) {
-        if (!stop) setUsage({ error: e });
-      }
-      if (!stop) timer = setTimeout(read, SCRAPE_MS);
-    };
-    read();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, [kind, namespace]);
-  return usage;
+  const coll = kind ? `/apis/metrics.k8s.io/v1beta1${namespace && kind === 'pods' ? `/namespaces/${namespace}` : ''}/${kind}` : '';
+  return usePolled(coll, SCRAPE_MS, byObject);
+}
+
+// byObject sums a metrics list's containers per "namespace/name".
+function byObject(l) {
+  const m = new Map();
+  for (const i of l.items || []) {
+    let c = 0;
+    let mem = 0;
+    const list = i.containers || [{ usage: i.usage }];
+    for (const x of list) {
+      c += quantity(x.usage.cpu);
+      mem += quantity(x.usage.memory);
+    }
+    m.set(`${i.metadata.namespace || ''}/${i.metadata.name}`, { cpu: c, memory: mem, containers: i.containers, timestamp: i.timestamp });
+  }
+  return m;
 }
 
 function usageOf(usage, meta) {

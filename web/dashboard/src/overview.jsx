@@ -1,7 +1,5 @@
 // The cluster at a glance: nodes Ready, pods by phase, recent warnings.
-import { useEffect, useState } from 'preact/hooks';
-import { get } from './api.js';
-import { useWatched } from './watch.js';
+import { usePolled, useWatched } from './watch.js';
 import { SimpleTable } from './table.jsx';
 import { age } from './format.js';
 
@@ -17,27 +15,7 @@ function ready(node) {
 // for all, every 5 s: from the server's one cache of pods reduced to their
 // phase (internal/dashboard), as the API cannot count without listing.
 function usePodPhases(namespace) {
-  const [counts, setCounts] = useState(null);
-  useEffect(() => {
-    let stop = false;
-    let timer;
-    const read = async () => {
-      try {
-        const q = namespace ? `?namespace=${encodeURIComponent(namespace)}` : '';
-        const c = await get(`/dashboard/api/v1/pods/phases${q}`);
-        if (!stop) setCounts(c);
-      } catch (e) {
-        if (!stop) setCounts({ error: e });
-      }
-      if (!stop) timer = setTimeout(read, 5000);
-    };
-    read();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, [namespace]);
-  return counts;
+  return usePolled(`/dashboard/api/v1/pods/phases${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ''}`, 5000);
 }
 
 function when(e) {

@@ -33,3 +33,30 @@ export function useWatched(coll, { fieldSelector, labelSelector } = {}) {
   }, [coll, fieldSelector, labelSelector]);
   return state;
 }
+
+// usePolled reads url ('' for nothing) now and every ms after each answer,
+// for what the API offers no watch of (metrics, the server's counts):
+// null until the first answer, then read(json), or {error}.
+export function usePolled(url, ms, read = (json) => json) {
+  const [state, setState] = useState(null);
+  useEffect(() => {
+    if (!url) return undefined;
+    let stop = false;
+    let timer;
+    const poll = async () => {
+      try {
+        const v = read(await get(url));
+        if (!stop) setState(v);
+      } catch (e) {
+        if (!stop) setState({ error: e });
+      }
+      if (!stop) timer = setTimeout(poll, ms);
+    };
+    poll();
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
+  }, [url, ms]);
+  return state;
+}
