@@ -9,7 +9,7 @@ SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/n
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
-.PHONY: run build dashboard images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
+.PHONY: generate run build dashboard images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
 
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
@@ -76,3 +76,9 @@ bench-ingress-deps:
 
 clean:
 	rm -rf bin
+
+# The fleet API's CRDs and deep copies, from internal/fleet/api/v1alpha1's types.
+CONTROLLER_TOOLS_VERSION = v0.23.0
+generate:
+	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	bin/controller-gen object crd:crdVersions=v1 paths=./internal/fleet/api/... output:crd:dir=internal/fleet/crds

@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand(), newDashboardCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand(), newDashboardCommand(), newFleetCommand())
 	registerLogFlags(root)
 	return root
 }

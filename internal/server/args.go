@@ -80,7 +80,7 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 		"allocate-node-cidrs":              "true",
 		"cluster-cidr":                     s.cfg.Cluster.ClusterCIDR,
 		"service-cluster-ip-range":         s.cfg.Cluster.ServiceCIDR,
-		"controllers":                      "*,bootstrapsigner,tokencleaner",
+		"controllers":                      s.controllers(),
 		"leader-elect":                     "true",
 		"leader-elect-lease-duration":      leader.LeaseDuration.String(),
 		"leader-elect-renew-deadline":      leader.RenewDeadline.String(),
@@ -140,4 +140,20 @@ func (s *Server) securePort(name string, port int) string {
 	}
 	l.Close()
 	return strconv.Itoa(port)
+}
+
+// workloadControllers are the controller manager's controllers a fleet
+// upstream does not run: its workloads are templates for its clusters.
+var workloadControllers = []string{"deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob",
+	"horizontalpodautoscaling", "disruption", "ttl-after-finished"}
+
+// controllers is the controller manager's --controllers.
+func (s *Server) controllers() string {
+	list := "*,bootstrapsigner,tokencleaner"
+	if s.cfg.FleetUpstream {
+		for _, c := range workloadControllers {
+			list += ",-" + c
+		}
+	}
+	return list
 }

@@ -85,6 +85,18 @@ type Config struct {
 	// DisableGatewayAPI installs neither the Gateway API CRDs nor the
 	// GatewayClass "skiff".
 	DisableGatewayAPI bool
+	// FleetUpstream makes this cluster a fleet upstream: it serves the
+	// fleet API (internal/fleet) and places what its policies select on
+	// the clusters that join it. Like Karmada's control plane, it runs no
+	// workloads of its own: the controller manager's workload controllers
+	// are off, so a Deployment here only describes what the clusters run.
+	FleetUpstream bool
+	// FleetMonitorGracePeriod is how long a downstream may go without a
+	// heartbeat before it is marked not Ready (default 40 s).
+	FleetMonitorGracePeriod time.Duration
+	// DisableFleetAgent runs no fleet agent: this cluster cannot join an
+	// upstream with `skiff fleet join`.
+	DisableFleetAgent bool
 	// DNSUpstreams resolve the names outside the cluster domain, "host" or
 	// "host:port" each (default: the name servers of /etc/resolv.conf).
 	DNSUpstreams []string
@@ -536,6 +548,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 			}
 		}})
 	}
+	fleetComponents, err := s.fleetComponents(client, restart)
+	if err != nil {
+		return nil, err
+	}
+	list = append(list, fleetComponents...)
 	list = append(list, supervise.Component{Name: "ready", Step: true, Run: func(context.Context) error {
 		close(s.Ready)
 		log.Info("skiff server is ready; the admin kubeconfig is at "+s.Paths.Kubeconfig, "url", s.URL)

@@ -165,6 +165,10 @@ func (s *Server) Stop(d time.Duration) (code int, took time.Duration) {
 	return code, took
 }
 
+// Signal sends sig to the server (SIGSTOP and SIGCONT freeze and thaw it,
+// as a partition would).
+func (s *Server) Signal(sig syscall.Signal) { s.proc.signal(sig) }
+
 // Kill sends SIGKILL (kill -9) and waits for the process to be gone.
 func (s *Server) Kill() { s.proc.kill() }
 

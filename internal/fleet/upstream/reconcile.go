@@ -1,0 +1,556 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffdev/skiff/internal/fleet"
+	"github.com/skiffdev/skiff/internal/fleet/aggregate"
+	v1alpha1 "github.com/skiffdev/skiff/internal/fleet/api/v1alpha1"
+	"github.com/skiffdev/skiff/internal/fleet/override"
+	"github.com/skiffdev/skiff/internal/fleet/placement"
+)
+
+// reconcile brings one resource's binding, Works and aggregated status in
+// line with its policy, the clusters and what their agents report. It
+// returns how soon to look again when the placement will change by itself
+// (a toleration running out).
+func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error) {
+	bgvr, bkind := bindingGVR(k)
+	bname := bindingName(k)
+	var binding *unstructured.Unstructured
+	if obj, ok, _ := c.store(bgvr).GetByKey(cacheKey(k.Namespace, bname)); ok {
+		binding = obj.(*unstructured.Unstructured).DeepCopy()
+	}
+	var tmpl *unstructured.Unstructured
+	if k.GVR.Resource != "" {
+		t, err := c.template(k)
+		if err != nil {
+			return 0, err
+		}
+		tmpl = t
+	}
+	var pol *policy
+	if tmpl != nil && tmpl.GetDeletionTimestamp() == nil {
+		pol = c.matchPolicy(tmpl)
+	}
+	if pol == nil {
+		// Deleted, or no policy selects it (any more): its copies go.
+		if binding == nil {
+			return 0, nil
+		}
+		return 0, c.unbind(ctx, bgvr, binding)
+	}
+	if binding != nil && binding.GetDeletionTimestamp() != nil {
+		// Deleted by hand or by the garbage collector while the
+		// resource lives on: clean up, the next pass binds again.
+		return 0, c.unbind(ctx, bgvr, binding)
+	}
+
+	var prev v1alpha1.ResourceBindingSpec
+	if binding != nil {
+		_ = fromUnstructured(binding, "spec", &prev)
+	}
+	gvk := schema.FromAPIVersionAndKind(tmpl.GetAPIVersion(), tmpl.GetKind())
+	replicas, request := workload(tmpl)
+	clusters := c.clusters()
+	pl := pol.spec.Placement
+	ret := v1alpha1.ReturnImmediate
+	failoverStatefulSets := false
+	if f := pol.spec.Failover; f != nil && f.Cluster != nil {
+		ret = cmpOr(f.Cluster.Return, ret)
+		failoverStatefulSets = f.Cluster.StatefulSets
+	}
+	if gvk.Kind == "StatefulSet" && gvk.Group == "apps" && !failoverStatefulSets {
+		// A partitioned cluster may still run its copy: never move a
+		// StatefulSet's identities unless the policy says so.
+		pl.ClusterTolerations = append(slices.Clone(pl.ClusterTolerations),
+			corev1.Toleration{Key: v1alpha1.TaintNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+			corev1.Toleration{Key: v1alpha1.TaintUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute})
+	}
+	now := time.Now()
+	failedOver := prev.FailedOver
+	if ret == v1alpha1.ReturnNever && len(failedOver) > 0 {
+		clusters = slices.DeleteFunc(clusters, func(cl v1alpha1.Cluster) bool {
+			return slices.ContainsFunc(failedOver, func(f v1alpha1.FailedOverCluster) bool { return f.Name == cl.Name })
+		})
+	}
+	res := placement.Schedule(placement.Input{
+		Placement:                 pl,
+		Replicas:                  replicas,
+		Request:                   request,
+		Clusters:                  clusters,
+		Previous:                  prev.Clusters,
+		Now:                       now,
+		DefaultNotReadyToleration: c.cfg.DefaultNotReadyToleration,
+	})
+	for _, name := range res.Evicted {
+		if !slices.ContainsFunc(failedOver, func(f v1alpha1.FailedOverCluster) bool { return f.Name == name }) {
+			failedOver = append(failedOver, v1alpha1.FailedOverCluster{Name: name, Time: metav1.NewTime(now)})
+			c.recorder.Eventf(tmpl, corev1.EventTypeWarning, "FailedOver", "cluster %s is not Ready beyond its toleration: its share moved to the other clusters", name)
+		}
+	}
+	if ret != v1alpha1.ReturnNever {
+		// Back on a Ready cluster: it is no longer failed over.
+		failedOver = slices.DeleteFunc(failedOver, func(f v1alpha1.FailedOverCluster) bool {
+			return slices.ContainsFunc(res.Clusters, func(t v1alpha1.TargetCluster) bool { return t.Name == f.Name })
+		})
+	}
+	spec := v1alpha1.ResourceBindingSpec{
+		Resource: v1alpha1.ObjectReference{
+			APIVersion: tmpl.GetAPIVersion(), Kind: tmpl.GetKind(), Namespace: tmpl.GetNamespace(), Name: tmpl.GetName(),
+			UID: tmpl.GetUID(), ResourceVersion: tmpl.GetResourceVersion(),
+		},
+		Policy:                      &pol.ref,
+		Replicas:                    replicas,
+		Placement:                   &pol.spec.Placement,
+		Clusters:                    res.Clusters,
+		ConflictResolution:          cmpOr(pol.spec.ConflictResolution, v1alpha1.ConflictAbort),
+		DriftPolicy:                 cmpOr(pol.spec.DriftPolicy, v1alpha1.DriftRevert),
+		PreserveResourcesOnDeletion: pol.spec.PreserveResourcesOnDeletion,
+		FailedOver:                  failedOver,
+	}
+	if len(request) > 0 {
+		spec.ReplicaRequirements = &v1alpha1.ReplicaRequirements{ResourceRequest: request}
+	}
+	if res.Unschedulable != "" && binding != nil {
+		// Keep where it is rather than remove every copy because, say,
+		// capacity is short right now.
+		spec.Clusters = prev.Clusters
+	}
+	binding, err := c.upsertBinding(ctx, bgvr, bkind, bname, tmpl, binding, spec)
+	if err != nil {
+		return 0, err
+	}
+
+	// One Work per chosen cluster; the others' go.
+	ops := c.overridePolicies(tmpl)
+	var deps []*unstructured.Unstructured
+	if pol.spec.PropagateDeps == nil || *pol.spec.PropagateDeps {
+		deps = c.dependencyManifests(ctx, tmpl)
+	}
+	byName := map[string]*v1alpha1.Cluster{}
+	for i := range clusters {
+		byName[clusters[i].Name] = &clusters[i]
+	}
+	failures := map[string]string{}
+	want := map[string]bool{}
+	for _, t := range spec.Clusters {
+		want[fleet.ExecutionNamespace(t.Name)] = true
+		cl := byName[t.Name]
+		if cl == nil {
+			failures[t.Name] = "the cluster is not registered"
+			continue
+		}
+		obj := override.Strip(tmpl)
+		if replicas > 0 {
+			if err := unstructured.SetNestedField(obj.Object, int64(t.Replicas), "spec", "replicas"); err != nil {
+				return 0, err
+			}
+		}
+		objs := []*unstructured.Unstructured{obj}
+		for _, d := range deps {
+			objs = append(objs, override.Strip(d))
+		}
+		var oerr error
+		for _, o := range objs {
+			if _, err := override.Apply(o, cl, ops); err != nil {
+				oerr = err
+				break
+			}
+		}
+		if oerr != nil {
+			failures[t.Name] = oerr.Error()
+			c.recorder.Eventf(tmpl, corev1.EventTypeWarning, "ApplyOverridePolicyFailed", "cluster %s: %v", t.Name, oerr)
+			continue
+		}
+		if err := c.upsertWork(ctx, k, binding, bkind, t.Name, objs, spec, tmpl.GetGeneration()); err != nil {
+			failures[t.Name] = err.Error()
+		}
+	}
+	if err := c.deleteWorks(ctx, string(binding.GetUID()), want); err != nil {
+		return 0, err
+	}
+	if err := c.updateStatus(ctx, k, bgvr, binding, tmpl, gvk, spec, res, failures); err != nil {
+		return 0, err
+	}
+	return res.RecheckAfter, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// workload is a resource's spec.replicas and one replica's requests, when
+// it has both a replica count and a pod template (Deployment, StatefulSet,
+// ReplicaSet and custom kinds shaped alike); 0 otherwise.
+func workload(u *unstructured.Unstructured) (int32, corev1.ResourceList) {
+	r, found, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+	if err != nil || !found {
+		if _, ok, _ := unstructured.NestedMap(u.Object, "spec", "template"); !ok || u.GetKind() != "Deployment" && u.GetKind() != "StatefulSet" && u.GetKind() != "ReplicaSet" {
+			return 0, nil
+		}
+		r = int64(1) // the API's default
+	}
+	var n int64
+	switch v := r.(type) {
+	case int64:
+		n = v
+	case float64:
+		n = int64(v)
+	default:
+		return 0, nil
+	}
+	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		return 0, nil
+	}
+	request := corev1.ResourceList{}
+	for _, c := range containers {
+		req, _, _ := unstructured.NestedStringMap(c.(map[string]any), "resources", "requests")
+		for name, v := range req {
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				continue
+			}
+			sum := request[corev1.ResourceName(name)]
+			sum.Add(q)
+			request[corev1.ResourceName(name)] = sum
+		}
+	}
+	if n == 0 {
+		// A workload scaled to zero still places; 0 would read as "not a
+		// workload", so it is scheduled as one replica with zero shares.
+		return 0, request
+	}
+	return int32(n), request
+}
+
+func (c *Controller) upsertBinding(ctx context.Context, gvr schema.GroupVersionResource, kind, name string, tmpl, old *unstructured.Unstructured, spec v1alpha1.ResourceBindingSpec) (*unstructured.Unstructured, error) {
+	m, err := toMap(&spec)
+	if err != nil {
+		return nil, err
+	}
+	api := c.cfg.Dynamic.Resource(gvr).Namespace(tmpl.GetNamespace())
+	if old == nil {
+		b := &unstructured.Unstructured{Object: map[string]any{"spec": m}}
+		b.SetAPIVersion(v1alpha1.GroupVersion.String())
+		b.SetKind(kind)
+		b.SetNamespace(tmpl.GetNamespace())
+		b.SetName(name)
+		b.SetFinalizers([]string{fleet.FinalizerWorks})
+		b.SetOwnerReferences([]metav1.OwnerReference{{
+			APIVersion: tmpl.GetAPIVersion(), Kind: tmpl.GetKind(), Name: tmpl.GetName(), UID: tmpl.GetUID(),
+			Controller: new(true), BlockOwnerDeletion: new(false),
+		}})
+		created, err := api.Create(ctx, b, metav1.CreateOptions{FieldManager: fleet.FieldManager})
+		if err != nil {
+			return nil, fmt.Errorf("create %s %s: %w", kind, name, err)
+		}
+		return created, nil
+	}
+	oldSpec, _, _ := unstructured.NestedMap(old.Object, "spec")
+	// resourceVersion changes with every status write we make: compare
+	// without it, or each pass would write again.
+	cmpSpec := func(s map[string]any) map[string]any {
+		s = runtime.DeepCopyJSON(s)
+		if r, ok := s["resource"].(map[string]any); ok {
+			delete(r, "resourceVersion")
+		}
+		return s
+	}
+	if equality.Semantic.DeepEqual(cmpSpec(oldSpec), cmpSpec(m)) && slices.Contains(old.GetFinalizers(), fleet.FinalizerWorks) {
+		return old, nil
+	}
+	old.Object["spec"] = m
+	if !slices.Contains(old.GetFinalizers(), fleet.FinalizerWorks) {
+		old.SetFinalizers(append(old.GetFinalizers(), fleet.FinalizerWorks))
+	}
+	updated, err := api.Update(ctx, old, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+	if err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", kind, name, err)
+	}
+	return updated, nil
+}
+
+func (c *Controller) upsertWork(ctx context.Context, k key, binding *unstructured.Unstructured, bkind, cluster string, objs []*unstructured.Unstructured, spec v1alpha1.ResourceBindingSpec, generation int64) error {
+	var manifests []any
+	for _, o := range objs {
+		manifests = append(manifests, o.Object)
+	}
+	m := map[string]any{
+		"workload":           map[string]any{"manifests": manifests},
+		"conflictResolution": string(spec.ConflictResolution),
+		"driftPolicy":        string(spec.DriftPolicy),
+	}
+	if spec.PreserveResourcesOnDeletion != nil {
+		m["preserveResourcesOnDeletion"] = *spec.PreserveResourcesOnDeletion
+	}
+	ns, name := fleet.ExecutionNamespace(cluster), workName(k)
+	api := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(ns)
+	ann := bkind + "/" + binding.GetNamespace() + "/" + binding.GetName()
+	gen := strconv.FormatInt(generation, 10)
+	if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cacheKey(ns, name)); ok {
+		old := o.(*unstructured.Unstructured)
+		oldSpec, _, _ := unstructured.NestedMap(old.Object, "spec")
+		if equality.Semantic.DeepEqual(oldSpec, runtime.DeepCopyJSON(m)) && old.GetAnnotations()[fleet.AnnotationBinding] == ann &&
+			old.GetAnnotations()[fleet.AnnotationTemplateGeneration] == gen && old.GetDeletionTimestamp() == nil {
+			return nil
+		}
+		if old.GetDeletionTimestamp() != nil {
+			return fmt.Errorf("work %s/%s is being deleted", ns, name)
+		}
+		w := old.DeepCopy()
+		w.Object["spec"] = runtime.DeepCopyJSON(m)
+		a := w.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[fleet.AnnotationBinding], a[fleet.AnnotationTemplateGeneration] = ann, gen
+		w.SetAnnotations(a)
+		_, err := api.Update(ctx, w, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+		return err
+	}
+	w := &unstructured.Unstructured{Object: map[string]any{"spec": runtime.DeepCopyJSON(m)}}
+	w.SetAPIVersion(v1alpha1.GroupVersion.String())
+	w.SetKind("Work")
+	w.SetNamespace(ns)
+	w.SetName(name)
+	w.SetLabels(map[string]string{fleet.LabelBindingUID: string(binding.GetUID())})
+	w.SetAnnotations(map[string]string{fleet.AnnotationBinding: ann, fleet.AnnotationTemplateGeneration: gen})
+	_, err := api.Create(ctx, w, metav1.CreateOptions{FieldManager: fleet.FieldManager})
+	if isNotFound(err) {
+		return fmt.Errorf("the execution namespace %s does not exist (the cluster is being removed?)", ns)
+	}
+	return err
+}
+
+// deleteWorks deletes the binding's Works outside the namespaces in keep.
+// It reports whether none are left.
+func (c *Controller) deleteWorks(ctx context.Context, uid string, keep map[string]bool) error {
+	for _, o := range c.store(v1alpha1.Works).List() {
+		w := o.(*unstructured.Unstructured)
+		if w.GetLabels()[fleet.LabelBindingUID] != uid || keep[w.GetNamespace()] || w.GetDeletionTimestamp() != nil {
+			continue
+		}
+		err := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(w.GetNamespace()).Delete(ctx, w.GetName(), metav1.DeleteOptions{})
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// unbind deletes a binding's Works, and the binding once its agents have
+// deleted their copies (its finalizer waits for that).
+func (c *Controller) unbind(ctx context.Context, gvr schema.GroupVersionResource, binding *unstructured.Unstructured) error {
+	uid := string(binding.GetUID())
+	if err := c.deleteWorks(ctx, uid, nil); err != nil {
+		return err
+	}
+	for _, o := range c.store(v1alpha1.Works).List() {
+		if o.(*unstructured.Unstructured).GetLabels()[fleet.LabelBindingUID] == uid {
+			return nil // the Work's update (its agent's finalizer gone) brings us back
+		}
+	}
+	api := c.cfg.Dynamic.Resource(gvr).Namespace(binding.GetNamespace())
+	if fin := binding.GetFinalizers(); slices.Contains(fin, fleet.FinalizerWorks) {
+		binding.SetFinalizers(slices.DeleteFunc(slices.Clone(fin), func(f string) bool { return f == fleet.FinalizerWorks }))
+		if _, err := api.Update(ctx, binding, metav1.UpdateOptions{FieldManager: fleet.FieldManager}); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	if binding.GetDeletionTimestamp() == nil {
+		if err := api.Delete(ctx, binding.GetName(), metav1.DeleteOptions{}); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateStatus folds the Works' reports into the binding's status and the
+// resource's own.
+func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVersionResource, binding, tmpl *unstructured.Unstructured,
+	gvk schema.GroupVersionKind, spec v1alpha1.ResourceBindingSpec, res placement.Result, failures map[string]string) error {
+	var st v1alpha1.ResourceBindingStatus
+	_ = fromUnstructured(binding, "status", &st)
+	old := st.DeepCopy()
+	st.SchedulerObservedGeneration = binding.GetGeneration()
+
+	sched := metav1.Condition{Type: v1alpha1.Scheduled, Status: metav1.ConditionTrue, Reason: "Success",
+		Message: fmt.Sprintf("placed on %d cluster(s) by %s %s", len(spec.Clusters), spec.Policy.Kind, policyName(spec.Policy))}
+	if res.Unschedulable != "" {
+		sched = metav1.Condition{Type: v1alpha1.Scheduled, Status: metav1.ConditionFalse, Reason: "NoClusterFit", Message: res.Unschedulable}
+	}
+	setCondition(&st.Conditions, sched, binding.GetGeneration())
+
+	var items []v1alpha1.AggregatedStatusItem
+	var copies []aggregate.Copy
+	var notApplied, drifted, reverted []string
+	var summary []string
+	for _, t := range spec.Clusters {
+		item := v1alpha1.AggregatedStatusItem{ClusterName: t.Name, Health: v1alpha1.UnknownHealth}
+		state := ""
+		if msg, ok := failures[t.Name]; ok {
+			item.AppliedMessage = msg
+			state = "Failed"
+		} else if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cacheKey(fleet.ExecutionNamespace(t.Name), workName(k))); ok {
+			var ws v1alpha1.WorkStatus
+			w := o.(*unstructured.Unstructured)
+			_ = fromUnstructured(w, "status", &ws)
+			if ap := findCondition(ws.Conditions, v1alpha1.Applied); ap != nil {
+				item.Applied = ap.Status == metav1.ConditionTrue
+				if !item.Applied {
+					item.AppliedMessage = ap.Message
+					state = ap.Reason
+				}
+			} else {
+				state = "Pending"
+			}
+			if d := findCondition(ws.Conditions, v1alpha1.Drifted); d != nil && d.Status == metav1.ConditionTrue {
+				drifted = append(drifted, t.Name+": "+d.Message)
+			} else if d != nil && d.Reason == "DriftReverted" {
+				reverted = append(reverted, t.Name+": "+d.Message)
+			}
+			// A copy counts as observed only once its agent applied the
+			// Work rendered from the resource's current generation.
+			cp := aggregate.Copy{Cluster: t.Name}
+			current := w.GetAnnotations()[fleet.AnnotationTemplateGeneration] == strconv.FormatInt(tmpl.GetGeneration(), 10)
+			if ap := findCondition(ws.Conditions, v1alpha1.Applied); ap == nil || ap.ObservedGeneration != w.GetGeneration() {
+				current = false
+			}
+			if len(ws.ManifestStatuses) > 0 {
+				ms := ws.ManifestStatuses[0]
+				item.Status = ms.Status
+				item.Health = cmpOr(ms.Health, v1alpha1.UnknownHealth)
+				cp.Generation = ms.Identifier.Generation
+				if current && ms.Status != nil && len(ms.Status.Raw) > 0 {
+					u := &unstructured.Unstructured{}
+					if err := u.UnmarshalJSON(wrapStatus(ms.Status.Raw)); err == nil {
+						cp.Status, _, _ = unstructured.NestedMap(u.Object, "status")
+					}
+				}
+			}
+			copies = append(copies, cp)
+		} else {
+			state = "Pending"
+			copies = append(copies, aggregate.Copy{Cluster: t.Name})
+		}
+		if !item.Applied {
+			notApplied = append(notApplied, t.Name+": "+cmpOr(item.AppliedMessage, "not applied yet"))
+		}
+		s := t.Name
+		if spec.Replicas > 0 {
+			s += fmt.Sprintf("=%d", t.Replicas)
+		}
+		if state != "" {
+			s += "(" + state + ")"
+		}
+		summary = append(summary, s)
+		items = append(items, item)
+	}
+	st.AggregatedStatus = items
+	st.PlacementSummary = strings.Join(summary, ",")
+	applied := metav1.Condition{Type: v1alpha1.FullyApplied, Status: metav1.ConditionTrue, Reason: "FullyAppliedSuccess", Message: "applied on every cluster"}
+	if len(notApplied) > 0 {
+		applied = metav1.Condition{Type: v1alpha1.FullyApplied, Status: metav1.ConditionFalse, Reason: "FullyAppliedFailed", Message: strings.Join(notApplied, "; ")}
+	}
+	if len(spec.Clusters) == 0 {
+		applied = metav1.Condition{Type: v1alpha1.FullyApplied, Status: metav1.ConditionFalse, Reason: "NoCluster", Message: "placed on no cluster"}
+	}
+	setCondition(&st.Conditions, applied, binding.GetGeneration())
+	switch {
+	case len(drifted) > 0:
+		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionTrue, Reason: "DriftDetected", Message: strings.Join(drifted, "; ")}, binding.GetGeneration())
+	case len(reverted) > 0:
+		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "DriftReverted", Message: strings.Join(reverted, "; ")}, binding.GetGeneration())
+	case findCondition(st.Conditions, v1alpha1.Drifted) != nil:
+		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "InSync", Message: "every copy matches the upstream"}, binding.GetGeneration())
+	}
+	if was, now := findCondition(old.Conditions, v1alpha1.Drifted), findCondition(st.Conditions, v1alpha1.Drifted); now != nil && now.Reason != "InSync" && (was == nil || was.Message != now.Message) {
+		kind := corev1.EventTypeWarning
+		if now.Reason == "DriftReverted" {
+			kind = corev1.EventTypeNormal
+		}
+		c.recorder.Eventf(tmpl, kind, now.Reason, "changed in a downstream cluster: %s", now.Message)
+	}
+	if !equality.Semantic.DeepEqual(old, &st) {
+		m, err := toMap(&st)
+		if err != nil {
+			return err
+		}
+		binding.Object["status"] = m
+		if _, err := c.cfg.Dynamic.Resource(gvr).Namespace(binding.GetNamespace()).UpdateStatus(ctx, binding, metav1.UpdateOptions{FieldManager: fleet.FieldManager}); err != nil {
+			return fmt.Errorf("update the status of %s %s: %w", binding.GetKind(), binding.GetName(), err)
+		}
+	}
+
+	// The resource's own status, as a user of one cluster would read it.
+	sort.Slice(copies, func(i, j int) bool { return copies[i].Cluster < copies[j].Cluster })
+	current, _, _ := unstructured.NestedMap(tmpl.Object, "status")
+	status, ok := aggregate.Status(gvk, tmpl.GetGeneration(), current, copies)
+	if !ok || equality.Semantic.DeepEqual(current, status) {
+		return nil
+	}
+	t := tmpl.DeepCopy()
+	t.Object["status"] = status
+	_, err := c.cfg.Dynamic.Resource(k.GVR).Namespace(t.GetNamespace()).UpdateStatus(ctx, t, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("update the status of %s %s: %w", t.GetKind(), t.GetName(), err)
+	}
+	return nil
+}
+
+// wrapStatus turns a raw status into an object holding it.
+func wrapStatus(raw []byte) []byte {
+	return append(append([]byte(`{"apiVersion":"v1","kind":"Status_","status":`), raw...), '}')
+}
+
+func policyName(p *v1alpha1.PolicyReference) string {
+	if p.Namespace == "" {
+		return p.Name
+	}
+	return p.Namespace + "/" + p.Name
+}
+
+func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// setCondition sets a condition, keeping its transition time when its
+// status does not change.
+func setCondition(conds *[]metav1.Condition, c metav1.Condition, generation int64) {
+	c.ObservedGeneration = generation
+	if old := findCondition(*conds, c.Type); old != nil {
+		c.LastTransitionTime = old.LastTransitionTime
+		if old.Status != c.Status {
+			c.LastTransitionTime = metav1.Now()
+		}
+		*old = c
+		return
+	}
+	c.LastTransitionTime = metav1.Now()
+	*conds = append(*conds, c)
+}
