@@ -185,6 +185,7 @@ upstream. See docs/fleet.md.`,
 				return err
 			}
 			cfg.Timeout = 0 // watches
+			cfg.QPS, cfg.Burst = 200, 400
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return fleetagent.Run(ctx, fleetagent.Config{Local: cfg, Log: newLogger("fleet-agent")})

@@ -21,7 +21,7 @@ const module = "github.com/skiffdev/skiff/"
 // and agent assemble components; the leaves import no skiff package at all.
 var allowed = map[string][]string{
 	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/fleet", "internal/fleet/agent", "internal/fleet/upstream", "internal/gatewayapi", "internal/jointoken", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/progress", "internal/sim", "internal/storage", "internal/supervise"},
-	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/dashboard", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/fleet", "internal/fleet/agent", "internal/fleet/upstream", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
+	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/dashboard", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/servicelb", "internal/dns", "internal/fleet", "internal/fleet/agent", "internal/fleet/tunnel", "internal/fleet/upstream", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
 	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
 	"internal/agent/apilb":          nil,
@@ -54,8 +54,9 @@ var allowed = map[string][]string{
 	"internal/fleet/placement":      {"internal/fleet/api/v1alpha1"},
 	"internal/fleet/override":       {"internal/fleet/api/v1alpha1", "internal/fleet/placement"},
 	"internal/fleet/aggregate":      {"internal/fleet/api/v1alpha1"},
-	"internal/fleet/upstream":       {"internal/fleet", "internal/fleet/aggregate", "internal/fleet/api/v1alpha1", "internal/fleet/override", "internal/fleet/placement"},
-	"internal/fleet/agent":          {"internal/fleet", "internal/fleet/aggregate", "internal/fleet/api/v1alpha1", "internal/jointoken"},
+	"internal/fleet/upstream":       {"internal/fleet", "internal/fleet/aggregate", "internal/fleet/api/v1alpha1", "internal/fleet/override", "internal/fleet/placement", "internal/fleet/tunnel"},
+	"internal/fleet/agent":          {"internal/fleet", "internal/fleet/aggregate", "internal/fleet/api/v1alpha1", "internal/fleet/tunnel", "internal/jointoken"},
+	"internal/fleet/tunnel":         nil,
 	"images/build":                  {"internal/images"},
 	"images/pause":                  nil,
 	"images/testhost":               nil,

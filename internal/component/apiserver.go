@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apiserver/pkg/server/mux"
 	encryptionconfigcontroller "k8s.io/apiserver/pkg/server/options/encryptionconfig/controller"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -33,6 +34,9 @@ type APIServerHandlers struct {
 	// and win over a Public prefix that also matches: a path ending in "/"
 	// with everything under it, any other alone.
 	Authenticated map[string]http.Handler
+	// Mux, when set, is given the mux the Authenticated handlers are on,
+	// for handlers that come and go while the server runs.
+	Mux func(*mux.PathRecorderMux)
 }
 
 // APIServer runs kube-apiserver with the given flags until ctx ends, with
@@ -89,6 +93,9 @@ func APIServer(ctx context.Context, args []string, handlers APIServerHandlers) e
 		} else {
 			h.NonGoRestfulMux.Handle(path, handler)
 		}
+	}
+	if handlers.Mux != nil {
+		handlers.Mux(h.NonGoRestfulMux)
 	}
 	if len(handlers.Public) > 0 {
 		h.FullHandlerChain = publicFirst(handlers, h.FullHandlerChain)

@@ -37,6 +37,10 @@ const (
 	// HeartbeatLease is the Lease, in the execution namespace, the agent
 	// renews.
 	HeartbeatLease = "heartbeat"
+	// DefaultLeaseDurationSeconds is the heartbeat Lease's duration until
+	// the upstream sets its own grace period there; agents renew at a
+	// quarter of it.
+	DefaultLeaseDurationSeconds = 40
 	// AgentSecret is the Secret in a downstream's kube-system that holds
 	// its agent's upstream URL, CA, token and cluster name (written by
 	// `skiff fleet join`).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/dashboard"
+	"github.com/skiffdev/skiff/internal/fleet/tunnel"
 )
 
 // The web dashboard (internal/dashboard): its page is public, served ahead
@@ -42,15 +43,17 @@ func newPodPhases(client kubernetes.Interface) cache.SharedIndexInformer {
 
 // apiServerHandlers are what skiff adds to the API server's port.
 func (s *Server) apiServerHandlers() component.APIServerHandlers {
-	if s.cfg.DisableDashboard {
-		return component.APIServerHandlers{}
+	h := component.APIServerHandlers{Public: map[string]http.Handler{}, Authenticated: map[string]http.Handler{}}
+	if !s.cfg.DisableDashboard {
+		h.Public[dashboard.Prefix] = dashboard.Handler()
+		h.Authenticated[dashboard.PhasesPath] = dashboard.PhasesHandler(s.pods.GetIndexer(), s.pods.HasSynced, s.authorizer)
+		if s.usage != nil {
+			h.Authenticated[dashboard.UsagePrefix] = dashboard.UsageHandler(s.usage, s.authorizer)
+		}
 	}
-	h := component.APIServerHandlers{
-		Public:        map[string]http.Handler{dashboard.Prefix: dashboard.Handler()},
-		Authenticated: map[string]http.Handler{dashboard.PhasesPath: dashboard.PhasesHandler(s.pods.GetIndexer(), s.pods.HasSynced, s.authorizer)},
-	}
-	if s.usage != nil {
-		h.Authenticated[dashboard.UsagePrefix] = dashboard.UsageHandler(s.usage, s.authorizer)
+	if s.fleetProxy != nil {
+		h.Public[tunnel.Path] = s.fleetProxy.TunnelHandler()
+		h.Mux = s.fleetProxy.SetMux
 	}
 	return h
 }

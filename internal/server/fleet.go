@@ -16,6 +16,9 @@ import (
 	"github.com/skiffdev/skiff/internal/supervise"
 )
 
+// fleetQPS is the request rate the fleet's clients may keep up.
+const fleetQPS = 200
+
 // fleetComponents are the fleet's parts of a server: on an upstream, the
 // fleet API (served before the server reports ready, so that policies
 // apply at once) and its controller; on every server, the agent that is
@@ -31,6 +34,9 @@ func (s *Server) fleetComponents(client kubernetes.Interface, restart *supervise
 			return nil, err
 		}
 		cfg := rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-fleet")
+		// One resource placed on N clusters is N Works and N status
+		// reports: client-go's default 5 requests/s would pace it.
+		cfg.QPS, cfg.Burst = fleetQPS, 2*fleetQPS
 		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
 			return nil, err
@@ -39,6 +45,10 @@ func (s *Server) fleetComponents(client kubernetes.Interface, restart *supervise
 		if err != nil {
 			return nil, err
 		}
+		// Every upstream server takes tunnels and proxies to clusters;
+		// only the leader runs the controller.
+		s.fleetProxy = upstream.NewProxy(dyn, kube, log.With("component", "fleet-proxy"))
+		list = append(list, supervise.Component{Name: "fleet-proxy", Restart: restart, Run: s.fleetProxy.Run})
 		list = append(list, supervise.Component{Name: "fleet-api", Step: true, Run: func(ctx context.Context) error {
 			if err := fleet.InstallCRDs(ctx, ext); err != nil {
 				return fmt.Errorf("install the fleet API: %w", err)
@@ -54,6 +64,7 @@ func (s *Server) fleetComponents(client kubernetes.Interface, restart *supervise
 	}
 	if !s.cfg.DisableFleetAgent {
 		cfg := rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-fleet-agent")
+		cfg.QPS, cfg.Burst = fleetQPS, 2*fleetQPS
 		list = append(list, supervise.Component{Name: "fleet-agent", Restart: restart, Run: func(ctx context.Context) error {
 			return fleetagent.Run(ctx, fleetagent.Config{Local: cfg, Log: log.With("component", "fleet-agent"),
 				// Only once joined: a cluster outside any fleet keeps no

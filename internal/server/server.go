@@ -39,6 +39,7 @@ import (
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	"github.com/skiffdev/skiff/internal/dashboard"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
+	"github.com/skiffdev/skiff/internal/fleet/upstream"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
 	"github.com/skiffdev/skiff/internal/storage"
@@ -233,6 +234,9 @@ type Server struct {
 	// pods is the dashboard's count of pods by phase (nil without the
 	// dashboard).
 	pods cache.SharedIndexInformer
+	// fleetProxy, on a fleet upstream, takes the agents' tunnels and
+	// serves the clusters' proxy paths.
+	fleetProxy *upstream.Proxy
 }
 
 // New prepares the data directory and credentials; Run starts everything.

@@ -273,7 +273,8 @@ func newAgent(cfg Config, local kubernetes.Interface, sec *corev1.Secret) (*agen
 	}
 	return &agent{
 		cfg: cfg, local: local, cluster: cluster, secret: sec.DeepCopy(),
-		up:  &rest.Config{Host: upstream, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: sec.Data[keyCA]}, UserAgent: "skiff-fleet-agent/" + cluster},
+		up: &rest.Config{Host: upstream, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: sec.Data[keyCA]},
+			UserAgent: "skiff-fleet-agent/" + cluster, QPS: cfg.Local.QPS, Burst: cfg.Local.Burst},
 		log: cfg.Log.With("fleet_cluster", cluster, "upstream", upstream),
 	}, nil
 }

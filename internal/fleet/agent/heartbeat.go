@@ -104,11 +104,15 @@ func (a *agent) heartbeat(ctx context.Context, up kubernetes.Interface, upDyn dy
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		if err := a.renewLease(ctx, up, ns); err != nil {
+		interval, err := a.renewLease(ctx, up, ns)
+		if err != nil {
 			if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
 				return fmt.Errorf("the upstream refuses this cluster's agent (revoked?): %w", err)
 			}
 			a.log.Warn("fleet agent: renew the heartbeat Lease", "err", err)
+		} else if interval != a.cfg.HeartbeatInterval && interval > 0 {
+			a.cfg.HeartbeatInterval = interval
+			t.Reset(interval)
 		}
 		if err := a.writeStatus(ctx, upDyn, nodes.GetStore().List(), pods.GetStore().List()); err != nil {
 			a.log.Warn("fleet agent: report the cluster's status", "err", err)
@@ -124,25 +128,31 @@ func (a *agent) heartbeat(ctx context.Context, up kubernetes.Interface, upDyn dy
 	}
 }
 
-func (a *agent) renewLease(ctx context.Context, up kubernetes.Interface, ns string) error {
+// renewLease renews the heartbeat Lease and returns how often to renew it:
+// a quarter of its duration, which the upstream sets to its grace period
+// (as kubelets renew node Leases).
+func (a *agent) renewLease(ctx context.Context, up kubernetes.Interface, ns string) (time.Duration, error) {
 	leases := up.CoordinationV1().Leases(ns)
 	now := metav1.NewMicroTime(time.Now())
 	l, err := leases.Get(ctx, fleet.HeartbeatLease, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = leases.Create(ctx, &coordinationv1.Lease{
+		l, err = leases.Create(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: fleet.HeartbeatLease},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &a.cluster, RenewTime: &now,
-				LeaseDurationSeconds: new(int32(40))},
+				LeaseDurationSeconds: new(int32(fleet.DefaultLeaseDurationSeconds))},
 		}, metav1.CreateOptions{})
-		return err
+	} else if err == nil {
+		l.Spec.RenewTime = &now
+		l.Spec.HolderIdentity = &a.cluster
+		l, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	l.Spec.RenewTime = &now
-	l.Spec.HolderIdentity = &a.cluster
-	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
-	return err
+	if d := l.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
+		return max(time.Duration(*d)*time.Second/4, 500*time.Millisecond), nil
+	}
+	return a.cfg.HeartbeatInterval, nil
 }
 
 // status is the cluster's status as the agent sees it.

@@ -72,6 +72,7 @@ func (a *agent) run(ctx context.Context) error {
 			cancel(err)
 		}
 	})
+	wg.Go(func() { a.serveTunnel(ctx) })
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -91,6 +92,9 @@ type worker struct {
 
 	mu      sync.Mutex
 	watched map[schema.GroupVersionResource]bool // guarded by mu
+	// namespaces are those known to exist (a deleted one is created again
+	// by the apply's error and retry).
+	namespaces sync.Map
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -119,7 +123,7 @@ func (w *worker) run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	var wg sync.WaitGroup
-	for range 2 {
+	for range 4 {
 		wg.Go(func() {
 			for w.next(ctx) {
 			}
@@ -364,7 +368,10 @@ func (w *worker) apply(ctx context.Context, m *unstructured.Unstructured, ref st
 	a[fleet.AnnotationWork] = ref
 	m.SetAnnotations(a)
 
-	live, err := res.Get(ctx, m.GetName(), metav1.GetOptions{})
+	live, err := w.cached(gvr, m)
+	if live == nil && err == nil {
+		live, err = res.Get(ctx, m.GetName(), metav1.GetOptions{})
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		live = nil
@@ -384,7 +391,9 @@ func (w *worker) apply(ctx context.Context, m *unstructured.Unstructured, ref st
 	}
 	opts := metav1.PatchOptions{FieldManager: fleet.FieldManager, Force: new(true)}
 	out := applied{gvr: gvr}
-	if live != nil {
+	// A Work that changed is applied as it is; one applied before is
+	// first compared (a dry run) to see whether the copy drifted.
+	if live != nil && settled {
 		dry, err := res.Patch(ctx, m.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: fleet.FieldManager, Force: new(true), DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return applied{}, refusal(err)
@@ -393,20 +402,43 @@ func (w *worker) apply(ctx context.Context, m *unstructured.Unstructured, ref st
 			out.live = live
 			return out, nil
 		}
-		if settled {
-			out.drift = "changed in the cluster"
-			if spec.DriftPolicy == v1alpha1.DriftReport {
-				out.live = live
-				return out, nil
-			}
+		out.drift = "changed in the cluster"
+		if spec.DriftPolicy == v1alpha1.DriftReport {
+			out.live = live
+			return out, nil
 		}
 	}
 	got, err := res.Patch(ctx, m.GetName(), types.ApplyPatchType, body, opts)
+	if apierrors.IsNotFound(err) {
+		w.namespaces.Delete(m.GetNamespace()) // gone since: the retry creates it
+	}
 	if err != nil {
 		return applied{}, refusal(err)
 	}
 	out.live = got
 	return out, nil
+}
+
+// cached is the downstream's copy of m from the informer on the agent's
+// objects; nil (not an error) when it is not there, which the caller
+// checks with the API (an object the fleet did not create is not cached).
+func (w *worker) cached(gvr schema.GroupVersionResource, m *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	inf := w.localInf.ForResource(gvr).Informer()
+	if !inf.HasSynced() {
+		return nil, nil
+	}
+	obj, ok, err := inf.GetStore().GetByKey(cacheKey(m.GetNamespace(), m.GetName()))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return obj.(*unstructured.Unstructured), nil
+}
+
+func cacheKey(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
 }
 
 // refusal names an API refusal (quota, admission, validation) by reason.
@@ -436,7 +468,13 @@ func same(dry, live *unstructured.Unstructured) bool {
 }
 
 func (w *worker) ensureNamespace(ctx context.Context, ns string) error {
+	if _, ok := w.namespaces.Load(ns); ok {
+		return nil
+	}
 	_, err := w.local.Resource(corev1.SchemeGroupVersion.WithResource("namespaces")).Get(ctx, ns, metav1.GetOptions{})
+	if err == nil {
+		w.namespaces.Store(ns, true)
+	}
 	if !apierrors.IsNotFound(err) {
 		return err
 	}

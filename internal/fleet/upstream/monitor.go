@@ -64,6 +64,14 @@ func (c *Controller) monitor(ctx context.Context, u *unstructured.Unstructured, 
 	lease, err := c.cfg.Kube.CoordinationV1().Leases(fleet.ExecutionNamespace(cl.Name)).Get(ctx, fleet.HeartbeatLease, metav1.GetOptions{})
 	if err == nil {
 		last = renewTime(lease, last)
+		// The Lease's duration is the grace period: its agent renews at
+		// a quarter of it.
+		if grace := int32(c.cfg.MonitorGracePeriod / time.Second); grace > 0 && (lease.Spec.LeaseDurationSeconds == nil || *lease.Spec.LeaseDurationSeconds != grace) {
+			lease.Spec.LeaseDurationSeconds = &grace
+			if _, err := c.cfg.Kube.CoordinationV1().Leases(lease.Namespace).Update(ctx, lease, metav1.UpdateOptions{}); err != nil && !isNotFound(err) {
+				c.cfg.Log.Debug("fleet: set the heartbeat Lease's duration", "cluster", cl.Name, "err", err)
+			}
+		}
 	} else if !isNotFound(err) {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -148,6 +149,10 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 	}
 	failures := map[string]string{}
 	want := map[string]bool{}
+	var (
+		jobs []func()
+		mu   sync.Mutex // guards failures while jobs run
+	)
 	for _, t := range spec.Clusters {
 		want[fleet.ExecutionNamespace(t.Name)] = true
 		cl := byName[t.Name]
@@ -177,10 +182,17 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 			c.recorder.Eventf(tmpl, corev1.EventTypeWarning, "ApplyOverridePolicyFailed", "cluster %s: %v", t.Name, oerr)
 			continue
 		}
-		if err := c.upsertWork(ctx, k, binding, bkind, t.Name, objs, spec, tmpl.GetGeneration()); err != nil {
-			failures[t.Name] = err.Error()
-		}
+		// The Works go out in parallel: with many clusters, one after
+		// the other would add up to the propagation time.
+		jobs = append(jobs, func() {
+			if err := c.upsertWork(ctx, k, binding, bkind, t.Name, objs, spec, tmpl.GetGeneration()); err != nil {
+				mu.Lock()
+				failures[t.Name] = err.Error()
+				mu.Unlock()
+			}
+		})
 	}
+	parallel(jobs, workWriters)
 	if err := c.deleteWorks(ctx, string(binding.GetUID()), want); err != nil {
 		return 0, err
 	}
@@ -188,6 +200,27 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 		return 0, err
 	}
 	return res.RecheckAfter, nil
+}
+
+// workWriters is how many Works of one resource are written at once.
+const workWriters = 16
+
+// parallel runs jobs, at most n at a time, and waits for them.
+func parallel(jobs []func(), n int) {
+	if len(jobs) == 1 {
+		jobs[0]()
+		return
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			j()
+		})
+	}
+	wg.Wait()
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -345,9 +378,9 @@ func (c *Controller) upsertWork(ctx context.Context, k key, binding *unstructure
 // deleteWorks deletes the binding's Works outside the namespaces in keep.
 // It reports whether none are left.
 func (c *Controller) deleteWorks(ctx context.Context, uid string, keep map[string]bool) error {
-	for _, o := range c.store(v1alpha1.Works).List() {
+	for _, o := range c.worksOf(uid) {
 		w := o.(*unstructured.Unstructured)
-		if w.GetLabels()[fleet.LabelBindingUID] != uid || keep[w.GetNamespace()] || w.GetDeletionTimestamp() != nil {
+		if keep[w.GetNamespace()] || w.GetDeletionTimestamp() != nil {
 			continue
 		}
 		err := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(w.GetNamespace()).Delete(ctx, w.GetName(), metav1.DeleteOptions{})
@@ -365,10 +398,8 @@ func (c *Controller) unbind(ctx context.Context, gvr schema.GroupVersionResource
 	if err := c.deleteWorks(ctx, uid, nil); err != nil {
 		return err
 	}
-	for _, o := range c.store(v1alpha1.Works).List() {
-		if o.(*unstructured.Unstructured).GetLabels()[fleet.LabelBindingUID] == uid {
-			return nil // the Work's update (its agent's finalizer gone) brings us back
-		}
+	if len(c.worksOf(uid)) > 0 {
+		return nil // the Work's update (its agent's finalizer gone) brings us back
 	}
 	api := c.cfg.Dynamic.Resource(gvr).Namespace(binding.GetNamespace())
 	if fin := binding.GetFinalizers(); slices.Contains(fin, fleet.FinalizerWorks) {
@@ -553,4 +584,22 @@ func setCondition(conds *[]metav1.Condition, c metav1.Condition, generation int6
 	}
 	c.LastTransitionTime = metav1.Now()
 	*conds = append(*conds, c)
+}
+
+// byBinding indexes Works by their binding's UID.
+const byBinding = "binding"
+
+func indexByBinding(obj any) ([]string, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if uid := u.GetLabels()[fleet.LabelBindingUID]; uid != "" {
+			return []string{uid}, nil
+		}
+	}
+	return nil, nil
+}
+
+// worksOf lists a binding's Works.
+func (c *Controller) worksOf(uid string) []any {
+	list, _ := c.fleetInf.ForResource(v1alpha1.Works).Informer().GetIndexer().ByIndex(byBinding, uid)
+	return list
 }

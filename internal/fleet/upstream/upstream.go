@@ -50,6 +50,10 @@ import (
 	"github.com/skiffdev/skiff/internal/fleet/override"
 )
 
+// statusCoalesce is how long reports from the clusters' agents are
+// gathered before the aggregated status is written.
+const statusCoalesce = 100 * time.Millisecond
+
 // Config configures the controller.
 type Config struct {
 	Dynamic   dynamic.Interface
@@ -173,13 +177,25 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	for _, gvr := range []schema.GroupVersionResource{v1alpha1.ResourceBindings, v1alpha1.ClusterResourceBindings} {
-		if _, err := c.fleetInf.ForResource(gvr).Informer().AddEventHandler(handler(func(obj any) {
+		enqueue := func(obj any) {
 			if k, ok := c.bindingKey(obj.(*unstructured.Unstructured)); ok {
 				c.queue.Add(k)
 			}
-		})); err != nil {
+		}
+		h := handler(enqueue)
+		// Our own status writes need no second look.
+		h.UpdateFunc = func(old, obj any) {
+			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
+			if o.GetGeneration() != n.GetGeneration() || n.GetDeletionTimestamp() != nil {
+				enqueue(obj)
+			}
+		}
+		if _, err := c.fleetInf.ForResource(gvr).Informer().AddEventHandler(h); err != nil {
 			return err
 		}
+	}
+	if err := c.fleetInf.ForResource(v1alpha1.Works).Informer().AddIndexers(cache.Indexers{byBinding: indexByBinding}); err != nil {
+		return err
 	}
 	if _, err := c.fleetInf.ForResource(v1alpha1.Works).Informer().AddEventHandler(handler(func(obj any) {
 		c.enqueueWork(obj.(*unstructured.Unstructured))
@@ -409,7 +425,9 @@ func (c *Controller) enqueueWork(w *unstructured.Unstructured) {
 	obj, exists, _ := c.store(bgvr).GetByKey(cacheKey(ns, name))
 	if exists {
 		if k, ok := c.bindingKey(obj.(*unstructured.Unstructured)); ok {
-			c.queue.Add(k)
+			// The clusters' reports of one change arrive together:
+			// fold them into one pass.
+			c.queue.AddAfter(k, statusCoalesce)
 		}
 	}
 }
