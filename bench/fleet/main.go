@@ -57,6 +57,7 @@ type options struct {
 	samples  int
 	objects  int
 	dir      string
+	downDir  string
 	keep     bool
 }
 
@@ -79,7 +80,8 @@ func main() {
 	flag.StringVar(&counts, "clusters", "3,20", "downstream cluster counts to measure at, ascending")
 	flag.IntVar(&o.samples, "samples", 50, "propagation samples per cluster count")
 	flag.IntVar(&o.objects, "objects", 1000, "objects on the partitioned cluster")
-	flag.StringVar(&o.dir, "dir", "/tmp/bench-fleet", "where the data dirs go")
+	flag.StringVar(&o.dir, "dir", "/tmp/bench-fleet", "where the upstream's data dir goes")
+	flag.StringVar(&o.downDir, "downstream-dir", "/dev/shm/bench-fleet", "where the downstreams' data dirs go (default tmpfs: on this one machine their etcds' fsyncs would otherwise queue behind the upstream's on one disk, as they would not on machines of their own)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data dirs")
 	flag.Parse()
 	for _, s := range strings.Split(counts, ",") {
@@ -99,12 +101,14 @@ func main() {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	_ = os.RemoveAll(o.dir)
-	if err := os.MkdirAll(o.dir, 0o755); err != nil {
-		return err
-	}
-	if !o.keep {
-		defer os.RemoveAll(o.dir)
+	for _, dir := range []string{o.dir, o.downDir} {
+		_ = os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
 	}
 	benchkit.PrintHeader(os.Stdout, "fleet: propagation, status, memory per cluster, partition", o.skiff)
 	load := benchkit.StartLoadSampler(ctx, 5*time.Second)
@@ -180,6 +184,11 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		report.Add(fmt.Sprintf("status, %d clusters (downstream readyReplicas drop → upstream aggregate)", n),
 			fmt.Sprintf("p50 %s, p99 %s (n=%d)", ms(st.P50), ms(st.P99), st.N))
+		// The next count's memory is read with none of this round's
+		// objects left.
+		if err := cleanup(ctx, upClient, upDyn, downs); err != nil {
+			return err
+		}
 	}
 
 	took, err := partition(ctx, o, upClient, upDyn, downs[0])
@@ -198,7 +207,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float
 // join starts downstream i with one simulated node and joins it.
 func join(ctx context.Context, o options, up *benchkit.Server, i int) (*downstream, error) {
 	name := fmt.Sprintf("c%02d", i)
-	srv, err := benchkit.StartServer(benchkit.ServerOptions{Binary: o.skiff, DataDir: filepath.Join(o.dir, name), Args: lean})
+	srv, err := benchkit.StartServer(benchkit.ServerOptions{Binary: o.skiff, DataDir: filepath.Join(o.downDir, name), Args: lean})
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +222,10 @@ func join(ctx context.Context, o options, up *benchkit.Server, i int) (*downstre
 	if d.client, err = benchkit.Clientset(rc); err != nil {
 		return d, err
 	}
-	if d.sim, err = benchkit.StartSim(benchkit.SimOptions{Binary: o.skiff, Kubeconfig: srv.Kubeconfig(), Nodes: 1, Prefix: name + "-", QPS: 20, Log: filepath.Join(o.dir, name+"-sim.log")}); err != nil {
+	if d.sim, err = benchkit.StartSim(benchkit.SimOptions{Binary: o.skiff, Kubeconfig: srv.Kubeconfig(), Nodes: 1, Prefix: name + "-", QPS: 20, Log: filepath.Join(o.dir, name+"-sim.log"),
+		// A replacement pod runs after 1 s, so that the dip in ready
+		// replicas the status latency is timed on lasts that long.
+		StartDelay: time.Second}); err != nil {
 		return d, err
 	}
 	token, err := exec.CommandContext(ctx, o.skiff, "fleet", "token", "create", name, "--label", "bench=yes", "--kubeconfig", up.Kubeconfig()).Output()
@@ -409,7 +421,9 @@ spec:
 		return benchkit.Summary{}, fmt.Errorf("upstream web never %d ready (%d): %w", n, upReady(), err)
 	}
 	var lat benchkit.Latencies
-	for _, d := range downs {
+	// At least 20 samples: a few clusters are taken in turn more than once.
+	for i := 0; i < max(20, len(downs)); i++ {
+		d := downs[i%len(downs)]
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		upW, err := upClient.AppsV1().Deployments("bench").Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=web"})
 		if err != nil {
@@ -462,6 +476,34 @@ spec:
 	s := lat.Summary()
 	fmt.Printf("%d clusters: status %s\n", len(downs), s)
 	return s, nil
+}
+
+// cleanup deletes the round's objects and policies on the upstream and
+// waits until the downstreams' copies are gone.
+func cleanup(ctx context.Context, upClient kubernetes.Interface, upDyn dynamic.Interface, downs []*downstream) error {
+	pp := schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "propagationpolicies"}
+	if err := upDyn.Resource(pp).Namespace("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	if err := upClient.CoreV1().ConfigMaps("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench"}); err != nil {
+		return err
+	}
+	if err := upClient.AppsV1().Deployments("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	return poll(ctx, 5*time.Minute, func() bool {
+		for _, d := range downs {
+			cms, err := d.client.CoreV1().ConfigMaps("bench").List(ctx, metav1.ListOptions{LabelSelector: "bench"})
+			if err != nil || len(cms.Items) > 0 {
+				return false
+			}
+			deps, err := d.client.AppsV1().Deployments("bench").List(ctx, metav1.ListOptions{})
+			if err != nil || len(deps.Items) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func poll(ctx context.Context, d time.Duration, cond func() bool) error {

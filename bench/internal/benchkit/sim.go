@@ -25,6 +25,8 @@ type SimOptions struct {
 	Prefix     string // the nodes' name prefix
 	QPS        int    // its client's rate limit (burst twice that)
 	Log        string // where its output goes
+	// StartDelay is how long a bound pod takes to run (default 0: at once).
+	StartDelay time.Duration
 }
 
 // Sim is a running `skiff sim` subprocess: simulated nodes acting as
@@ -50,7 +52,7 @@ func StartSim(o SimOptions) (*Sim, error) {
 		"--kubeconfig", o.Kubeconfig,
 		"--nodes", strconv.Itoa(o.Nodes),
 		"--name-prefix", o.Prefix,
-		"--start-delay", "0",
+		"--start-delay", o.StartDelay.String(),
 		"--kube-api-qps", strconv.Itoa(o.QPS),
 		"--kube-api-burst", strconv.Itoa(2*o.QPS),
 	)
