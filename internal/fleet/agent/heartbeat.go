@@ -104,9 +104,15 @@ func (a *agent) heartbeat(ctx context.Context, up kubernetes.Interface, upDyn dy
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		interval, err := a.renewLease(ctx, up, ns)
+		// No request of a heartbeat may outlast a few heartbeats.
+		hctx, cancel := context.WithTimeout(ctx, max(10*time.Second, 3*a.cfg.HeartbeatInterval))
+		interval, err := a.renewLease(hctx, up, ns)
 		if err != nil {
-			if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+			// 401: the token is no longer valid (the account was deleted:
+			// revoked). A 403 is not final: an upstream that has just
+			// started refuses everyone until its RBAC cache is filled.
+			if apierrors.IsUnauthorized(err) {
+				cancel()
 				return fmt.Errorf("the upstream refuses this cluster's agent (revoked?): %w", err)
 			}
 			a.log.Warn("fleet agent: renew the heartbeat Lease", "err", err)
@@ -114,12 +120,13 @@ func (a *agent) heartbeat(ctx context.Context, up kubernetes.Interface, upDyn dy
 			a.cfg.HeartbeatInterval = interval
 			t.Reset(interval)
 		}
-		if err := a.writeStatus(ctx, upDyn, nodes.GetStore().List(), pods.GetStore().List()); err != nil {
+		if err := a.writeStatus(hctx, upDyn, nodes.GetStore().List(), pods.GetStore().List()); err != nil {
 			a.log.Warn("fleet agent: report the cluster's status", "err", err)
 		}
-		if err := a.maybeRenewToken(ctx, up); err != nil {
+		if err := a.maybeRenewToken(hctx, up); err != nil {
 			a.log.Warn("fleet agent: renew its token", "err", err)
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return nil

@@ -29,6 +29,9 @@ const Protocol = "skiff-fleet-tunnel/1"
 // Path is where agents open their tunnels on the upstream's HTTPS port.
 const Path = "/fleet.skiff.dev/tunnel"
 
+// handshakeTimeout bounds the switch to the tunnel.
+const handshakeTimeout = 30 * time.Second
+
 // pingInterval is how often the upstream checks that a tunnel is alive.
 const pingInterval = 10 * time.Second
 
@@ -137,6 +140,13 @@ func Dial(ctx context.Context, upstream string, tlsConfig *tls.Config, bearer st
 		return err
 	}
 	defer conn.Close()
+	// Whatever it waits for, ctx ending ends it; the switch itself must
+	// be done within handshakeTimeout.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
+		return err
+	}
 	req, err := http.NewRequest(http.MethodGet, upstream+Path, nil)
 	if err != nil {
 		return err
@@ -161,8 +171,9 @@ func Dial(ctx context.Context, upstream string, tlsConfig *tls.Config, bearer st
 	if br.Buffered() > 0 {
 		return errors.New("the upstream spoke before the tunnel was up")
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
 	(&http2.Server{IdleTimeout: 0}).ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: handler})
 	if ctx.Err() != nil {
 		return nil

@@ -423,12 +423,81 @@ subjects: [{kind: ServiceAccount, name: ops, namespace: default}]
 		}
 	})
 
-	step("a revoked agent is refused", func(t *testing.T) {
-		skiff(t, "fleet", "revoke", "east", "--kubeconfig", up.Kubeconfig)
-		waitFor(t, 60*time.Second, "east not Ready", func() (bool, string) {
-			r := kubectl(t, up.Kubeconfig, "", "get", "cluster", "east", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
-			return r.Stdout == "Unknown", r.Stdout
+	step("refusals name the cluster, precedence shows, the upstream survives kill -9", func(t *testing.T) {
+		// west admits no more ConfigMaps in shop.
+		n := len(strings.Fields(must(t, downs[1].srv.Kubeconfig, "", "get", "configmaps", "-n", "shop", "-o", "name").Stdout))
+		must(t, downs[1].srv.Kubeconfig, "", "create", "quota", "cm-limit", "-n", "shop", fmt.Sprintf("--hard=configmaps=%d", n))
+		must(t, up.Kubeconfig, `
+apiVersion: fleet.skiff.dev/v1alpha1
+kind: ClusterPropagationPolicy
+metadata: {name: tests-everywhere}
+spec:
+  resourceSelectors:
+  - apiVersion: v1
+    kind: ConfigMap
+    labelSelector: {matchExpressions: [{key: t, operator: In, values: [quota, prec, after]}]}
+  placement: {clusterAffinity: {clusterNames: [east, west, north]}}
+---
+apiVersion: fleet.skiff.dev/v1alpha1
+kind: PropagationPolicy
+metadata: {name: prec-east, namespace: shop}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: precedence}]
+  placement: {clusterAffinity: {clusterNames: [east]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: quota-test, namespace: shop, labels: {t: quota}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: precedence, namespace: shop, labels: {t: prec}}
+`, "apply", "-f", "-")
+		waitFor(t, 60*time.Second, "the quota refusal on the binding", func() (bool, string) {
+			r := kubectl(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "quota-test-configmap", "-o", `jsonpath={.status.conditions[?(@.type=="FullyApplied")].message}`)
+			return strings.Contains(r.Stdout, "west: ") && strings.Contains(r.Stdout, "exceeded quota"), r.Stdout
 		})
+		for _, c := range []*cluster{downs[0], downs[2]} {
+			if _, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "quota-test", metav1.GetOptions{}); err != nil {
+				t.Errorf("%s lacks quota-test while west refuses it: %v", c.name, err)
+			}
+		}
+		r := must(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "precedence-configmap", "-o", "jsonpath={.spec.policy.kind}/{.spec.policy.name} {.status.placementSummary}")
+		if !strings.HasPrefix(r.Stdout, "PropagationPolicy/prec-east east") {
+			t.Errorf("precedence: binding says %q, want the namespace's PropagationPolicy placing on east only", r.Stdout)
+		}
+
+		up.Kill()
+		up.Start()
+		must(t, up.Kubeconfig, "", "create", "configmap", "after-restart", "-n", "shop", "--from-literal=a=b")
+		must(t, up.Kubeconfig, "", "label", "configmap", "after-restart", "-n", "shop", "t=after")
+		waitFor(t, 60*time.Second, "after-restart on east and north", func() (bool, string) {
+			for _, c := range []*cluster{downs[0], downs[2]} {
+				if _, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "after-restart", metav1.GetOptions{}); err != nil {
+					return false, c.name + ": " + err.Error()
+				}
+			}
+			return true, ""
+		})
+		r = must(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "-o", "name")
+		for _, want := range []string{"web-config-configmap", "web-extra-configmap", "quota-test-configmap", "precedence-configmap"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Errorf("after kill -9 of the upstream, binding %s is gone:\n%s", want, r.Stdout)
+			}
+		}
+	})
+
+	step("a revoked agent is refused", func(t *testing.T) {
+		ready := func() string {
+			return kubectl(t, up.Kubeconfig, "", "get", "cluster", "east", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`).Stdout
+		}
+		waitFor(t, 60*time.Second, "east Ready before the revocation", func() (bool, string) { return ready() == "True", ready() })
+		skiff(t, "fleet", "revoke", "east", "--kubeconfig", up.Kubeconfig)
+		waitFor(t, 60*time.Second, "east not Ready", func() (bool, string) { return ready() == "Unknown", ready() })
+		time.Sleep(5 * time.Second) // more than three of its heartbeats
+		if got := ready(); got != "Unknown" {
+			t.Errorf("east's Ready = %s after its agent was revoked; its agent still reports", got)
+		}
 		token := filepath.Join(t.TempDir(), "stale")
 		if err := os.WriteFile(token, []byte("SKF1"+strings.Repeat("0", 64)+"::a.b.c"), 0o600); err != nil {
 			t.Fatal(err)

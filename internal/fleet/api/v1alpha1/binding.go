@@ -70,7 +70,7 @@ type ResourceBindingSpec struct {
 	// +optional
 	PreserveResourcesOnDeletion *bool `json:"preserveResourcesOnDeletion,omitempty"`
 	// FailedOver lists the clusters the workload's share moved off and
-	// when, so that a Never or Gradual return policy holds across
+	// when, so that a Never return policy holds across
 	// restarts.
 	// +optional
 	FailedOver []FailedOverCluster `json:"failedOver,omitempty"`

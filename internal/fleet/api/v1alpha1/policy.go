@@ -251,9 +251,6 @@ type ReturnPolicy string
 const (
 	// ReturnImmediate places the cluster's share back at once.
 	ReturnImmediate ReturnPolicy = "Immediate"
-	// ReturnGradual moves one replica back at a time, once the cluster's
-	// copy reports it available.
-	ReturnGradual ReturnPolicy = "Gradual"
 	// ReturnNever leaves replicas where failover moved them (until the
 	// policy or workload changes).
 	ReturnNever ReturnPolicy = "Never"
@@ -263,7 +260,7 @@ const (
 // beyond their toleration.
 type ClusterFailoverBehavior struct {
 	// Return is how replicas go back on recovery (default Immediate).
-	// +kubebuilder:validation:Enum=Immediate;Gradual;Never
+	// +kubebuilder:validation:Enum=Immediate;Never
 	// +optional
 	Return ReturnPolicy `json:"return,omitempty"`
 	// StatefulSets fails StatefulSets over too. Off by default: a
