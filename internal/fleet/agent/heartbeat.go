@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -173,7 +174,7 @@ func (a *agent) status(ctx context.Context, nodes, pods []any, last v1alpha1.Clu
 		ready = metav1.Condition{Type: v1alpha1.ClusterReady, Status: metav1.ConditionFalse, Reason: "ClusterNotReady",
 			Message: fmt.Sprintf("the cluster's API server is not ready: %v %s", err, body)}
 	}
-	setCondition(&st.Conditions, ready)
+	meta.SetStatusCondition(&st.Conditions, ready)
 
 	allocatable, allocated, allocating := corev1.ResourceList{}, corev1.ResourceList{}, corev1.ResourceList{}
 	add := func(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
@@ -258,27 +259,4 @@ func (a *agent) maybeRenewToken(ctx context.Context, up kubernetes.Interface) er
 	sec.Data[keyToken] = []byte(token)
 	_, err = a.local.CoreV1().Secrets(metav1.NamespaceSystem).Update(ctx, sec, metav1.UpdateOptions{})
 	return err
-}
-
-func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == t {
-			return &conds[i]
-		}
-	}
-	return nil
-}
-
-// setCondition sets c, keeping the transition time if its status holds.
-func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
-	if old := findCondition(*conds, c.Type); old != nil {
-		c.LastTransitionTime = old.LastTransitionTime
-		if old.Status != c.Status {
-			c.LastTransitionTime = metav1.Now()
-		}
-		*old = c
-		return
-	}
-	c.LastTransitionTime = metav1.Now()
-	*conds = append(*conds, c)
 }

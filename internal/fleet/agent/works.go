@@ -237,7 +237,7 @@ func (w *worker) sync(ctx context.Context, name string) error {
 		_ = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &st)
 	}
 	old := st.DeepCopy()
-	applied := findCondition(st.Conditions, v1alpha1.Applied)
+	applied := meta.FindStatusCondition(st.Conditions, v1alpha1.Applied)
 	// A Work this agent applied at its current generation: any difference
 	// in the downstream is a drift, not news from the upstream.
 	settled := applied != nil && applied.Status == metav1.ConditionTrue && applied.ObservedGeneration == work.GetGeneration()
@@ -279,17 +279,17 @@ func (w *worker) sync(ctx context.Context, name string) error {
 	if len(failures) > 0 {
 		cond = metav1.Condition{Type: v1alpha1.Applied, Status: metav1.ConditionFalse, Reason: reason, Message: strings.Join(failures, "; "), ObservedGeneration: work.GetGeneration()}
 	}
-	setCondition(&st.Conditions, cond)
+	meta.SetStatusCondition(&st.Conditions, cond)
 	switch {
 	case len(drifts) > 0 && spec.DriftPolicy == v1alpha1.DriftReport:
-		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionTrue, Reason: "DriftDetected",
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionTrue, Reason: "DriftDetected",
 			Message: strings.Join(drifts, "; "), ObservedGeneration: work.GetGeneration()})
 	case len(drifts) > 0:
-		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "DriftReverted",
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "DriftReverted",
 			Message: "reverted at " + time.Now().UTC().Format(time.RFC3339) + ": " + strings.Join(drifts, "; "), ObservedGeneration: work.GetGeneration()})
-	case findCondition(st.Conditions, v1alpha1.Drifted) != nil && findCondition(st.Conditions, v1alpha1.Drifted).Status == metav1.ConditionTrue && len(failures) == 0:
+	case meta.FindStatusCondition(st.Conditions, v1alpha1.Drifted) != nil && meta.FindStatusCondition(st.Conditions, v1alpha1.Drifted).Status == metav1.ConditionTrue && len(failures) == 0:
 		// A Report-mode drift the downstream undid.
-		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "InSync",
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "InSync",
 			Message: "the copies match the upstream", ObservedGeneration: work.GetGeneration()})
 	}
 	if equality.Semantic.DeepEqual(old, &st) {

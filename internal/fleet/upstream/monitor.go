@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -75,7 +76,7 @@ func (c *Controller) monitor(ctx context.Context, u *unstructured.Unstructured, 
 	} else if !isNotFound(err) {
 		return err
 	}
-	ready := findCondition(cl.Status.Conditions, v1alpha1.ClusterReady)
+	ready := meta.FindStatusCondition(cl.Status.Conditions, v1alpha1.ClusterReady)
 	if now.Sub(last) > c.cfg.MonitorGracePeriod && (ready == nil || ready.Status != metav1.ConditionUnknown) {
 		cond := metav1.Condition{
 			Type: v1alpha1.ClusterReady, Status: metav1.ConditionUnknown, Reason: "ClusterStatusUnknown",

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,11 +13,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/skiffdev/skiff/internal/fleet"
 	"github.com/skiffdev/skiff/internal/fleet/aggregate"
@@ -446,7 +450,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 			var ws v1alpha1.WorkStatus
 			w := o.(*unstructured.Unstructured)
 			_ = fromUnstructured(w, "status", &ws)
-			if ap := findCondition(ws.Conditions, v1alpha1.Applied); ap != nil {
+			if ap := meta.FindStatusCondition(ws.Conditions, v1alpha1.Applied); ap != nil {
 				item.Applied = ap.Status == metav1.ConditionTrue
 				if !item.Applied {
 					item.AppliedMessage = ap.Message
@@ -455,7 +459,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 			} else {
 				state = "Pending"
 			}
-			if d := findCondition(ws.Conditions, v1alpha1.Drifted); d != nil && d.Status == metav1.ConditionTrue {
+			if d := meta.FindStatusCondition(ws.Conditions, v1alpha1.Drifted); d != nil && d.Status == metav1.ConditionTrue {
 				drifted = append(drifted, t.Name+": "+d.Message)
 			} else if d != nil && d.Reason == "DriftReverted" {
 				reverted = append(reverted, t.Name+": "+d.Message)
@@ -464,7 +468,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 			// Work rendered from the resource's current generation.
 			cp := aggregate.Copy{Cluster: t.Name}
 			current := w.GetAnnotations()[fleet.AnnotationTemplateGeneration] == strconv.FormatInt(tmpl.GetGeneration(), 10)
-			if ap := findCondition(ws.Conditions, v1alpha1.Applied); ap == nil || ap.ObservedGeneration != w.GetGeneration() {
+			if ap := meta.FindStatusCondition(ws.Conditions, v1alpha1.Applied); ap == nil || ap.ObservedGeneration != w.GetGeneration() {
 				current = false
 			}
 			if len(ws.ManifestStatuses) > 0 {
@@ -512,10 +516,10 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionTrue, Reason: "DriftDetected", Message: strings.Join(drifted, "; ")}, binding.GetGeneration())
 	case len(reverted) > 0:
 		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "DriftReverted", Message: strings.Join(reverted, "; ")}, binding.GetGeneration())
-	case findCondition(st.Conditions, v1alpha1.Drifted) != nil:
+	case meta.FindStatusCondition(st.Conditions, v1alpha1.Drifted) != nil:
 		setCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.Drifted, Status: metav1.ConditionFalse, Reason: "InSync", Message: "every copy matches the upstream"}, binding.GetGeneration())
 	}
-	if was, now := findCondition(old.Conditions, v1alpha1.Drifted), findCondition(st.Conditions, v1alpha1.Drifted); now != nil && now.Reason != "InSync" && (was == nil || was.Message != now.Message) {
+	if was, now := meta.FindStatusCondition(old.Conditions, v1alpha1.Drifted), meta.FindStatusCondition(st.Conditions, v1alpha1.Drifted); now != nil && now.Reason != "InSync" && (was == nil || was.Message != now.Message) {
 		kind := corev1.EventTypeWarning
 		if now.Reason == "DriftReverted" {
 			kind = corev1.EventTypeNormal
@@ -527,8 +531,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 		if err != nil {
 			return err
 		}
-		binding.Object["status"] = m
-		if _, err := c.cfg.Dynamic.Resource(gvr).Namespace(binding.GetNamespace()).UpdateStatus(ctx, binding, metav1.UpdateOptions{FieldManager: fleet.FieldManager}); err != nil {
+		if err := c.writeStatus(ctx, c.cfg.Dynamic.Resource(gvr).Namespace(binding.GetNamespace()), binding.GetName(), m); err != nil {
 			return fmt.Errorf("update the status of %s %s: %w", binding.GetKind(), binding.GetName(), err)
 		}
 	}
@@ -540,13 +543,24 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 	if !ok || equality.Semantic.DeepEqual(current, status) {
 		return nil
 	}
-	t := tmpl.DeepCopy()
-	t.Object["status"] = status
-	_, err := c.cfg.Dynamic.Resource(k.GVR).Namespace(t.GetNamespace()).UpdateStatus(ctx, t, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+	err := c.writeStatus(ctx, c.cfg.Dynamic.Resource(k.GVR).Namespace(tmpl.GetNamespace()), tmpl.GetName(), status)
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("update the status of %s %s: %w", t.GetKind(), t.GetName(), err)
+		return fmt.Errorf("update the status of %s %s: %w", tmpl.GetKind(), tmpl.GetName(), err)
 	}
 	return nil
+}
+
+// writeStatus replaces an object's status whatever its resourceVersion
+// (a JSON patch on the status subresource): the status is computed afresh
+// from the clusters' reports each time, so the last write is the right one,
+// and a cache a write behind costs no conflict.
+func (c *Controller) writeStatus(ctx context.Context, api dynamic.ResourceInterface, name string, status map[string]any) error {
+	body, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": status}})
+	if err != nil {
+		return err
+	}
+	_, err = api.Patch(ctx, name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: fleet.FieldManager}, "status")
+	return err
 }
 
 // wrapStatus turns a raw status into an object holding it.
@@ -561,29 +575,11 @@ func policyName(p *v1alpha1.PolicyReference) string {
 	return p.Namespace + "/" + p.Name
 }
 
-func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == t {
-			return &conds[i]
-		}
-	}
-	return nil
-}
-
-// setCondition sets a condition, keeping its transition time when its
-// status does not change.
+// setCondition sets c, observed at generation (the transition time moves
+// only when its status does).
 func setCondition(conds *[]metav1.Condition, c metav1.Condition, generation int64) {
 	c.ObservedGeneration = generation
-	if old := findCondition(*conds, c.Type); old != nil {
-		c.LastTransitionTime = old.LastTransitionTime
-		if old.Status != c.Status {
-			c.LastTransitionTime = metav1.Now()
-		}
-		*old = c
-		return
-	}
-	c.LastTransitionTime = metav1.Now()
-	*conds = append(*conds, c)
+	meta.SetStatusCondition(conds, c)
 }
 
 // byBinding indexes Works by their binding's UID.

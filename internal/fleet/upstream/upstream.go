@@ -184,10 +184,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		h := handler(enqueue)
 		// Our own status writes need no second look.
+		// Its status changes (ours, mostly) bring it back only after the
+		// reports are gathered: a status decided from a cache older than
+		// our last write is then written again.
 		h.UpdateFunc = func(old, obj any) {
 			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
 			if o.GetGeneration() != n.GetGeneration() || n.GetDeletionTimestamp() != nil {
 				enqueue(obj)
+			} else if k, ok := c.bindingKey(n); ok {
+				c.queue.AddAfter(k, statusCoalesce)
 			}
 		}
 		if _, err := c.fleetInf.ForResource(gvr).Informer().AddEventHandler(h); err != nil {
@@ -322,9 +327,11 @@ func (c *Controller) watch(apiVersion, kind string) (schema.GroupVersionResource
 		AddFunc: func(obj any) { c.enqueueTemplate(gvr, k, obj) },
 		UpdateFunc: func(old, obj any) {
 			// Status writes (ours, from the aggregation) change nothing
-			// to place: skip them.
+			// to place: they are looked at again only once gathered.
 			if !statusChangeOnly(old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)) {
 				c.enqueueTemplate(gvr, k, obj)
+			} else if u, ok := obj.(*unstructured.Unstructured); ok {
+				c.queue.AddAfter(key{GVR: gvr, Kind: k, Namespace: u.GetNamespace(), Name: u.GetName()}, statusCoalesce)
 			}
 		},
 		DeleteFunc: func(obj any) {

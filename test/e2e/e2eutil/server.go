@@ -245,3 +245,25 @@ func (s *Server) EtcdURL() string {
 
 // Args replaces the extra flags of the next Start.
 func (s *Server) Args(args []string) { s.opts.Args = args }
+
+// StartSim runs `skiff sim` with nodes simulated nodes named PREFIX0… against
+// the cluster of kubeconfig until the test ends; its output goes to a file
+// in the test's temporary directory.
+func StartSim(t testing.TB, kubeconfig string, nodes int, prefix string) {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "sim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(Binary(t), "sim", "--kubeconfig", kubeconfig, "--nodes", strconv.Itoa(nodes), "--name-prefix", prefix)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+}

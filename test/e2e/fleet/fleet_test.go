@@ -43,26 +43,6 @@ func skiff(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// startSim runs `skiff sim` against a server until the test ends.
-func startSim(t *testing.T, s *e2eutil.Server, nodes int) {
-	t.Helper()
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "sim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(e2eutil.Binary(t), "sim", "--kubeconfig", s.Kubeconfig, "--nodes", fmt.Sprint(nodes), "--name-prefix", "node-")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logFile.Close()
-	})
-}
-
 func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -198,7 +178,7 @@ func TestFleet(t *testing.T) {
 	labels := map[string]string{"east": "env=production", "west": "env=staging", "north": "env=production"}
 	for _, c := range downs {
 		c.srv = e2eutil.StartServer(t, e2eutil.ServerOptions{Args: lean})
-		startSim(t, c.srv, 2)
+		e2eutil.StartSim(t, c.srv.Kubeconfig, 2, "node-")
 		token := skiff(t, "fleet", "token", "create", c.name, "--label", labels[c.name], "--kubeconfig", up.Kubeconfig)
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(strings.Fields(token)[0]), 0o600); err != nil {
@@ -271,10 +251,12 @@ func TestFleet(t *testing.T) {
 			if image != want || l["tier"] != tier {
 				t.Errorf("%s: image %s, tier label %q; want %s, %q", c.name, image, l["tier"], want, tier)
 			}
-			cm, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "web-config", metav1.GetOptions{})
-			if err != nil || cm.Data["greeting"] != "hello" {
-				t.Errorf("%s: ConfigMap web-config: %v %v", c.name, cm.Data, err)
-			}
+			// The ConfigMap is a binding of its own: it may come a moment
+			// after the Deployment.
+			waitFor(t, 30*time.Second, c.name+" has ConfigMap web-config", func() (bool, string) {
+				cm, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "web-config", metav1.GetOptions{})
+				return err == nil && cm.Data["greeting"] == "hello", fmt.Sprint(err)
+			})
 		}
 	})
 
@@ -287,10 +269,10 @@ func TestFleet(t *testing.T) {
 		if r.Stdout != "6/6/6" {
 			t.Errorf("upstream deployment status ready/available/updated = %q, want 6/6/6", r.Stdout)
 		}
-		r = kubectl(t, up.Kubeconfig, "", "get", "resourcebindings", "-n", "shop")
-		if !strings.Contains(r.Stdout, "web-deployment") || !strings.Contains(r.Stdout, "east=2,north=3,west=1") {
-			t.Errorf("kubectl get resourcebindings:\n%s", r.Stdout)
-		}
+		waitFor(t, 10*time.Second, "kubectl get resourcebindings showing the placement", func() (bool, string) {
+			r := kubectl(t, up.Kubeconfig, "", "get", "resourcebindings", "-n", "shop")
+			return strings.Contains(r.Stdout, "web-deployment") && strings.Contains(r.Stdout, "east=2,north=3,west=1 "), r.Stdout
+		})
 		if pods, err := up.Client().CoreV1().Pods("shop").List(context.Background(), metav1.ListOptions{}); err != nil || len(pods.Items) != 0 {
 			t.Errorf("the upstream runs pods of its own: %v %v", len(pods.Items), err)
 		}
@@ -457,15 +439,18 @@ metadata: {name: precedence, namespace: shop, labels: {t: prec}}
 			r := kubectl(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "quota-test-configmap", "-o", `jsonpath={.status.conditions[?(@.type=="FullyApplied")].message}`)
 			return strings.Contains(r.Stdout, "west: ") && strings.Contains(r.Stdout, "exceeded quota"), r.Stdout
 		})
-		for _, c := range []*cluster{downs[0], downs[2]} {
-			if _, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "quota-test", metav1.GetOptions{}); err != nil {
-				t.Errorf("%s lacks quota-test while west refuses it: %v", c.name, err)
+		waitFor(t, 30*time.Second, "quota-test on east and north while west refuses it", func() (bool, string) {
+			for _, c := range []*cluster{downs[0], downs[2]} {
+				if _, err := c.srv.Client().CoreV1().ConfigMaps("shop").Get(context.Background(), "quota-test", metav1.GetOptions{}); err != nil {
+					return false, c.name + ": " + err.Error()
+				}
 			}
-		}
-		r := must(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "precedence-configmap", "-o", "jsonpath={.spec.policy.kind}/{.spec.policy.name} {.status.placementSummary}")
-		if !strings.HasPrefix(r.Stdout, "PropagationPolicy/prec-east east") {
-			t.Errorf("precedence: binding says %q, want the namespace's PropagationPolicy placing on east only", r.Stdout)
-		}
+			return true, ""
+		})
+		waitFor(t, 30*time.Second, "the namespace's PropagationPolicy placing precedence on east only", func() (bool, string) {
+			r := kubectl(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "precedence-configmap", "-o", "jsonpath={.spec.policy.kind}/{.spec.policy.name} {.status.placementSummary}")
+			return r.Stdout == "PropagationPolicy/prec-east east", r.Stdout + r.Stderr
+		})
 
 		up.Kill()
 		up.Start()
@@ -479,7 +464,7 @@ metadata: {name: precedence, namespace: shop, labels: {t: prec}}
 			}
 			return true, ""
 		})
-		r = must(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "-o", "name")
+		r := must(t, up.Kubeconfig, "", "get", "rb", "-n", "shop", "-o", "name")
 		for _, want := range []string{"web-config-configmap", "web-extra-configmap", "quota-test-configmap", "precedence-configmap"} {
 			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("after kill -9 of the upstream, binding %s is gone:\n%s", want, r.Stdout)

@@ -7,11 +7,7 @@ package rollout
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,22 +22,7 @@ func TestMain(m *testing.M) { e2eutil.Main(m) }
 // startSim runs `skiff sim` against the server until the test ends.
 func startSim(t *testing.T, s *e2eutil.Server, nodes int) {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "sim.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(e2eutil.Binary(t), "sim", "--kubeconfig", s.Kubeconfig, "--nodes", fmt.Sprint(nodes), "--name-prefix", "node-")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logFile.Close()
-	})
+	e2eutil.StartSim(t, s.Kubeconfig, nodes, "node-")
 	client := s.Client()
 	waitFor(t, 2*time.Minute, "simulated nodes schedulable", func() bool {
 		list, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
