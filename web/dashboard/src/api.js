@@ -42,7 +42,26 @@ async function failure(r) {
   return new ApiError(r.status, status);
 }
 
-export async function request(path, { method = 'GET', body, type, accept, signal } = {}) {
+// Chrome drops every open connection when the host's network changes (a
+// pod's veth appearing is enough: ERR_NETWORK_CHANGED), failing requests
+// that no server answered with a TypeError. Reads are tried again a few
+// times; writes are not (one may have reached the server).
+const retries = 3;
+const retryable = (method, path) => method === 'GET' || path.endsWith('/selfsubjectreviews');
+
+export async function request(path, opts = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send(path, opts);
+    } catch (e) {
+      const method = opts.method || 'GET';
+      if (!(e instanceof TypeError) || attempt >= retries || !retryable(method, path) || opts.signal?.aborted) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+    }
+  }
+}
+
+async function send(path, { method = 'GET', body, type, accept, signal } = {}) {
   const headers = { Authorization: `Bearer ${token()}`, Accept: accept || 'application/json' };
   if (body !== undefined) headers['Content-Type'] = type || 'application/json';
   const r = await fetch(path, {
