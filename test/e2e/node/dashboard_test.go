@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,14 +82,12 @@ func TestDashboard(t *testing.T) {
 	shot := browser.screenshots(t, tab)
 
 	// Without a token: the login page.
-	browse(t, tab, "open the page without a token",
-		chromedp.Navigate(base),
+	load(t, tab, "open the page without a token", base,
 		waitText(`label[for="token"]`, "Bearer token"))
 	shot("login")
 
 	// The login URL: the overview, with the token out of the address bar.
-	browse(t, tab, "log in with the printed URL",
-		chromedp.Navigate(admin),
+	load(t, tab, "log in with the printed URL", admin,
 		waitText(`[data-testid="nodes-ready"]`, "1 / 1 Ready"),
 		waitText(`dd[data-phase="Running"]`, ""))
 	// The counts by phase are the API's.
@@ -347,6 +346,9 @@ func (b *browser) tab(t *testing.T) (context.Context, context.CancelFunc) {
 			}
 			t.Logf("browser console %s: %s", ev.Type, strings.Join(args, " "))
 		case *cdplog.EventEntryAdded:
+			if strings.Contains(ev.Entry.Text, "ERR_NETWORK_CHANGED") {
+				networkChanged.Add(1)
+			}
 			t.Logf("browser log %s: %s %s", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL)
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
@@ -381,6 +383,32 @@ func (b *browser) screenshots(t *testing.T, tab context.Context) func(name strin
 
 // browse runs browser actions with a bound of 30 s, failing the test with
 // what it was doing.
+// networkChanged counts the loads chromium dropped with ERR_NETWORK_CHANGED:
+// it drops every connection when the host's network changes, as it does
+// when a pod's veth appears beside the test.
+var networkChanged atomic.Int64
+
+// load opens url in the tab and runs actions; a document load the browser
+// dropped because the host's network changed (its scripts never arrived, so
+// the page cannot retry by itself) is loaded again, at most 3 times.
+func load(t *testing.T, tab context.Context, what, url string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		before := networkChanged.Load()
+		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+		err := chromedp.Do(ctx, append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(url)}, actions...)...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if networkChanged.Load() == before || attempt == 3 {
+			body, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("%s: %v\nthe page says: %.2000s", what, err, body)
+		}
+		t.Logf("%s: chromium dropped the load (ERR_NETWORK_CHANGED); loading it again", what)
+	}
+}
+
 func browse(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
