@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"slices"
 
@@ -102,21 +103,11 @@ func dependencies(u *unstructured.Unstructured) [][2]string {
 	}
 	slices.SortFunc(out, func(a, b [2]string) int {
 		if a[0] != b[0] {
-			return compare(a[0], b[0])
+			return cmp.Compare(a[0], b[0])
 		}
-		return compare(a[1], b[1])
+		return cmp.Compare(a[1], b[1])
 	})
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // watchDeps starts the informers of the dependency kinds (once): a change

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,7 +77,7 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 	ret := v1alpha1.ReturnImmediate
 	failoverStatefulSets := false
 	if f := pol.spec.Failover; f != nil && f.Cluster != nil {
-		ret = cmpOr(f.Cluster.Return, ret)
+		ret = cmp.Or(f.Cluster.Return, ret)
 		failoverStatefulSets = f.Cluster.StatefulSets
 	}
 	if gvk.Kind == "StatefulSet" && gvk.Group == "apps" && !failoverStatefulSets {
@@ -123,8 +124,8 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 		Replicas:                    replicas,
 		Placement:                   &pol.spec.Placement,
 		Clusters:                    res.Clusters,
-		ConflictResolution:          cmpOr(pol.spec.ConflictResolution, v1alpha1.ConflictAbort),
-		DriftPolicy:                 cmpOr(pol.spec.DriftPolicy, v1alpha1.DriftRevert),
+		ConflictResolution:          cmp.Or(pol.spec.ConflictResolution, v1alpha1.ConflictAbort),
+		DriftPolicy:                 cmp.Or(pol.spec.DriftPolicy, v1alpha1.DriftRevert),
 		PreserveResourcesOnDeletion: pol.spec.PreserveResourcesOnDeletion,
 		FailedOver:                  failedOver,
 	}
@@ -225,14 +226,6 @@ func parallel(jobs []func(), n int) {
 		})
 	}
 	wg.Wait()
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // workload is a resource's spec.replicas and one replica's requests, when
@@ -474,7 +467,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 			if len(ws.ManifestStatuses) > 0 {
 				ms := ws.ManifestStatuses[0]
 				item.Status = ms.Status
-				item.Health = cmpOr(ms.Health, v1alpha1.UnknownHealth)
+				item.Health = cmp.Or(ms.Health, v1alpha1.UnknownHealth)
 				cp.Generation = ms.Identifier.Generation
 				if current && ms.Status != nil && len(ms.Status.Raw) > 0 {
 					u := &unstructured.Unstructured{}
@@ -489,7 +482,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 			copies = append(copies, aggregate.Copy{Cluster: t.Name})
 		}
 		if !item.Applied {
-			notApplied = append(notApplied, t.Name+": "+cmpOr(item.AppliedMessage, "not applied yet"))
+			notApplied = append(notApplied, t.Name+": "+cmp.Or(item.AppliedMessage, "not applied yet"))
 		}
 		s := t.Name
 		if spec.Replicas > 0 {

@@ -44,6 +44,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/fleet"
 	v1alpha1 "github.com/skiffdev/skiff/internal/fleet/api/v1alpha1"
@@ -540,7 +541,7 @@ func (c *Controller) matchPolicy(obj *unstructured.Unstructured) *policy {
 			}
 			cands = append(cands, candidate{
 				policy:      policy{ref: v1alpha1.PolicyReference{Kind: kind, Namespace: u.GetNamespace(), Name: u.GetName()}, spec: spec},
-				priority:    ptrOr(spec.Priority),
+				priority:    ptr.Deref(spec.Priority, 0),
 				specificity: spec2,
 			})
 		}
@@ -574,13 +575,6 @@ func specificity(sel v1alpha1.ResourceSelector) int {
 		return 1
 	}
 	return 0
-}
-
-func ptrOr(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 // overridePolicies lists the override policies that may apply to obj.
