@@ -62,6 +62,9 @@ type Server struct {
 
 	// zone is the current Zone, replaced in full after every change.
 	zone atomic.Pointer[Zone]
+	// clusterset is the clusterset.local zone of multi-cluster services,
+	// rebuilt with zone.
+	clusterset atomic.Pointer[Zone]
 
 	metrics *metrics
 
@@ -182,7 +185,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.zone.Store(Build(s.cfg.ClusterDomain, s.ttl, uint32(s.clock.Now().Unix()), svcs, eps))
+		serial := uint32(s.clock.Now().Unix())
+		s.zone.Store(Build(s.cfg.ClusterDomain, s.ttl, serial, svcs, eps))
+		s.clusterset.Store(BuildClusterset(s.ttl, serial, svcs))
 		return nil
 	}
 	if err := rebuild(); err != nil {
@@ -340,7 +345,13 @@ func (s *Server) resolve(ctx context.Context, q dns.Question, do, cd bool, resp 
 		resp.Rcode = dns.RcodeServerFailure
 		return
 	}
-	if a, ok := z.Lookup(q); ok {
+	a, ok := z.Lookup(q)
+	if !ok {
+		if cs := s.clusterset.Load(); cs != nil {
+			a, ok = cs.Lookup(q)
+		}
+	}
+	if ok {
 		resp.Authoritative = true
 		resp.Rcode, resp.Answer, resp.Ns, resp.Extra = a.Rcode, a.Answer, a.Authority, a.Extra
 		s.chase(ctx, z, q, do, cd, resp)

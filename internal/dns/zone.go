@@ -89,6 +89,32 @@ func Build(domain string, ttl, serial uint32, services []*corev1.Service, slices
 	return z
 }
 
+// ClustersetDomain is the zone of multi-cluster services (the MCS API's
+// DNS specification): NAME.NS.svc.clusterset.local.
+const ClustersetDomain = "clusterset.local"
+
+// LabelMultiClusterService is, on the Service derived from a ServiceImport,
+// the name of the multi-cluster service it stands for (the MCS API's
+// multicluster.kubernetes.io/service-name).
+const LabelMultiClusterService = "multicluster.kubernetes.io/service-name"
+
+// BuildClusterset renders the clusterset.local zone: each Service labelled
+// LabelMultiClusterService answers as that name in its namespace, with
+// its cluster IP and ports, as the cluster zone answers Services.
+func BuildClusterset(ttl, serial uint32, services []*corev1.Service) *Zone {
+	var named []*corev1.Service
+	for _, svc := range services {
+		name := svc.Labels[LabelMultiClusterService]
+		if _, ok := dns.IsDomainName(name); !ok || name == "" || strings.Contains(name, ".") {
+			continue
+		}
+		c := svc.DeepCopy()
+		c.Name = name
+		named = append(named, c)
+	}
+	return Build(ClustersetDomain, ttl, serial, named, nil)
+}
+
 func sortedServices(services []*corev1.Service) []*corev1.Service {
 	out := append([]*corev1.Service(nil), services...)
 	sort.Slice(out, func(i, j int) bool {

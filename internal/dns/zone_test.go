@@ -219,3 +219,29 @@ func TestLookupClass(t *testing.T) {
 		t.Errorf("CHAOS class: ours=%v rcode=%s, want REFUSED", ok, rcodeName(a.Rcode))
 	}
 }
+
+func TestBuildClusterset(t *testing.T) {
+	derived := makeService("shop", "derived-cart").clusterIP("10.43.0.77").port("http", tcp, 80).obj()
+	derived.Labels = map[string]string{LabelMultiClusterService: "cart"}
+	bad := makeService("shop", "derived-x").clusterIP("10.43.0.78").obj()
+	bad.Labels = map[string]string{LabelMultiClusterService: "a.b"}
+	plain := makeService("shop", "web").clusterIP("10.43.0.79").obj()
+	z := BuildClusterset(5, 1, []*corev1.Service{derived, bad, plain})
+
+	a, ok := z.Lookup(dns.Question{Name: "cart.shop.svc.clusterset.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	if !ok || a.Rcode != dns.RcodeSuccess || !slices.Equal(rrStrings(a.Answer), []string{"cart.shop.svc.clusterset.local. 5 IN A 10.43.0.77"}) {
+		t.Fatalf("cart: ok=%v rcode=%s answer=%v", ok, rcodeName(a.Rcode), rrStrings(a.Answer))
+	}
+	a, _ = z.Lookup(dns.Question{Name: "_http._tcp.cart.shop.svc.clusterset.local.", Qtype: dns.TypeSRV, Qclass: dns.ClassINET})
+	if len(a.Answer) != 1 || a.Answer[0].(*dns.SRV).Port != 80 {
+		t.Errorf("SRV: %v", rrStrings(a.Answer))
+	}
+	for _, name := range []string{"web.shop.svc.clusterset.local.", "derived-cart.shop.svc.clusterset.local.", "a.b.shop.svc.clusterset.local."} {
+		if a, ok := z.Lookup(dns.Question{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET}); !ok || a.Rcode != dns.RcodeNameError {
+			t.Errorf("%s: ok=%v rcode=%s, want NXDOMAIN", name, ok, rcodeName(a.Rcode))
+		}
+	}
+	if _, ok := z.Lookup(dns.Question{Name: "cart.shop.svc.cluster.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET}); ok {
+		t.Error("the clusterset zone answered a cluster.local name")
+	}
+}

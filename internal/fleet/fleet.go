@@ -132,9 +132,19 @@ func InstallCRDs(ctx context.Context, client apiextensions.Interface) error {
 			return fmt.Errorf("fleet: apply CRD %s: %w", crd.Name, err)
 		}
 	}
+	names := make([]string, 0, len(crds))
+	for _, crd := range crds {
+		names = append(names, crd.Name)
+	}
+	return waitEstablished(ctx, client, names)
+}
+
+// waitEstablished waits until the API server serves the named CRDs.
+func waitEstablished(ctx context.Context, client apiextensions.Interface, names []string) error {
+	api := client.ApiextensionsV1().CustomResourceDefinitions()
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, crd := range crds {
-			got, err := api.Get(ctx, crd.Name, metav1.GetOptions{})
+		for _, name := range names {
+			got, err := api.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -73,6 +74,22 @@ func (a *agent) run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { a.serveTunnel(ctx) })
+	wg.Go(func() {
+		// Multi-cluster services: the cluster serves ServiceExport and
+		// ServiceImport once it joined. A cluster that refuses the CRDs
+		// (an agent without the rights) still runs its Works.
+		ext, err := apiextensions.NewForConfig(a.cfg.Local)
+		if err == nil {
+			err = fleet.InstallMCSCRDs(ctx, ext)
+		}
+		if err != nil {
+			a.log.Warn("fleet agent: install the multi-cluster services API; ServiceExports are not published", "err", err)
+			return
+		}
+		if err := a.services(ctx, upKube, localDyn); err != nil {
+			a.log.Warn("fleet agent: multi-cluster services stopped", "err", err)
+		}
+	})
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

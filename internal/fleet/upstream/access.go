@@ -78,7 +78,7 @@ func CreateAccess(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 			return err
 		}},
 		{"role", func() error {
-			_, err := kube.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+			role := &rbacv1.Role{
 				ObjectMeta: metav1.ObjectMeta{Name: fleet.AgentAccount},
 				Rules: []rbacv1.PolicyRule{
 					{APIGroups: []string{v1alpha1.Group}, Resources: []string{"works"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
@@ -86,8 +86,15 @@ func CreateAccess(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 					{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 					{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 					{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{fleet.AgentAccount}, Verbs: []string{"create"}},
+					// The cluster's exports (multi-cluster services).
+					{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 				},
-			}, metav1.CreateOptions{})
+			}
+			_, err := kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				// A cluster joined by an older upstream gets today's rules.
+				_, err = kube.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{})
+			}
 			return err
 		}},
 		{"role binding", func() error {

@@ -35,6 +35,9 @@ import (
 // returns how soon to look again when the placement will change by itself
 // (a toleration running out).
 func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error) {
+	if k.Kind == mcsKind {
+		return 0, c.syncImport(ctx, k)
+	}
 	bgvr, bkind := bindingGVR(k)
 	bname := bindingName(k)
 	var binding *unstructured.Unstructured

@@ -98,6 +98,9 @@ type Controller struct {
 	depsWatched  bool                                             // guarded by mu
 	depInformers []cache.SharedIndexInformer                      // guarded by mu
 	ctx          context.Context
+	// exports are the EndpointSlices the agents publish for their
+	// clusters' ServiceExports (set before the workers start).
+	exports cache.SharedIndexInformer
 }
 
 type templateInformer struct {
@@ -166,14 +169,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}
 	if _, err := c.fleetInf.ForResource(v1alpha1.Clusters).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { c.enqueueAllBound(); c.enqueueAllSelected() },
+		AddFunc: func(any) { c.enqueueAllBound(); c.enqueueAllSelected(); c.enqueueAllExports() },
 		UpdateFunc: func(old, obj any) {
 			if clusterChanged(old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)) {
 				c.enqueueAllBound()
 				c.enqueueAllSelected()
+				c.enqueueAllExports()
 			}
 		},
-		DeleteFunc: func(any) { c.enqueueAllBound() },
+		DeleteFunc: func(any) { c.enqueueAllBound(); c.enqueueAllExports() },
 	}); err != nil {
 		return err
 	}
@@ -208,6 +212,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	})); err != nil {
 		return err
 	}
+	// Before the clusters' handlers run, which read it.
+	exports, err := c.watchExports(ctx)
+	if err != nil {
+		return err
+	}
+	c.exports = exports
 	c.fleetInf.Start(ctx.Done())
 	defer c.fleetInf.Shutdown()
 	defer c.tmplInf.Shutdown()
@@ -216,6 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("fleet: %s did not sync", gvr.Resource)
 		}
 	}
+	c.enqueueAllExports()
 	c.cfg.Log.Info("fleet controller started")
 
 	var wg sync.WaitGroup
@@ -421,6 +432,10 @@ func (c *Controller) bindingKey(b *unstructured.Unstructured) (key, bool) {
 }
 
 func (c *Controller) enqueueWork(w *unstructured.Unstructured) {
+	if ns, name, ok := fleet.ParseImportWorkName(w.GetName()); ok {
+		c.queue.AddAfter(exportKey(ns, name), statusCoalesce)
+		return
+	}
 	kind, rest, ok := strings.Cut(w.GetAnnotations()[fleet.AnnotationBinding], "/")
 	if !ok {
 		return

@@ -1,11 +1,13 @@
 package e2eutil
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,7 +36,12 @@ type ServerOptions struct {
 	// Agent keeps the node agent (kubelet) that newer builds run inside
 	// `skiff server`; by default it is disabled, so the tests see a control
 	// plane only, pods stay Pending and nothing is mounted under the data dir.
+	// With it, the test's end tears the agent down (containers, mounts).
 	Agent bool
+	// Netns runs the server in that network namespace (see NewLAN); Host
+	// is then the address it listens on and is reached at (else 127.0.0.1).
+	Netns string
+	Host  string
 }
 
 // Server is a `skiff server` subprocess; it can be stopped and started again
@@ -68,7 +75,7 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 		DataDir: filepath.Join(t.TempDir(), "data"),
 		Port:    FreePort(t),
 	}
-	s.URL = "https://127.0.0.1:" + strconv.Itoa(s.Port)
+	s.URL = "https://" + net.JoinHostPort(cmp.Or(opts.Host, "127.0.0.1"), strconv.Itoa(s.Port))
 	s.Kubeconfig = filepath.Join(s.DataDir, "kubeconfig.yaml")
 	t.Cleanup(func() {
 		if s.proc != nil {
@@ -76,6 +83,9 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 			if t.Failed() {
 				logTail(t, "skiff server", s.proc.logPath, 80)
 			}
+		}
+		if opts.Agent {
+			s.teardown()
 		}
 	})
 	s.Start()
@@ -89,11 +99,11 @@ func (s *Server) Start() {
 		s.t.Fatal("skiff server is already running")
 	}
 	s.starts++
-	argv := append([]string{s.bin, "server",
+	argv := append(s.inNetns(s.bin, "server",
 		"--data-dir", s.DataDir,
 		"--https-listen-port", strconv.Itoa(s.Port),
-		"--bind-address", "127.0.0.1",
-	}, s.opts.Args...)
+		"--bind-address", cmp.Or(s.opts.Host, "127.0.0.1"),
+	), s.opts.Args...)
 	if !s.opts.Agent && serverHasFlag(s.t, s.bin, "--disable-agent") {
 		argv = append(argv, "--disable-agent")
 	}
@@ -119,6 +129,25 @@ func (s *Server) Start() {
 		s.t.Fatalf("skiff server logged ready but /readyz is not ok: %v", err)
 	}
 	s.t.Logf("skiff server (start %d, port %d) ready in %s", s.starts, s.Port, time.Since(began).Round(time.Millisecond))
+}
+
+// inNetns is argv run in the server's network namespace, if it has one.
+func (s *Server) inNetns(argv ...string) []string {
+	if s.opts.Netns == "" {
+		return argv
+	}
+	return append([]string{"nsenter", "--net=/var/run/netns/" + s.opts.Netns}, argv...)
+}
+
+// teardown runs `skiff agent teardown` on the server's agent: its
+// containers, shims and mounts go.
+func (s *Server) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	argv := s.inNetns(s.bin, "agent", "teardown", "--data-dir", filepath.Join(s.DataDir, "agent"))
+	if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		s.t.Errorf("skiff agent teardown: %v\n%s", err, out)
+	}
 }
 
 // serverHasFlag reports whether `skiff server --help` lists flag.
