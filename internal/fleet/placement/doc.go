@@ -12,8 +12,9 @@
 // Result.Clusters to the binding's spec.clusters, Result.Unschedulable to
 // its Scheduled condition, records Result.Evicted in spec.failedOver, and
 // requeues the binding after Result.RecheckAfter. It does not own failover
-// return policies (Immediate, Never), which the controller
-// applies by what it passes as Clusters and Previous, nor the taints
+// return policies (Immediate, Gradual, Never), which the controller
+// applies by what it passes as Clusters and Previous (and, for Gradual, by
+// Ramp on the result), nor the taints
 // themselves (the cluster controller adds cluster.fleet.skiff.dev/not-ready
 // and /unreachable).
 //

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/fleet"
 	"github.com/skiffdev/skiff/internal/fleet/aggregate"
@@ -112,11 +113,14 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 			c.recorder.Eventf(tmpl, corev1.EventTypeWarning, "FailedOver", "cluster %s is not Ready beyond its toleration: its share moved to the other clusters", name)
 		}
 	}
-	if ret != v1alpha1.ReturnNever {
+	switch ret {
+	case v1alpha1.ReturnImmediate:
 		// Back on a Ready cluster: it is no longer failed over.
 		failedOver = slices.DeleteFunc(failedOver, func(f v1alpha1.FailedOverCluster) bool {
 			return slices.ContainsFunc(res.Clusters, func(t v1alpha1.TargetCluster) bool { return t.Name == f.Name })
 		})
+	case v1alpha1.ReturnGradual:
+		failedOver = c.rampReturn(tmpl, pol.spec.Failover.Cluster, &res, prev.Clusters, failedOver, now)
 	}
 	spec := v1alpha1.ResourceBindingSpec{
 		Resource: v1alpha1.ObjectReference{
@@ -208,6 +212,53 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 		return 0, err
 	}
 	return res.RecheckAfter, nil
+}
+
+// rampReturn takes, for a Gradual return, the next step of each failed
+// over cluster that is placed again (a part of its share every
+// returnStepSeconds, the rest staying where failover moved it), records
+// the step's time, and drops from failedOver the clusters whose share is
+// whole again. It sets res.RecheckAfter to the next step's time.
+func (c *Controller) rampReturn(tmpl *unstructured.Unstructured, f *v1alpha1.ClusterFailoverBehavior, res *placement.Result, previous []v1alpha1.TargetCluster,
+	failedOver []v1alpha1.FailedOverCluster, now time.Time) []v1alpha1.FailedOverCluster {
+	interval := time.Duration(ptr.Deref(f.ReturnStepSeconds, 30)) * time.Second
+	percent := ptr.Deref(f.ReturnStepPercent, 25)
+	failedOver = slices.Clone(failedOver)
+	returning, due := map[string]bool{}, map[string]bool{}
+	for _, fo := range failedOver {
+		if !slices.ContainsFunc(res.Clusters, func(t v1alpha1.TargetCluster) bool { return t.Name == fo.Name }) {
+			continue
+		}
+		returning[fo.Name] = true
+		if fo.ReturnStep == nil || now.Sub(fo.ReturnStep.Time) >= interval {
+			due[fo.Name] = true
+		} else if wait := interval - now.Sub(fo.ReturnStep.Time); res.RecheckAfter == 0 || wait < res.RecheckAfter {
+			res.RecheckAfter = wait
+		}
+	}
+	if len(returning) == 0 {
+		return failedOver
+	}
+	ramped, done := placement.Ramp(res.Clusters, previous, returning, func(name string, target int32) int32 {
+		if !due[name] {
+			return 0
+		}
+		return max(1, int32((int64(target)*int64(percent)+99)/100))
+	})
+	res.Clusters = ramped
+	for i := range failedOver {
+		name := failedOver[i].Name
+		if due[name] && !done[name] {
+			failedOver[i].ReturnStep = &metav1.Time{Time: now}
+			if res.RecheckAfter == 0 || interval < res.RecheckAfter {
+				res.RecheckAfter = interval
+			}
+		}
+		if done[name] {
+			c.recorder.Eventf(tmpl, corev1.EventTypeNormal, "Returned", "cluster %s has its whole share again", name)
+		}
+	}
+	return slices.DeleteFunc(failedOver, func(fo v1alpha1.FailedOverCluster) bool { return done[fo.Name] })
 }
 
 // workWriters is how many Works of one resource are written at once.

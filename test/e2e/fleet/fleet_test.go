@@ -310,8 +310,11 @@ func TestFleet(t *testing.T) {
 		wantSplit(t, 90*time.Second, map[string]int32{"east": 2, "west": 1, "north": 3})
 	})
 
-	step("a partitioned cluster converges without duplicates", func(t *testing.T) {
+	step("a partitioned cluster converges without duplicates, its share returning gradually", func(t *testing.T) {
 		west := downs[1]
+		// Half of west's share back every 2 s once it is Ready again.
+		must(t, up.Kubeconfig, "", "patch", "-n", "shop", "propagationpolicy", "web", "--type=merge",
+			"-p", `{"spec":{"failover":{"cluster":{"return":"Gradual","returnStepPercent":50,"returnStepSeconds":2}}}}`)
 		west.srv.Signal(syscall.SIGSTOP)
 		must(t, up.Kubeconfig, "", "scale", "-n", "shop", "deployment/web", "--replicas", "12")
 		must(t, up.Kubeconfig, "", "create", "configmap", "-n", "shop", "web-extra", "--from-literal=a=b")
@@ -319,7 +322,27 @@ func TestFleet(t *testing.T) {
 			"-p", `[{"op":"add","path":"/spec/resourceSelectors/-","value":{"apiVersion":"v1","kind":"ConfigMap","name":"web-extra"}}]`)
 		time.Sleep(12 * time.Second) // the partition outlasts grace and toleration
 		west.srv.Signal(syscall.SIGCONT)
-		wantSplit(t, 90*time.Second, map[string]int32{"east": 4, "west": 2, "north": 6})
+		// West's 2 come back one at a time, the others keeping the rest
+		// meanwhile: a step where west has 1 of 12. (West's first state
+		// is the copy it kept through the partition, 1 of the old 6.)
+		var seen []string
+		stepped := false
+		waitFor(t, 90*time.Second, "replicas east 4, west 2, north 6 after a step with west 1 of 12", func() (bool, string) {
+			got := map[string]int32{}
+			var total int32
+			for _, c := range downs {
+				n, _, _, _ := replicas(c)
+				got[c.name] = n
+				total += max(n, 0)
+			}
+			state := fmt.Sprint(got)
+			if len(seen) == 0 || seen[len(seen)-1] != state {
+				seen = append(seen, state)
+			}
+			stepped = stepped || got["west"] == 1 && total == 12
+			return state == "map[east:4 north:6 west:2]" && stepped, strings.Join(seen, " → ")
+		})
+		t.Logf("west's return: %s", strings.Join(seen, " → "))
 		for _, c := range downs {
 			list, err := c.srv.Client().AppsV1().Deployments("shop").List(context.Background(), metav1.ListOptions{})
 			if err != nil || len(list.Items) != 1 {

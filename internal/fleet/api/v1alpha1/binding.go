@@ -80,6 +80,10 @@ type ResourceBindingSpec struct {
 type FailedOverCluster struct {
 	Name string      `json:"name"`
 	Time metav1.Time `json:"time"`
+	// ReturnStep is, while a Gradual return is under way, when its last
+	// step was taken.
+	// +optional
+	ReturnStep *metav1.Time `json:"returnStep,omitempty"`
 }
 
 // ObjectReference names the propagated resource.

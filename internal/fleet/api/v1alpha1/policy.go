@@ -251,6 +251,10 @@ type ReturnPolicy string
 const (
 	// ReturnImmediate places the cluster's share back at once.
 	ReturnImmediate ReturnPolicy = "Immediate"
+	// ReturnGradual places the cluster's share back in steps: a part
+	// (returnStepPercent) every returnStepSeconds, the rest staying where
+	// failover moved it meanwhile.
+	ReturnGradual ReturnPolicy = "Gradual"
 	// ReturnNever leaves replicas where failover moved them (until the
 	// policy or workload changes).
 	ReturnNever ReturnPolicy = "Never"
@@ -260,9 +264,20 @@ const (
 // beyond their toleration.
 type ClusterFailoverBehavior struct {
 	// Return is how replicas go back on recovery (default Immediate).
-	// +kubebuilder:validation:Enum=Immediate;Never
+	// +kubebuilder:validation:Enum=Immediate;Gradual;Never
 	// +optional
 	Return ReturnPolicy `json:"return,omitempty"`
+	// ReturnStepPercent is, for a Gradual return, the part of a cluster's
+	// share each step moves back (default 25; at least one replica).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ReturnStepPercent *int32 `json:"returnStepPercent,omitempty"`
+	// ReturnStepSeconds is, for a Gradual return, the time between two
+	// steps (default 30).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ReturnStepSeconds *int32 `json:"returnStepSeconds,omitempty"`
 	// StatefulSets fails StatefulSets over too. Off by default: a
 	// partitioned cluster may still run its copy, and two live copies of a
 	// StatefulSet's identities must never exist.
