@@ -276,15 +276,16 @@ func (s *Server) EtcdURL() string {
 func (s *Server) Args(args []string) { s.opts.Args = args }
 
 // StartSim runs `skiff sim` with nodes simulated nodes named PREFIX0… against
-// the cluster of kubeconfig until the test ends; its output goes to a file
-// in the test's temporary directory.
-func StartSim(t testing.TB, kubeconfig string, nodes int, prefix string) {
+// the cluster of kubeconfig until the test ends, with more `skiff sim`
+// flags in args (e.g. --memory 1Gi); its output goes to a file in the
+// test's temporary directory.
+func StartSim(t testing.TB, kubeconfig string, nodes int, prefix string, args ...string) {
 	t.Helper()
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "sim.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Binary(t), "sim", "--kubeconfig", kubeconfig, "--nodes", strconv.Itoa(nodes), "--name-prefix", prefix)
+	cmd := exec.Command(Binary(t), append([]string{"sim", "--kubeconfig", kubeconfig, "--nodes", strconv.Itoa(nodes), "--name-prefix", prefix}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -166,6 +166,46 @@ spec:
         value: {tier: canary}
 `
 
+// batch is divided by the clusters' free capacity (Karmada's dynamic weight).
+const batch = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  replicas: 18
+  selector:
+    matchLabels: {app: batch}
+  template:
+    metadata:
+      labels: {app: batch}
+    spec:
+      containers:
+      - name: batch
+        image: registry.example.com/shop/batch:v1
+        resources:
+          requests: {cpu: 10m, memory: 640Mi}
+---
+apiVersion: fleet.skiff.dev/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  resourceSelectors:
+  - apiVersion: apps/v1
+    kind: Deployment
+    name: batch
+  placement:
+    clusterAffinity:
+      clusterNames: [east, west, north]
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Weighted
+      weightPreference:
+        dynamicWeight: AvailableReplicas
+`
+
 // TestFleet: three downstreams join an upstream; a Deployment and a
 // ConfigMap with a weighted policy and an override are placed, divided,
 // overridden and aggregated; a drift is reverted; a downstream killed
@@ -176,9 +216,12 @@ func TestFleet(t *testing.T) {
 	up := e2eutil.StartServer(t, e2eutil.ServerOptions{Args: append([]string{"--fleet-upstream", "--fleet-cluster-monitor-grace-period", "6s"}, lean...)})
 	downs := []*cluster{{name: "east"}, {name: "west"}, {name: "north"}}
 	labels := map[string]string{"east": "env=production", "west": "env=staging", "north": "env=production"}
+	// Memory per node, so that the clusters' free capacity differs: 2, 4
+	// and 6 GiB in all.
+	memory := map[string]string{"east": "1Gi", "west": "2Gi", "north": "3Gi"}
 	for _, c := range downs {
 		c.srv = e2eutil.StartServer(t, e2eutil.ServerOptions{Args: lean})
-		e2eutil.StartSim(t, c.srv.Kubeconfig, 2, "node-")
+		e2eutil.StartSim(t, c.srv.Kubeconfig, 2, "node-", "--memory", memory[c.name])
 		token := skiff(t, "fleet", "token", "create", c.name, "--label", labels[c.name], "--kubeconfig", up.Kubeconfig)
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(strings.Fields(token)[0]), 0o600); err != nil {
@@ -276,6 +319,23 @@ func TestFleet(t *testing.T) {
 		if pods, err := up.Client().CoreV1().Pods("shop").List(context.Background(), metav1.ListOptions{}); err != nil || len(pods.Items) != 0 {
 			t.Errorf("the upstream runs pods of its own: %v %v", len(pods.Items), err)
 		}
+	})
+
+	step("divided by available capacity", func(t *testing.T) {
+		// 640 MiB a replica: east holds 3 (2 GiB less web's 128 MiB),
+		// west 6 (4 GiB less 64 MiB), north 9 (6 GiB less 192 MiB).
+		must(t, up.Kubeconfig, batch, "apply", "-f", "-")
+		waitFor(t, 60*time.Second, "batch divided 3:6:9", func() (bool, string) {
+			got := map[string]int32{}
+			for _, c := range downs {
+				got[c.name] = -1
+				if d, err := c.srv.Client().AppsV1().Deployments("shop").Get(context.Background(), "batch", metav1.GetOptions{}); err == nil {
+					got[c.name] = *d.Spec.Replicas
+				}
+			}
+			return fmt.Sprint(got) == "map[east:3 north:9 west:6]", fmt.Sprint(got)
+		})
+		must(t, up.Kubeconfig, batch, "delete", "-f", "-")
 	})
 
 	step("a change in a downstream is reverted", func(t *testing.T) {
