@@ -139,12 +139,14 @@ func (a *agent) syncExports(ctx context.Context, up kubernetes.Interface, localD
 		return err
 	}
 	keep := map[string]bool{}
+	exported := map[string]bool{} // NS/NAME of every export
 	var errs []error
 	for _, o := range exports {
 		exp := o.(*unstructured.Unstructured)
 		if exp.GetDeletionTimestamp() != nil {
 			continue
 		}
+		exported[exp.GetNamespace()+"/"+exp.GetName()] = true
 		slice, valid, ready := a.exportSlice(ctx, exp, byKey, nodeIPs)
 		if slice != nil {
 			keep[slice.Name] = true
@@ -156,6 +158,15 @@ func (a *agent) syncExports(ctx context.Context, up kubernetes.Interface, localD
 		}
 		if err := setExportConditions(ctx, localDyn, exp, valid, ready); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// A NodePort twin goes with its export (its owner reference would see
+	// to it too, once the garbage collector knows the export's kind).
+	for _, svc := range all {
+		if of, ok := svc.Labels[fleet.LabelExportOf]; ok && svc.Name == fleet.ExportNodePortName(of) && !exported[svc.Namespace+"/"+of] {
+			if err := a.local.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	for _, s := range published.Items {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -57,7 +59,7 @@ func (a *agent) localProxy() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &httputil.ReverseProxy{
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
@@ -65,5 +67,38 @@ func (a *agent) localProxy() (http.Handler, error) {
 		},
 		Transport:     rt,
 		FlushInterval: -1,
-	}, nil
+	}
+	tlsConfig, err := rest.TLSConfigFor(a.cfg.Local)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{}
+	}
+	tlsConfig = tlsConfig.Clone()
+	tlsConfig.NextProtos = []string{"http/1.1"} // upgrades need HTTP/1.1
+	if tlsConfig.ServerName == "" {
+		tlsConfig.ServerName = target.Hostname()
+	}
+	host := target.Host
+	if target.Port() == "" {
+		host = net.JoinHostPort(target.Hostname(), "443")
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsConfig}
+		return d.DialContext(ctx, "tcp", host)
+	}
+	authorize := func(r *http.Request) {
+		r.Header.Del("Authorization")
+		if t := a.cfg.Local.BearerToken; t != "" {
+			r.Header.Set("Authorization", "Bearer "+t)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(tunnel.HeaderUpgrade) != "" {
+			tunnel.ServeUpgrade(w, r, dial, authorize)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}), nil
 }

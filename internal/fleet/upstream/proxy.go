@@ -165,32 +165,43 @@ func (p *Proxy) handler(cluster string) http.Handler {
 			fail(apierrors.NewServiceUnavailable(fmt.Sprintf("cluster %s has no tunnel to this server (its agent is not connected)", cluster)))
 			return
 		}
+		rewrite := func(out *http.Request) {
+			path := strings.TrimPrefix(r.URL.Path, prefix)
+			if path == "" {
+				path = "/"
+			}
+			out.URL = &url.URL{Scheme: "https", Host: cluster, Path: path, RawQuery: r.URL.RawQuery}
+			out.Host = cluster
+			for k := range out.Header {
+				if k == "Authorization" || strings.HasPrefix(k, "Impersonate-") {
+					out.Header.Del(k)
+				}
+			}
+			out.Header.Set("Impersonate-User", u.GetName())
+			if uid := u.GetUID(); uid != "" {
+				out.Header.Set("Impersonate-Uid", uid)
+			}
+			for _, g := range u.GetGroups() {
+				out.Header.Add("Impersonate-Group", g)
+			}
+			for k, vs := range u.GetExtra() {
+				for _, v := range vs {
+					out.Header.Add("Impersonate-Extra-"+url.PathEscape(k), v)
+				}
+			}
+		}
+		if tunnel.IsUpgrade(r) {
+			// exec, attach, port-forward: a stream through the tunnel.
+			out := r.Clone(r.Context())
+			out.RequestURI = ""
+			rewrite(out)
+			if err := tunnel.ProxyUpgrade(w, r, rt, out); err != nil {
+				fail(apierrors.NewServiceUnavailable(fmt.Sprintf("cluster %s: %v", cluster, err)))
+			}
+			return
+		}
 		rp := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				path := strings.TrimPrefix(r.URL.Path, prefix)
-				if path == "" {
-					path = "/"
-				}
-				pr.Out.URL = &url.URL{Scheme: "https", Host: cluster, Path: path, RawQuery: r.URL.RawQuery}
-				pr.Out.Host = cluster
-				for k := range pr.Out.Header {
-					if k == "Authorization" || strings.HasPrefix(k, "Impersonate-") {
-						pr.Out.Header.Del(k)
-					}
-				}
-				pr.Out.Header.Set("Impersonate-User", u.GetName())
-				if uid := u.GetUID(); uid != "" {
-					pr.Out.Header.Set("Impersonate-Uid", uid)
-				}
-				for _, g := range u.GetGroups() {
-					pr.Out.Header.Add("Impersonate-Group", g)
-				}
-				for k, vs := range u.GetExtra() {
-					for _, v := range vs {
-						pr.Out.Header.Add("Impersonate-Extra-"+url.PathEscape(k), v)
-					}
-				}
-			},
+			Rewrite:       func(pr *httputil.ProxyRequest) { rewrite(pr.Out) },
 			Transport:     rt,
 			FlushInterval: -1,
 			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {

@@ -2,8 +2,12 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -165,6 +169,49 @@ func TestMultiClusterService(t *testing.T) {
 		if !strings.Contains(r.Stdout, "cart") || !strings.Contains(r.Stdout, "ClusterSetIP") {
 			t.Errorf("kubectl get serviceimports in east:\n%s", r.Stdout)
 		}
+	})
+
+	step("exec and port-forward through the upstream's proxy path", func(t *testing.T) {
+		via := func(stdin string, args ...string) (string, error) {
+			cmd := exec.Command(e2eutil.Binary(t), append([]string{"kubectl", "--kubeconfig", up.Kubeconfig, "--cluster", "west"}, args...)...)
+			cmd.Stdin = strings.NewReader(stdin)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		out, err := via("", "exec", "-n", "client", "client", "--", "sh", "-c", "echo answer-$((6*7)); exit 3")
+		if !strings.Contains(out, "answer-42") {
+			t.Errorf("exec through the proxy: %v\n%s", err, out)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("exec through the proxy: exit %v, want the command's 3", err)
+		}
+		if out, err := via("from stdin\n", "exec", "-i", "-n", "client", "client", "--", "cat"); err != nil || out != "from stdin\n" {
+			t.Errorf("exec -i through the proxy: %v %q", err, out)
+		}
+		// Port-forward to west's cart pod, then ask it through the local port.
+		pods, err := west.Client().CoreV1().Pods("shop").List(context.Background(), metav1.ListOptions{LabelSelector: "app=cart"})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("west's cart pods: %v", err)
+		}
+		port := e2eutil.FreePort(t)
+		pf := exec.Command(e2eutil.Binary(t), "kubectl", "--kubeconfig", up.Kubeconfig, "--cluster", "west", "port-forward", "-n", "shop",
+			"pod/"+pods.Items[0].Name, fmt.Sprintf("%d:8080", port))
+		var pfOut strings.Builder
+		pf.Stdout, pf.Stderr = &pfOut, &pfOut
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = pf.Process.Kill(); _ = pf.Wait() }()
+		waitFor(t, 30*time.Second, "the pod's hostname through port-forward", func() (bool, string) {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/hostname", port))
+			if err != nil {
+				return false, err.Error() + "; " + pfOut.String()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b) == pods.Items[0].Name, string(b)
+		})
 	})
 
 	step("exports withdrawn, the import goes", func(t *testing.T) {
