@@ -43,6 +43,15 @@ upstream. See docs/fleet.md.`,
 		cfg.Timeout = 30 * time.Second
 		return cfg, nil
 	}
+	// client is config's clientset, with the config.
+	client := func() (*rest.Config, kubernetes.Interface, error) {
+		cfg, err := config()
+		if err != nil {
+			return nil, nil, err
+		}
+		kube, err := kubernetes.NewForConfig(cfg)
+		return cfg, kube, err
+	}
 
 	var ttl time.Duration
 	var labels []string
@@ -51,15 +60,11 @@ upstream. See docs/fleet.md.`,
 		Short: "On the upstream: register cluster NAME and print a token it joins with",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config()
-			if err != nil {
-				return err
-			}
 			l, err := parseLabels(labels)
 			if err != nil {
 				return err
 			}
-			kube, err := kubernetes.NewForConfig(cfg)
+			cfg, kube, err := client()
 			if err != nil {
 				return err
 			}
@@ -96,11 +101,7 @@ upstream. See docs/fleet.md.`,
 		Short: "On the upstream: revoke cluster NAME's agent (every token of it stops working; the Cluster stays, NotReady)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config()
-			if err != nil {
-				return err
-			}
-			kube, err := kubernetes.NewForConfig(cfg)
+			_, kube, err := client()
 			if err != nil {
 				return err
 			}
@@ -132,11 +133,7 @@ upstream. See docs/fleet.md.`,
 			if jo.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
-			cfg, err := config()
-			if err != nil {
-				return err
-			}
-			local, err := kubernetes.NewForConfig(cfg)
+			_, local, err := client()
 			if err != nil {
 				return err
 			}
@@ -163,11 +160,7 @@ upstream. See docs/fleet.md.`,
 		Short: "Stop this cluster's fleet agent (the upstream keeps the Cluster, NotReady, until deleted there)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config()
-			if err != nil {
-				return err
-			}
-			local, err := kubernetes.NewForConfig(cfg)
+			_, local, err := client()
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ import (
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 )
 
@@ -72,6 +73,15 @@ const (
 	// access are cleaned up.
 	FinalizerCluster = "fleet.skiff.dev/cluster"
 )
+
+// Unwrap is an informer's deletion event's object: the object itself, or
+// the last state an informer that missed the deletion knew.
+func Unwrap(obj any) any {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return obj
+}
 
 // ExecutionNamespace is the namespace on the upstream where cluster's Works
 // and heartbeat Lease live.

@@ -121,9 +121,7 @@ func (w *worker) run(ctx context.Context) error {
 	w.upInf = dynamicinformer.NewFilteredDynamicSharedInformerFactory(w.up, 0, ns, nil)
 	works := w.upInf.ForResource(v1alpha1.Works).Informer()
 	enqueue := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
+		obj = fleet.Unwrap(obj)
 		if u, ok := obj.(*unstructured.Unstructured); ok {
 			w.queue.Add(u.GetName())
 		}
@@ -180,9 +178,7 @@ func (w *worker) watchLocal(gvr schema.GroupVersionResource) {
 	w.watched[gvr] = true
 	inf := w.localInf.ForResource(gvr).Informer()
 	enqueue := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
+		obj = fleet.Unwrap(obj)
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
 			return
@@ -444,18 +440,11 @@ func (w *worker) cached(gvr schema.GroupVersionResource, m *unstructured.Unstruc
 	if !inf.HasSynced() {
 		return nil, nil
 	}
-	obj, ok, err := inf.GetStore().GetByKey(cacheKey(m.GetNamespace(), m.GetName()))
+	obj, ok, err := inf.GetStore().GetByKey(cache.NewObjectName(m.GetNamespace(), m.GetName()).String())
 	if err != nil || !ok {
 		return nil, err
 	}
 	return obj.(*unstructured.Unstructured), nil
-}
-
-func cacheKey(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
 }
 
 // refusal names an API refusal (quota, admission, validation) by reason.

@@ -36,9 +36,7 @@ func (c *Controller) watchExports(ctx context.Context) (cache.SharedIndexInforme
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = exportSelector }))
 	inf := f.Discovery().V1().EndpointSlices().Informer()
 	enqueue := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
+		obj = fleet.Unwrap(obj)
 		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
 			c.queue.AddAfter(exportKey(s.Labels[fleet.LabelServiceNamespace], s.Labels[mcsv1beta1.LabelServiceName]), statusCoalesce)
 		}
@@ -128,7 +126,7 @@ func (c *Controller) syncImport(ctx context.Context, k key) error {
 func (c *Controller) applyImportWork(ctx context.Context, ns, name string, spec map[string]any) error {
 	api := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(ns)
 	spec = runtime.DeepCopyJSON(spec)
-	if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cacheKey(ns, name)); ok {
+	if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cache.NewObjectName(ns, name).String()); ok {
 		old := o.(*unstructured.Unstructured)
 		if old.GetDeletionTimestamp() != nil {
 			return fmt.Errorf("work %s/%s is being deleted", ns, name)

@@ -107,9 +107,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if _, err := clusters.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { p.register(obj.(*unstructured.Unstructured).GetName()) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
+			obj = fleet.Unwrap(obj)
 			if u, ok := obj.(*unstructured.Unstructured); ok {
 				p.unregister(u.GetName())
 			}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/fleet"
@@ -42,7 +43,7 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 	bgvr, bkind := bindingGVR(k)
 	bname := bindingName(k)
 	var binding *unstructured.Unstructured
-	if obj, ok, _ := c.store(bgvr).GetByKey(cacheKey(k.Namespace, bname)); ok {
+	if obj, ok, _ := c.store(bgvr).GetByKey(cache.NewObjectName(k.Namespace, bname).String()); ok {
 		binding = obj.(*unstructured.Unstructured).DeepCopy()
 	}
 	var tmpl *unstructured.Unstructured
@@ -391,7 +392,7 @@ func (c *Controller) upsertWork(ctx context.Context, k key, binding *unstructure
 	api := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(ns)
 	ann := bkind + "/" + binding.GetNamespace() + "/" + binding.GetName()
 	gen := strconv.FormatInt(generation, 10)
-	if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cacheKey(ns, name)); ok {
+	if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cache.NewObjectName(ns, name).String()); ok {
 		old := o.(*unstructured.Unstructured)
 		oldSpec, _, _ := unstructured.NestedMap(old.Object, "spec")
 		if equality.Semantic.DeepEqual(oldSpec, runtime.DeepCopyJSON(m)) && old.GetAnnotations()[fleet.AnnotationBinding] == ann &&
@@ -493,7 +494,7 @@ func (c *Controller) updateStatus(ctx context.Context, k key, gvr schema.GroupVe
 		if msg, ok := failures[t.Name]; ok {
 			item.AppliedMessage = msg
 			state = "Failed"
-		} else if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cacheKey(fleet.ExecutionNamespace(t.Name), workName(k))); ok {
+		} else if o, ok, _ := c.store(v1alpha1.Works).GetByKey(cache.NewObjectName(fleet.ExecutionNamespace(t.Name), workName(k)).String()); ok {
 			var ws v1alpha1.WorkStatus
 			w := o.(*unstructured.Unstructured)
 			_ = fromUnstructured(w, "status", &ws)

@@ -148,9 +148,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			AddFunc:    f,
 			UpdateFunc: func(_, obj any) { f(obj) },
 			DeleteFunc: func(obj any) {
-				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-					obj = d.Obj
-				}
+				obj = fleet.Unwrap(obj)
 				f(obj)
 			},
 		}
@@ -347,9 +345,7 @@ func (c *Controller) watch(apiVersion, kind string) (schema.GroupVersionResource
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
+			obj = fleet.Unwrap(obj)
 			c.enqueueTemplate(gvr, k, obj)
 		},
 	}); err != nil {
@@ -445,7 +441,7 @@ func (c *Controller) enqueueWork(w *unstructured.Unstructured) {
 	if kind == "ResourceBinding" {
 		bgvr = v1alpha1.ResourceBindings
 	}
-	obj, exists, _ := c.store(bgvr).GetByKey(cacheKey(ns, name))
+	obj, exists, _ := c.store(bgvr).GetByKey(cache.NewObjectName(ns, name).String())
 	if exists {
 		if k, ok := c.bindingKey(obj.(*unstructured.Unstructured)); ok {
 			// The clusters' reports of one change arrive together:
@@ -453,13 +449,6 @@ func (c *Controller) enqueueWork(w *unstructured.Unstructured) {
 			c.queue.AddAfter(k, statusCoalesce)
 		}
 	}
-}
-
-func cacheKey(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
 }
 
 // bindingName is Karmada's: NAME-KIND.
@@ -624,7 +613,7 @@ func (c *Controller) template(k key) (*unstructured.Unstructured, error) {
 			return nil, c.ctx.Err()
 		}
 	}
-	obj, exists, err := t.informer.GetStore().GetByKey(cacheKey(k.Namespace, k.Name))
+	obj, exists, err := t.informer.GetStore().GetByKey(cache.NewObjectName(k.Namespace, k.Name).String())
 	if err != nil || !exists {
 		return nil, err
 	}
