@@ -13,13 +13,20 @@ import (
 // divide shares replicas among cands by the strategy rs and returns each
 // candidate's share, in cands' order. A non-empty reason says why the
 // replicas do not fit.
-func divide(rs *v1alpha1.ReplicaSchedulingStrategy, replicas int32, cands []candidate) (shares []int64, reason string) {
+func divide(rs *v1alpha1.ReplicaSchedulingStrategy, replicas int32, cands []candidate, rebalance bool) (shares []int64, reason string) {
 	if rs == nil || rs.ReplicaSchedulingType == v1alpha1.Duplicated {
 		shares = make([]int64, len(cands))
 		for i := range shares {
 			shares[i] = int64(replicas)
 		}
 		return shares, ""
+	}
+	byCapacity := rs.ReplicaDivisionPreference == v1alpha1.Aggregated ||
+		rs.WeightPreference != nil && len(rs.WeightPreference.StaticWeightList) == 0 && rs.WeightPreference.DynamicWeight == v1alpha1.AvailableReplicas
+	if byCapacity && !rebalance {
+		if shares, ok := keep(replicas, cands); ok {
+			return shares, ""
+		}
 	}
 	if rs.ReplicaDivisionPreference == v1alpha1.Aggregated {
 		return aggregate(int64(replicas), cands)
@@ -129,6 +136,22 @@ func aggregate(replicas int64, cands []candidate) ([]int64, string) {
 		left -= shares[i]
 	}
 	return shares, ""
+}
+
+// keep returns the previous division when it still stands: the same
+// replicas, on clusters all still eligible. A division by capacity is made
+// once and kept, as Karmada's is: made again at every pass, it would count
+// the replicas a cluster has been given but does not yet run twice (in its
+// previous share and in its free capacity) and drift towards the clusters
+// that report slowest.
+func keep(replicas int32, cands []candidate) ([]int64, bool) {
+	var sum int64
+	shares := make([]int64, len(cands))
+	for i, c := range cands {
+		shares[i] = int64(max(c.previous, 0))
+		sum += shares[i]
+	}
+	return shares, sum == int64(replicas) && sum > 0
 }
 
 // shortOfCapacity says, when the candidates' capacities together hold

@@ -27,6 +27,10 @@ type Input struct {
 	Previous []v1alpha1.TargetCluster
 	// Now is the time taints' tolerations are measured against.
 	Now time.Time
+	// Returning are the clusters failed over from: when one is eligible
+	// again, replicas are divided by capacity anew even where the
+	// previous division stands.
+	Returning []string
 	// DefaultNotReadyToleration is how long a not-ready or unreachable
 	// taint is tolerated without a toleration for it (300 s in
 	// production).
@@ -116,7 +120,8 @@ func Schedule(in Input) Result {
 		}
 		return res
 	}
-	shares, reason := divide(in.Placement.ReplicaScheduling, in.Replicas, cands)
+	rebalance := slices.ContainsFunc(cands, func(c candidate) bool { return slices.Contains(in.Returning, c.cluster.Name) })
+	shares, reason := divide(in.Placement.ReplicaScheduling, in.Replicas, cands, rebalance)
 	if reason != "" {
 		res.Unschedulable = reason
 		return res

@@ -30,6 +30,7 @@ func TestSchedule(t *testing.T) {
 		request   corev1.ResourceList
 		clusters  []v1alpha1.Cluster
 		previous  []v1alpha1.TargetCluster
+		returning []string
 		want      Result
 	}{
 		// Filtering.
@@ -243,13 +244,43 @@ func TestSchedule(t *testing.T) {
 			want:      Result{Clusters: targets("a", 2, "b", 1)},
 		},
 		{
-			name:      "dynamic weights count the workload's own replicas",
+			name:      "dynamic weights, on a scale, count the workload's own replicas",
 			placement: v1alpha1.Placement{ReplicaScheduling: divided(v1alpha1.Weighted, &v1alpha1.ClusterPreferences{DynamicWeight: v1alpha1.AvailableReplicas})},
-			replicas:  6,
+			replicas:  8,
 			request:   cpu("1"),
 			clusters:  clusters(makeCluster("a").cpus("4").allocated("cpu", "4"), makeCluster("b").cpus("4").allocated("cpu", "2")),
 			previous:  targets("a", 4, "b", 2),
+			want:      Result{Clusters: targets("a", 4, "b", 4)},
+		},
+		{
+			// b has not started its 2 yet: dividing again would count them
+			// twice (its previous share and its free capacity).
+			name:      "a division by capacity is kept while the replicas and clusters stand",
+			placement: v1alpha1.Placement{ReplicaScheduling: divided(v1alpha1.Weighted, &v1alpha1.ClusterPreferences{DynamicWeight: v1alpha1.AvailableReplicas})},
+			replicas:  6,
+			request:   cpu("1"),
+			clusters:  clusters(makeCluster("a").cpus("4").allocated("cpu", "4"), makeCluster("b").cpus("4")),
+			previous:  targets("a", 4, "b", 2),
+			want:      Result{Clusters: targets("a", 4, "b", 2)},
+		},
+		{
+			name:      "a failed-over cluster back divides by capacity anew",
+			placement: v1alpha1.Placement{ReplicaScheduling: divided(v1alpha1.Weighted, &v1alpha1.ClusterPreferences{DynamicWeight: v1alpha1.AvailableReplicas})},
+			replicas:  6,
+			request:   cpu("1"),
+			clusters:  clusters(makeCluster("a").cpus("6").allocated("cpu", "6"), makeCluster("b").cpus("6")),
+			previous:  targets("a", 6),
+			returning: []string{"b"},
 			want:      Result{Clusters: targets("a", 3, "b", 3)},
+		},
+		{
+			name:      "an aggregated division is kept too",
+			placement: v1alpha1.Placement{ReplicaScheduling: divided(v1alpha1.Aggregated, nil)},
+			replicas:  6,
+			request:   cpu("1"),
+			clusters:  clusters(makeCluster("a").cpus("2"), makeCluster("b").cpus("10"), makeCluster("c").cpus("5")),
+			previous:  targets("c", 6),
+			want:      Result{Clusters: targets("c", 6)},
 		},
 		{
 			name:      "dynamic weights, not enough capacity",
@@ -394,6 +425,7 @@ func TestSchedule(t *testing.T) {
 				Request:                   tt.request,
 				Clusters:                  tt.clusters,
 				Previous:                  tt.previous,
+				Returning:                 tt.returning,
 				Now:                       now,
 				DefaultNotReadyToleration: 300 * time.Second,
 			}

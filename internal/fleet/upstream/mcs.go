@@ -144,6 +144,7 @@ func (c *Controller) applyImportWork(ctx context.Context, ns, name string, spec 
 	w.SetKind("Work")
 	w.SetNamespace(ns)
 	w.SetName(name)
+	w.SetFinalizers([]string{fleet.FinalizerAgent})
 	_, err := api.Create(ctx, w, metav1.CreateOptions{FieldManager: fleet.FieldManager})
 	if isNotFound(err) {
 		return nil // the cluster is being removed

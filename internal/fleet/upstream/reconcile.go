@@ -105,6 +105,7 @@ func (c *Controller) reconcile(ctx context.Context, k key) (time.Duration, error
 		Request:                   request,
 		Clusters:                  clusters,
 		Previous:                  prev.Clusters,
+		Returning:                 failedOverNames(failedOver),
 		Now:                       now,
 		DefaultNotReadyToleration: c.cfg.DefaultNotReadyToleration,
 	})
@@ -260,6 +261,14 @@ func (c *Controller) rampReturn(tmpl *unstructured.Unstructured, f *v1alpha1.Clu
 		}
 	}
 	return slices.DeleteFunc(failedOver, func(fo v1alpha1.FailedOverCluster) bool { return done[fo.Name] })
+}
+
+func failedOverNames(fs []v1alpha1.FailedOverCluster) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Name
+	}
+	return out
 }
 
 // workWriters is how many Works of one resource are written at once.
@@ -420,6 +429,9 @@ func (c *Controller) upsertWork(ctx context.Context, k key, binding *unstructure
 	w.SetName(name)
 	w.SetLabels(map[string]string{fleet.LabelBindingUID: string(binding.GetUID())})
 	w.SetAnnotations(map[string]string{fleet.AnnotationBinding: ann, fleet.AnnotationTemplateGeneration: gen})
+	// The agent's finalizer from the start: it would add it before its
+	// first apply, a write on the upstream in the way of every propagation.
+	w.SetFinalizers([]string{fleet.FinalizerAgent})
 	_, err := api.Create(ctx, w, metav1.CreateOptions{FieldManager: fleet.FieldManager})
 	if isNotFound(err) {
 		return fmt.Errorf("the execution namespace %s does not exist (the cluster is being removed?)", ns)

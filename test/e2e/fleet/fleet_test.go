@@ -325,6 +325,14 @@ func TestFleet(t *testing.T) {
 		// 640 MiB a replica: east holds 3 (2 GiB less web's 128 MiB),
 		// west 6 (4 GiB less 64 MiB), north 9 (6 GiB less 192 MiB).
 		must(t, up.Kubeconfig, batch, "apply", "-f", "-")
+		defer func() {
+			if t.Failed() {
+				r := kubectl(t, up.Kubeconfig, "", "get", "clusters", "-o", "jsonpath={range .items[*]}{.metadata.name}: {.status.resourceSummary}{\"\\n\"}{end}")
+				t.Logf("the clusters' capacity:\n%s", r.Stdout)
+				r = kubectl(t, up.Kubeconfig, "", "get", "resourcebinding", "-n", "shop", "batch-deployment", "-o", "yaml")
+				t.Logf("the binding:\n%s", r.Stdout)
+			}
+		}()
 		waitFor(t, 60*time.Second, "batch divided 3:6:9", func() (bool, string) {
 			got := map[string]int32{}
 			for _, c := range downs {
