@@ -127,7 +127,19 @@ func (w *worker) run(ctx context.Context) error {
 		}
 	}
 	if _, err := works.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
+		AddFunc: enqueue,
+		UpdateFunc: func(old, o any) {
+			// A change of the status alone is this agent's own report:
+			// nothing to apply (a change in the downstream comes through
+			// the local informers).
+			if ou, nu := old.(*unstructured.Unstructured), o.(*unstructured.Unstructured); ou.GetGeneration() == nu.GetGeneration() &&
+				equality.Semantic.DeepEqual(ou.GetFinalizers(), nu.GetFinalizers()) && nu.GetDeletionTimestamp() == nil &&
+				equality.Semantic.DeepEqual(ou.GetAnnotations(), nu.GetAnnotations()) && ou.GetResourceVersion() != nu.GetResourceVersion() {
+				return
+			}
+			enqueue(o)
+		},
+		DeleteFunc: enqueue,
 	}); err != nil {
 		return err
 	}
