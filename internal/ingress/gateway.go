@@ -49,6 +49,8 @@ type GatewayStatuses struct {
 	// BackendTrafficPolicies are, per XBackendTrafficPolicy, skiff's
 	// entries of its status.ancestors.
 	BackendTrafficPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
+	// BackendTLSPolicies are the same for BackendTLSPolicies.
+	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -283,6 +285,8 @@ func (b *builder) addGateways() {
 	st.UDPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	b.policies = newBackendPolicies(b.in.BackendTrafficPolicies)
 	defer func() { st.BackendTrafficPolicies = b.policies.statuses(b.in.BackendTrafficPolicies, ctrl) }()
+	b.tls = newBackendTLSPolicies(b.in.BackendTLSPolicies, b.in.ConfigMaps)
+	defer func() { st.BackendTLSPolicies = b.tls.statuses(b.in.BackendTLSPolicies, ctrl) }()
 	for _, gc := range b.in.GatewayClasses {
 		if string(gc.Spec.ControllerName) != ctrl {
 			continue
@@ -777,6 +781,7 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 			accepted := b.attach(hr, ref, ls, action, ri)
 			if accepted.Status == metav1.ConditionTrue {
 				b.policies.use(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, action)
+				b.tls.use(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, action)
 			}
 			parents = append(parents, gwv1.RouteParentStatus{
 				ParentRef:      ref,
@@ -1165,7 +1170,24 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 	if pol.AffinityCookie == "" && b.policies != nil {
 		pol.AffinityCookie = b.policies.affinityCookie(ns, string(ref.Name))
 	}
-	be := b.cachedBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, proto, pol)
+	// A BackendTLSPolicy on the Service (or this port of it): TLS to the
+	// endpoints; an invalid one fails the requests (5xx), the route stands.
+	var btls *BackendTLS
+	if b.tls != nil && proto == corev1.ProtocolTCP && hr.kind != KindTLSRoute && hr.kind != KindTCPRoute {
+		portName := ""
+		if svc := b.service(ns, string(ref.Name)); svc != nil {
+			for _, p := range svc.Spec.Ports {
+				if p.Port == int32(*ref.Port) {
+					portName = p.Name
+				}
+			}
+		}
+		var invalid string
+		if btls, invalid = b.tls.lookup(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, portName); invalid != "" {
+			return &Backend{Namespace: ns, Service: string(ref.Name), Port: port, Missing: invalid, Policy: pol}, "", ""
+		}
+	}
+	be := b.cachedTLSBackend(ns, string(ref.Name), networkingv1.ServiceBackendPort{Number: int32(*ref.Port)}, proto, pol, btls)
 	if be.Missing != "" {
 		return be, string(gwv1.RouteReasonBackendNotFound), be.Missing
 	}

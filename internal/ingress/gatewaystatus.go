@@ -26,7 +26,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants", "backendtlspolicies"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -48,6 +48,9 @@ type gatewayCaches struct {
 	udpRoutes  gwlisters.UDPRouteLister
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
+	// tlsPolicies and the ConfigMaps their CA certificates are in.
+	tlsPolicies gwlisters.BackendTLSPolicyLister
+	configMaps  corelisters.ConfigMapLister
 	// policies, on the experimental channel only.
 	policies gwxlisters.XBackendTrafficPolicyLister
 
@@ -69,10 +72,13 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	classes, gws, routes, grants := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
 	grpcRoutes, tlsRoutes, tcpRoutes, udpRoutes := v1.GRPCRoutes(), v1.TLSRoutes(), v1.TCPRoutes(), v1.UDPRoutes()
 	ns := core.Core().V1().Namespaces()
+	cms := core.Core().V1().ConfigMaps()
+	tlsPolicies := v1.BackendTLSPolicies()
+	g.configMaps, g.tlsPolicies = cms.Lister(), tlsPolicies.Lister()
 	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
 	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes, g.udpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister(), udpRoutes.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer(), cms.Informer(), tlsPolicies.Informer()}
 	if c.cfg.ExperimentalGatewayAPI {
 		policies := g.factory.Experimental().V1alpha1().XBackendTrafficPolicies()
 		g.policies = policies.Lister()
@@ -131,7 +137,7 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [10]error
+	var errs [12]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
@@ -144,6 +150,8 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 	if g.policies != nil {
 		in.BackendTrafficPolicies, errs[9] = g.policies.List(all)
 	}
+	in.BackendTLSPolicies, errs[10] = g.tlsPolicies.List(all)
+	in.ConfigMaps, errs[11] = g.configMaps.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -246,6 +254,9 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 	writeStatuses(ctx, KindUDPRoute, in.UDPRoutes, t.Gateway.UDPRoutes, now, warn,
 		func(r *gwv1.UDPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
 		func(ns string) statusUpdater[*gwv1.UDPRoute] { return client.UDPRoutes(ns) })
+	writeStatuses(ctx, "BackendTLSPolicy", in.BackendTLSPolicies, t.Gateway.BackendTLSPolicies, now, warn,
+		func(p *gwv1.BackendTLSPolicy) *[]gwv1.PolicyAncestorStatus { return &p.Status.Ancestors }, policyAncestors,
+		func(ns string) statusUpdater[*gwv1.BackendTLSPolicy] { return client.BackendTLSPolicies(ns) })
 	writeStatuses(ctx, "XBackendTrafficPolicy", in.BackendTrafficPolicies, t.Gateway.BackendTrafficPolicies, now, warn,
 		func(p *gwxv1a1.XBackendTrafficPolicy) *[]gwv1.PolicyAncestorStatus { return &p.Status.Ancestors }, policyAncestors,
 		func(ns string) statusUpdater[*gwxv1a1.XBackendTrafficPolicy] {
@@ -335,6 +346,7 @@ func SupportedFeatures(experimental bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
 		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "GatewayHTTPListenerIsolation", "GatewayHTTPSListenerDetectMisdirectedRequests", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
+		"BackendTLSPolicy", "BackendTLSPolicySANValidation",
 	}
 	if experimental {
 		// Fields only the experimental channel's CRDs have.

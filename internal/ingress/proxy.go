@@ -78,6 +78,23 @@ type Proxy struct {
 	h1       *h1Upstream     // speaks HTTP/1.1 for bodiless requests, without the Transport's goroutines
 
 	inFlight sync.Map // endpoint address → *atomic.Int64
+	// tls are the transports of BackendTLSPolicies, by BackendTLS.ID.
+	tls sync.Map
+}
+
+// tlsTransport is the transport that speaks bt's TLS to endpoints (HTTP/2
+// or HTTP/1.1, as the endpoint offers).
+func (p *Proxy) tlsTransport(bt *BackendTLS) http.RoundTripper {
+	if t, ok := p.tls.Load(bt.ID); ok {
+		return t.(*http.Transport)
+	}
+	t := p.upstream.Clone()
+	t.TLSClientConfig = bt.Config.Clone()
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
+	t.Protocols.SetHTTP2(true)
+	got, _ := p.tls.LoadOrStore(bt.ID, t)
+	return got.(*http.Transport)
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -156,6 +173,7 @@ func (p *Proxy) SetTable(t *Table) {
 func (p *Proxy) CloseIdleConnections() {
 	p.upstream.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
+	p.tls.Range(func(_, t any) bool { t.(*http.Transport).CloseIdleConnections(); return true })
 	p.h1.CloseIdleConnections()
 }
 
@@ -919,6 +937,12 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 	timer := time.AfterFunc(be.Policy.ReadTimeout, func() { cancel(errUpstreamTimeout) })
 	base := t.base
 	switch {
+	case be.TLS != nil:
+		base = t.p.tlsTransport(be.TLS)
+		u := *req.URL
+		u.Scheme = "https"
+		req = req.Clone(req.Context())
+		req.URL = &u
 	case be.H2C:
 		base = t.p.h2c
 	case t.p.h1.eligible(req):

@@ -92,6 +92,10 @@ type State struct {
 	// BackendTrafficPolicies are the experimental channel's
 	// XBackendTrafficPolicies (their sessionPersistence is applied).
 	BackendTrafficPolicies []*gwxv1a1.XBackendTrafficPolicy
+	// BackendTLSPolicies make the proxy speak TLS to the Services they
+	// target; ConfigMaps hold their CA certificates.
+	BackendTLSPolicies []*gwv1.BackendTLSPolicy
+	ConfigMaps         []*corev1.ConfigMap
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
 	GatewayAddresses []string
@@ -138,6 +142,8 @@ type Backend struct {
 	// H2C speaks HTTP/2 without TLS to the endpoints: the Service port's
 	// appProtocol is kubernetes.io/h2c.
 	H2C bool
+	// TLS, when set, is the BackendTLSPolicy's TLS to the endpoints.
+	TLS *BackendTLS
 
 	once     sync.Once // guards the lazy creation of balancer
 	balancer Balancer
@@ -355,6 +361,7 @@ type builder struct {
 	backends map[string]*Backend // by Name and policy
 	claimed  map[string]*Route   // by host, path type and path
 	policies *backendPolicies    // the XBackendTrafficPolicies, for Gateway routes
+	tls      *backendTLSPolicies // the BackendTLSPolicies, for Gateway routes
 }
 
 func key(ing *networkingv1.Ingress) types.NamespacedName { return objKey(&ing.ObjectMeta) }
@@ -517,15 +524,24 @@ func (b *builder) backend(ing *networkingv1.Ingress, ib *networkingv1.IngressBac
 // cachedBackend is serviceBackend, shared by every route naming the same
 // Service port with the same policy.
 func (b *builder) cachedBackend(namespace, name string, port networkingv1.ServiceBackendPort, proto corev1.Protocol, pol Policy) *Backend {
+	return b.cachedTLSBackend(namespace, name, port, proto, pol, nil)
+}
+
+// cachedTLSBackend is cachedBackend spoken to over tls (nil: plain).
+func (b *builder) cachedTLSBackend(namespace, name string, port networkingv1.ServiceBackendPort, proto corev1.Protocol, pol Policy, tls *BackendTLS) *Backend {
 	portName := port.Name
 	if portName == "" {
 		portName = strconv.Itoa(int(port.Number))
 	}
 	id := namespace + "/" + name + ":" + portName + "/" + string(proto) + " " + pol.String()
+	if tls != nil {
+		id += " tls " + tls.ID
+	}
 	if old, ok := b.backends[id]; ok {
 		return old
 	}
 	be := b.serviceBackend(namespace, name, port, proto, pol)
+	be.TLS = tls
 	b.backends[id] = be
 	return be
 }
