@@ -160,6 +160,14 @@ func (p *Proxy) SetTable(t *Table) {
 	live := t.Endpoints()
 	p.health.Retain(live)
 	p.h1.retain(live)
+	// The transports of BackendTLSPolicies no longer in use go.
+	p.tls.Range(func(id, tr any) bool {
+		if !t.backendTLS[id.(string)] {
+			p.tls.Delete(id)
+			tr.(*http.Transport).CloseIdleConnections()
+		}
+		return true
+	})
 	p.inFlight.Range(func(k, _ any) bool {
 		if _, found := slices.BinarySearch(live, k.(string)); !found {
 			p.inFlight.Delete(k)

@@ -282,6 +282,8 @@ type Table struct {
 
 	tlsHosts  map[string]bool
 	endpoints []string // every endpoint address, sorted
+	// backendTLS are the BackendTLS.IDs its backends speak.
+	backendTLS map[string]bool
 	// checks are the active health checks, by endpoint address.
 	checks map[string]ActiveCheck
 
@@ -337,6 +339,12 @@ func Build(in State) *Table {
 	for _, ls := range t.byAddr {
 		for _, l := range ls {
 			l.sort()
+		}
+	}
+	t.backendTLS = map[string]bool{}
+	for _, be := range b.backends {
+		if be.TLS != nil {
+			t.backendTLS[be.TLS.ID] = true
 		}
 	}
 	seen := map[string]bool{}
