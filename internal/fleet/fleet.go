@@ -131,8 +131,15 @@ func InstallCRDs(ctx context.Context, client apiextensions.Interface) error {
 	if err != nil {
 		return err
 	}
+	return applyCRDs(ctx, client, crds)
+}
+
+// applyCRDs applies crds server-side and waits until they are served.
+func applyCRDs(ctx context.Context, client apiextensions.Interface, crds []*apiextensionsv1.CustomResourceDefinition) error {
 	api := client.ApiextensionsV1().CustomResourceDefinitions()
+	names := make([]string, 0, len(crds))
 	for _, crd := range crds {
+		crd.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
 		body, err := yaml.Marshal(crd)
 		if err != nil {
 			return err
@@ -141,9 +148,6 @@ func InstallCRDs(ctx context.Context, client apiextensions.Interface) error {
 			metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}); err != nil {
 			return fmt.Errorf("fleet: apply CRD %s: %w", crd.Name, err)
 		}
-	}
-	names := make([]string, 0, len(crds))
-	for _, crd := range crds {
 		names = append(names, crd.Name)
 	}
 	return waitEstablished(ctx, client, names)

@@ -9,7 +9,6 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	mcscrd "sigs.k8s.io/mcs-api/config/crd"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -95,24 +94,14 @@ func boundedName(prefix, name string) string {
 // InstallMCSCRDs applies the ServiceExport and ServiceImport CRDs as the
 // mcs-api module ships them.
 func InstallMCSCRDs(ctx context.Context, client apiextensions.Interface) error {
-	api := client.ApiextensionsV1().CustomResourceDefinitions()
-	var names []string
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, b := range [][]byte{mcscrd.ServiceExportCRD, mcscrd.ServiceImportCRD} {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		if err := yaml.Unmarshal(b, crd); err != nil {
 			return fmt.Errorf("mcs-api CRD: %w", err)
 		}
 		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
-		crd.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
-		body, err := yaml.Marshal(crd)
-		if err != nil {
-			return err
-		}
-		if _, err := api.Patch(ctx, crd.Name, "application/apply-patch+yaml", body,
-			metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}); err != nil {
-			return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
-		}
-		names = append(names, crd.Name)
+		crds = append(crds, crd)
 	}
-	return waitEstablished(ctx, client, names)
+	return applyCRDs(ctx, client, crds)
 }

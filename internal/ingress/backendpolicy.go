@@ -71,17 +71,52 @@ func (bp *backendPolicies) affinityCookie(ns, name string) string {
 // use records that an accepted route of Gateway gw sends to the backends
 // of action.
 func (bp *backendPolicies) use(gw types.NamespacedName, action []*RuleAction) {
+	usedBy(bp.used, gw, action)
+}
+
+// usedBy records, in used, that an accepted route of Gateway gw sends to
+// the Services of action's backends.
+func usedBy(used map[types.NamespacedName]map[types.NamespacedName]bool, gw types.NamespacedName, action []*RuleAction) {
 	for _, a := range action {
 		for _, wb := range a.Backends {
 			if wb.Backend == nil {
 				continue
 			}
-			if bp.used[gw] == nil {
-				bp.used[gw] = map[types.NamespacedName]bool{}
+			if used[gw] == nil {
+				used[gw] = map[types.NamespacedName]bool{}
 			}
-			bp.used[gw][types.NamespacedName{Namespace: wb.Backend.Namespace, Name: wb.Backend.Service}] = true
+			used[gw][types.NamespacedName{Namespace: wb.Backend.Namespace, Name: wb.Backend.Service}] = true
 		}
 	}
+}
+
+// ancestorsOf are a policy's status.ancestors entries: one per Gateway
+// (in name order, at most maxPolicyAncestors) whose routes send to one of
+// targets, each with conds.
+func ancestorsOf(used map[types.NamespacedName]map[types.NamespacedName]bool, targets []types.NamespacedName, ctrl string, conds ...metav1.Condition) []gwv1.PolicyAncestorStatus {
+	gws := make([]types.NamespacedName, 0, len(used))
+	for gw := range used {
+		gws = append(gws, gw)
+	}
+	slices.SortFunc(gws, func(a, c types.NamespacedName) int { return cmp.Compare(a.String(), c.String()) })
+	var ancestors []gwv1.PolicyAncestorStatus
+	for _, gw := range gws {
+		if len(ancestors) == maxPolicyAncestors {
+			break
+		}
+		if !slices.ContainsFunc(targets, func(s types.NamespacedName) bool { return used[gw][s] }) {
+			continue
+		}
+		ancestors = append(ancestors, gwv1.PolicyAncestorStatus{
+			AncestorRef: gwv1.ParentReference{
+				Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: ptrTo(gwv1.Kind(kindGateway)),
+				Namespace: ptrTo(gwv1.Namespace(gw.Namespace)), Name: gwv1.ObjectName(gw.Name),
+			},
+			ControllerName: gwv1.GatewayController(ctrl),
+			Conditions:     slices.Clone(conds),
+		})
+	}
+	return ancestors
 }
 
 // maxPolicyAncestors is the most status.ancestors entries the CRD allows.
@@ -92,37 +127,14 @@ const maxPolicyAncestors = 16
 // or Conflicted when an older policy holds one of its Services.
 func (bp *backendPolicies) statuses(policies []*gwxv1a1.XBackendTrafficPolicy, ctrl string) map[types.NamespacedName][]gwv1.PolicyAncestorStatus {
 	out := map[types.NamespacedName][]gwv1.PolicyAncestorStatus{}
-	gws := make([]types.NamespacedName, 0, len(bp.used))
-	for gw := range bp.used {
-		gws = append(gws, gw)
-	}
-	slices.SortFunc(gws, func(a, c types.NamespacedName) int { return cmp.Compare(a.String(), c.String()) })
 	for _, p := range policies {
 		k := objKey(&p.ObjectMeta)
-		targets := policyServices(p)
 		cond := condition(string(gwv1.PolicyConditionAccepted), true, string(gwv1.PolicyReasonAccepted), "Policy applied to the Services it targets", p.Generation)
 		if bp.conflicted[k] {
 			cond = condition(string(gwv1.PolicyConditionAccepted), false, string(gwv1.PolicyReasonConflicted),
 				"an older XBackendTrafficPolicy targets the same Service; it applies there", p.Generation)
 		}
-		var ancestors []gwv1.PolicyAncestorStatus
-		for _, gw := range gws {
-			if len(ancestors) == maxPolicyAncestors {
-				break
-			}
-			if !slices.ContainsFunc(targets, func(s types.NamespacedName) bool { return bp.used[gw][s] }) {
-				continue
-			}
-			ancestors = append(ancestors, gwv1.PolicyAncestorStatus{
-				AncestorRef: gwv1.ParentReference{
-					Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: ptrTo(gwv1.Kind(kindGateway)),
-					Namespace: ptrTo(gwv1.Namespace(gw.Namespace)), Name: gwv1.ObjectName(gw.Name),
-				},
-				ControllerName: gwv1.GatewayController(ctrl),
-				Conditions:     []metav1.Condition{cond},
-			})
-		}
-		out[k] = ancestors
+		out[k] = ancestorsOf(bp.used, policyServices(p), ctrl, cond)
 	}
 	return out
 }

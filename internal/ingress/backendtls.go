@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,17 +181,7 @@ func (bp *backendTLSPolicies) lookup(svc types.NamespacedName, portName string) 
 // use records that an accepted route of Gateway gw sends to the backends
 // of action.
 func (bp *backendTLSPolicies) use(gw types.NamespacedName, action []*RuleAction) {
-	for _, a := range action {
-		for _, wb := range a.Backends {
-			if wb.Backend == nil {
-				continue
-			}
-			if bp.used[gw] == nil {
-				bp.used[gw] = map[types.NamespacedName]bool{}
-			}
-			bp.used[gw][types.NamespacedName{Namespace: wb.Backend.Namespace, Name: wb.Backend.Service}] = true
-		}
-	}
+	usedBy(bp.used, gw, action)
 }
 
 // statuses are the ancestor entries skiff publishes for each policy: one
@@ -200,11 +189,6 @@ func (bp *backendTLSPolicies) use(gw types.NamespacedName, action []*RuleAction)
 // (Conflicted, or NoValidCACertificate) and ResolvedRefs.
 func (bp *backendTLSPolicies) statuses(policies []*gwv1.BackendTLSPolicy, ctrl string) map[types.NamespacedName][]gwv1.PolicyAncestorStatus {
 	out := map[types.NamespacedName][]gwv1.PolicyAncestorStatus{}
-	gws := make([]types.NamespacedName, 0, len(bp.used))
-	for gw := range bp.used {
-		gws = append(gws, gw)
-	}
-	slices.SortFunc(gws, func(a, c types.NamespacedName) int { return strings.Compare(a.String(), c.String()) })
 	for _, p := range policies {
 		k := objKey(&p.ObjectMeta)
 		accepted := condition(string(gwv1.PolicyConditionAccepted), true, string(gwv1.PolicyReasonAccepted), "Policy applied to the Services it targets", p.Generation)
@@ -217,24 +201,11 @@ func (bp *backendTLSPolicies) statuses(policies []*gwv1.BackendTLSPolicy, ctrl s
 			accepted = condition(string(gwv1.PolicyConditionAccepted), false, string(gwv1.PolicyReasonConflicted),
 				"an older BackendTLSPolicy targets the same Service and port; it applies there", p.Generation)
 		}
-		var ancestors []gwv1.PolicyAncestorStatus
-		for _, gw := range gws {
-			if len(ancestors) == maxPolicyAncestors {
-				break
-			}
-			if !slices.ContainsFunc(tlsTargets(p), func(t backendTLSTarget) bool { return bp.used[gw][t.svc] }) {
-				continue
-			}
-			ancestors = append(ancestors, gwv1.PolicyAncestorStatus{
-				AncestorRef: gwv1.ParentReference{
-					Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: ptrTo(gwv1.Kind(kindGateway)),
-					Namespace: ptrTo(gwv1.Namespace(gw.Namespace)), Name: gwv1.ObjectName(gw.Name),
-				},
-				ControllerName: gwv1.GatewayController(ctrl),
-				Conditions:     []metav1.Condition{accepted, resolved},
-			})
+		var services []types.NamespacedName
+		for _, t := range tlsTargets(p) {
+			services = append(services, t.svc)
 		}
-		out[k] = ancestors
+		out[k] = ancestorsOf(bp.used, services, ctrl, accepted, resolved)
 	}
 	return out
 }

@@ -144,6 +144,18 @@ func (c *Controller) sync(ctx context.Context, nodes []*corev1.Node, svc *corev1
 	if svc != nil {
 		ports = servicePorts(svc.Spec.Ports, proxies)
 	}
+	if svc == nil {
+		// The cache may not hold the Service this controller has just
+		// created: creating it again would be refused, but only after the
+		// API server allocated (and released) a second cluster IP, which
+		// its repair loop reports as IPAddressWrongReference.
+		if got, err := services.Get(ctx, ServiceName, metav1.GetOptions{}); err == nil {
+			svc = got
+			ports = servicePorts(svc.Spec.Ports, proxies)
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get Service %s/%s: %w", Namespace, ServiceName, err)
+		}
+	}
 	switch {
 	case svc == nil:
 		created, err := services.Create(ctx, Service(proxies), metav1.CreateOptions{})
