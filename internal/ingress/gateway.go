@@ -51,6 +51,9 @@ type GatewayStatuses struct {
 	BackendTrafficPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 	// BackendTLSPolicies are the same for BackendTLSPolicies.
 	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
+	// ListenerSets are the statuses of the ListenerSets whose parent is a
+	// Gateway skiff serves.
+	ListenerSets map[types.NamespacedName]*gwv1.ListenerSetStatus
 }
 
 // RequestMatch is what an HTTPRoute match asks of a request beyond its host
@@ -209,7 +212,11 @@ func (m *RequestMatch) matchesRequest(r *http.Request) bool {
 
 // gwListener is one listener of a served Gateway while building.
 type gwListener struct {
+	// gw is the Gateway, or for a ListenerSet's listener a Gateway
+	// standing for the set (its namespace, name and generation); kind
+	// says which (kindGateway or kindListenerSet).
 	gw       *gwv1.Gateway
+	kind     string
 	addr     netip.Addr // the Gateway's own address; invalid: the nodes'
 	table    map[int]*listener
 	spec     *gwv1.Listener
@@ -257,8 +264,9 @@ func conditionTrue(cs []metav1.Condition, typ string) bool {
 }
 
 const (
-	gatewayGroup = gwv1.GroupName
-	kindGateway  = "Gateway"
+	gatewayGroup    = gwv1.GroupName
+	kindGateway     = "Gateway"
+	kindListenerSet = "ListenerSet"
 )
 
 var (
@@ -283,6 +291,7 @@ func (b *builder) addGateways() {
 	st.TLSRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.TCPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
 	st.UDPRoutes = map[types.NamespacedName][]gwv1.RouteParentStatus{}
+	st.ListenerSets = map[types.NamespacedName]*gwv1.ListenerSetStatus{}
 	b.policies = newBackendPolicies(b.in.BackendTrafficPolicies)
 	defer func() { st.BackendTrafficPolicies = b.policies.statuses(b.in.BackendTrafficPolicies, ctrl) }()
 	b.tls = newBackendTLSPolicies(b.in.BackendTLSPolicies, b.in.ConfigMaps)
@@ -324,7 +333,9 @@ func (b *builder) addGateways() {
 			gs.Listeners = append(gs.Listeners, *l.status)
 		}
 	}
-	b.addRoutes(ctrl, byGateway)
+	sets := b.addListenerSets(gws, addrs, portProto, claimed)
+	b.addRoutes(ctrl, byGateway, sets)
+	sets.finish(st.ListenerSets)
 	// Statuses of Gateways, now that routes are counted.
 	for _, gw := range gws {
 		k := objKey(&gw.ObjectMeta)
@@ -370,6 +381,7 @@ func (b *builder) addGateways() {
 			programmed = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotAssigned), "no node has an address yet", gw.Generation)
 		}
 		gs.Conditions = []metav1.Condition{accepted, programmed}
+		gs.AttachedListenerSets = ptrTo(sets.attached[k])
 	}
 }
 
@@ -478,8 +490,14 @@ func olderObject(a, b *metav1.ObjectMeta) int {
 // gatewayListener checks one listener and computes its status; a usable
 // one gets its port in the table.
 func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.Listener, portProto map[int]Proto, claimed map[string]*gwListener) *gwListener {
+	return b.gatewayListenerOf(gw, kindGateway, addr, spec, portProto, claimed)
+}
+
+// gatewayListenerOf is gatewayListener for a listener of a Gateway or (kind
+// ListenerSet) of a ListenerSet, which gw then stands for.
+func (b *builder) gatewayListenerOf(gw *gwv1.Gateway, kind string, addr netip.Addr, spec *gwv1.Listener, portProto map[int]Proto, claimed map[string]*gwListener) *gwListener {
 	gen := gw.Generation
-	l := &gwListener{gw: gw, addr: addr, table: b.t.ports, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
+	l := &gwListener{gw: gw, kind: kind, addr: addr, table: b.t.ports, spec: spec, port: int(spec.Port), status: &gwv1.ListenerStatus{Name: spec.Name}}
 	if addr.IsValid() {
 		if b.t.byAddr[addr] == nil {
 			b.t.byAddr[addr] = map[int]*listener{}
@@ -560,7 +578,7 @@ func (b *builder) gatewayListener(gw *gwv1.Gateway, addr netip.Addr, spec *gwv1.
 				fmt.Sprintf("port %d is served as %s on the nodes", l.port, proto), gen)
 		} else if old := claimed[claim]; old != nil {
 			conflicted = condition(string(gwv1.ListenerConditionConflicted), true, string(gwv1.ListenerReasonHostnameConflict),
-				fmt.Sprintf("port %d hostname %q is already served by listener %s of Gateway %s/%s", l.port, l.hostname, old.spec.Name, old.gw.Namespace, old.gw.Name), gen)
+				fmt.Sprintf("port %d hostname %q is already served by listener %s of %s %s/%s", l.port, l.hostname, old.spec.Name, old.kind, old.gw.Namespace, old.gw.Name), gen)
 		} else {
 			portProto[l.key()] = l.proto()
 		}
@@ -621,7 +639,7 @@ func (b *builder) listenerCerts(gw *gwv1.Gateway, spec *gwv1.Listener, l *gwList
 		if ref.Namespace != nil {
 			ns = string(*ref.Namespace)
 		}
-		if ns != gw.Namespace && !b.granted(gw.Namespace, kindGateway, ns, "Secret", string(ref.Name)) {
+		if ns != gw.Namespace && !b.granted(gw.Namespace, cmp.Or(l.kind, kindGateway), ns, "Secret", string(ref.Name)) {
 			return fmt.Sprintf("Secret %s/%s is in another namespace and no ReferenceGrant there allows it", ns, ref.Name), string(gwv1.ListenerReasonRefNotPermitted)
 		}
 		c, err := b.certificate(ns, string(ref.Name))
@@ -741,7 +759,7 @@ func (r gwRoute) groupKind() gwv1.RouteGroupKind {
 
 // addRoutes attaches the routes of every kind to the listeners of served
 // Gateways and computes their parent statuses.
-func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener) {
+func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener, sets *listenerSets) {
 	routes := make([]gwRoute, 0, len(b.in.HTTPRoutes)+len(b.in.GRPCRoutes))
 	for _, hr := range b.in.HTTPRoutes {
 		routes = append(routes, gwRoute{KindHTTPRoute, hr})
@@ -764,14 +782,21 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 		var action []*RuleAction
 		resolved := condition(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "All references resolved", hr.Generation)
 		for _, ref := range hr.Spec.ParentRefs {
-			if (ref.Group != nil && string(*ref.Group) != gatewayGroup) || (ref.Kind != nil && string(*ref.Kind) != kindGateway) {
+			kind := cmp.Or(string(ptrValue(ref.Kind)), kindGateway)
+			if (ref.Group != nil && string(*ref.Group) != gatewayGroup) || (kind != kindGateway && kind != kindListenerSet) {
 				continue
 			}
 			ns := hr.Namespace
 			if ref.Namespace != nil {
 				ns = string(*ref.Namespace)
 			}
-			ls, ours := byGateway[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
+			parent := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
+			ls, ours := byGateway[parent]
+			gwKey := parent // the Gateway, for the policies' ancestors
+			if kind == kindListenerSet {
+				ls, ours = sets.listeners[parent]
+				gwKey = sets.parent[parent]
+			}
 			if !ours {
 				continue
 			}
@@ -780,8 +805,8 @@ func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*g
 			}
 			accepted := b.attach(hr, ref, ls, action, ri)
 			if accepted.Status == metav1.ConditionTrue {
-				b.policies.use(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, action)
-				b.tls.use(types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, action)
+				b.policies.use(gwKey, action)
+				b.tls.use(gwKey, action)
 			}
 			parents = append(parents, gwv1.RouteParentStatus{
 				ParentRef:      ref,

@@ -26,7 +26,7 @@ import (
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants", "backendtlspolicies"}
+var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "referencegrants", "backendtlspolicies", "listenersets"}
 
 // discoveryInterval is how often the API server is asked whether it serves
 // the Gateway API yet.
@@ -49,8 +49,9 @@ type gatewayCaches struct {
 	grants     gwlisters.ReferenceGrantLister
 	namespaces corelisters.NamespaceLister
 	// tlsPolicies and the ConfigMaps their CA certificates are in.
-	tlsPolicies gwlisters.BackendTLSPolicyLister
-	configMaps  corelisters.ConfigMapLister
+	tlsPolicies  gwlisters.BackendTLSPolicyLister
+	listenerSets gwlisters.ListenerSetLister
+	configMaps   corelisters.ConfigMapLister
 	// policies, on the experimental channel only.
 	policies gwxlisters.XBackendTrafficPolicyLister
 
@@ -73,12 +74,12 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 	grpcRoutes, tlsRoutes, tcpRoutes, udpRoutes := v1.GRPCRoutes(), v1.TLSRoutes(), v1.TCPRoutes(), v1.UDPRoutes()
 	ns := core.Core().V1().Namespaces()
 	cms := core.Core().V1().ConfigMaps()
-	tlsPolicies := v1.BackendTLSPolicies()
-	g.configMaps, g.tlsPolicies = cms.Lister(), tlsPolicies.Lister()
+	tlsPolicies, sets := v1.BackendTLSPolicies(), v1.ListenerSets()
+	g.configMaps, g.tlsPolicies, g.listenerSets = cms.Lister(), tlsPolicies.Lister(), sets.Lister()
 	g.classes, g.gateways, g.routes, g.grants = classes.Lister(), gws.Lister(), routes.Lister(), grants.Lister()
 	g.grpcRoutes, g.tlsRoutes, g.tcpRoutes, g.udpRoutes = grpcRoutes.Lister(), tlsRoutes.Lister(), tcpRoutes.Lister(), udpRoutes.Lister()
 	g.namespaces = ns.Lister()
-	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer(), cms.Informer(), tlsPolicies.Informer()}
+	infs := []cache.SharedIndexInformer{classes.Informer(), gws.Informer(), routes.Informer(), grpcRoutes.Informer(), tlsRoutes.Informer(), tcpRoutes.Informer(), udpRoutes.Informer(), grants.Informer(), ns.Informer(), cms.Informer(), tlsPolicies.Informer(), sets.Informer()}
 	if c.cfg.ExperimentalGatewayAPI {
 		policies := g.factory.Experimental().V1alpha1().XBackendTrafficPolicies()
 		g.policies = policies.Lister()
@@ -137,7 +138,7 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 		return false, nil
 	}
 	all := labels.Everything()
-	var errs [12]error
+	var errs [13]error
 	in.GatewayClasses, errs[0] = g.classes.List(all)
 	in.Gateways, errs[1] = g.gateways.List(all)
 	in.HTTPRoutes, errs[2] = g.routes.List(all)
@@ -152,6 +153,7 @@ func (g *gatewayCaches) fill(in *State) (synced bool, err error) {
 	}
 	in.BackendTLSPolicies, errs[10] = g.tlsPolicies.List(all)
 	in.ConfigMaps, errs[11] = g.configMaps.List(all)
+	in.ListenerSets, errs[12] = g.listenerSets.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return false, err
 	}
@@ -238,6 +240,31 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		up.Status = *st
 		_, err := client.Gateways(gw.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("Gateway", k, err)
+	}
+	for _, set := range in.ListenerSets {
+		k := objKey(&set.ObjectMeta)
+		want := t.Gateway.ListenerSets[k]
+		if want == nil {
+			continue
+		}
+		st := want.DeepCopy()
+		st.Conditions = mergeConditions(set.Status.Conditions, want.Conditions, now)
+		for i := range st.Listeners {
+			var have []metav1.Condition
+			for _, l := range set.Status.Listeners {
+				if l.Name == st.Listeners[i].Name {
+					have = l.Conditions
+				}
+			}
+			st.Listeners[i].Conditions = mergeConditions(have, st.Listeners[i].Conditions, now)
+		}
+		if equality.Semantic.DeepEqual(st, &set.Status) {
+			continue
+		}
+		up := set.DeepCopy()
+		up.Status = *st
+		_, err := client.ListenerSets(set.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("ListenerSet", k, err)
 	}
 	writeStatuses(ctx, KindHTTPRoute, in.HTTPRoutes, t.Gateway.Routes, now, warn,
 		func(r *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &r.Status.Parents }, routeParents,
@@ -346,7 +373,7 @@ func SupportedFeatures(experimental bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestTimeout", "HTTPRouteBackendTimeout",
 		"HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect", "ReferenceGrant",
 		"GRPCRoute", "GRPCRouteNamedRouteRule", "HTTPRouteCORS", "GatewayHTTPListenerIsolation", "GatewayHTTPSListenerDetectMisdirectedRequests", "TLSRoute", "TLSRouteModeTerminate", "TLSRouteModeMixed", "TCPRoute", "UDPRoute",
-		"BackendTLSPolicy", "BackendTLSPolicySANValidation",
+		"BackendTLSPolicy", "BackendTLSPolicySANValidation", "ListenerSet",
 	}
 	if experimental {
 		// Fields only the experimental channel's CRDs have.

@@ -96,6 +96,8 @@ type State struct {
 	// target; ConfigMaps hold their CA certificates.
 	BackendTLSPolicies []*gwv1.BackendTLSPolicy
 	ConfigMaps         []*corev1.ConfigMap
+	// ListenerSets add listeners to Gateways that allow them.
+	ListenerSets []*gwv1.ListenerSet
 	// Namespaces are read for listeners' allowedRoutes selectors.
 	Namespaces       []*corev1.Namespace
 	GatewayAddresses []string
