@@ -224,15 +224,8 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		}
 		st := want.DeepCopy()
 		st.Conditions = mergeConditions(gw.Status.Conditions, want.Conditions, now)
-		for i := range st.Listeners {
-			var have []metav1.Condition
-			for _, l := range gw.Status.Listeners {
-				if l.Name == st.Listeners[i].Name {
-					have = l.Conditions
-				}
-			}
-			st.Listeners[i].Conditions = mergeConditions(have, st.Listeners[i].Conditions, now)
-		}
+		mergeListenerConditions(gw.Status.Listeners, st.Listeners, now,
+			func(l *gwv1.ListenerStatus) (gwv1.SectionName, *[]metav1.Condition) { return l.Name, &l.Conditions })
 		if equality.Semantic.DeepEqual(st, &gw.Status) {
 			continue
 		}
@@ -249,15 +242,10 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		}
 		st := want.DeepCopy()
 		st.Conditions = mergeConditions(set.Status.Conditions, want.Conditions, now)
-		for i := range st.Listeners {
-			var have []metav1.Condition
-			for _, l := range set.Status.Listeners {
-				if l.Name == st.Listeners[i].Name {
-					have = l.Conditions
-				}
-			}
-			st.Listeners[i].Conditions = mergeConditions(have, st.Listeners[i].Conditions, now)
-		}
+		mergeListenerConditions(set.Status.Listeners, st.Listeners, now,
+			func(l *gwv1.ListenerEntryStatus) (gwv1.SectionName, *[]metav1.Condition) {
+				return l.Name, &l.Conditions
+			})
 		if equality.Semantic.DeepEqual(st, &set.Status) {
 			continue
 		}
@@ -289,6 +277,22 @@ func (c *Controller) writeGatewayStatus(ctx context.Context, t *Table, in State)
 		func(ns string) statusUpdater[*gwxv1a1.XBackendTrafficPolicy] {
 			return c.cfg.GatewayClient.ExperimentalV1alpha1().XBackendTrafficPolicies(ns)
 		})
+}
+
+// mergeListenerConditions gives the conditions of each listener in want
+// the transition times of the same-named listener in have (a Gateway's or
+// a ListenerSet's listener statuses).
+func mergeListenerConditions[L any](have, want []L, now metav1.Time, entry func(*L) (gwv1.SectionName, *[]metav1.Condition)) {
+	for i := range want {
+		name, conds := entry(&want[i])
+		var old []metav1.Condition
+		for j := range have {
+			if n, c := entry(&have[j]); n == name {
+				old = *c
+			}
+		}
+		*conds = mergeConditions(old, *conds, now)
+	}
 }
 
 // statusUpdater is the typed client of one kind in one namespace.
