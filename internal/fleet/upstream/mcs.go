@@ -97,13 +97,20 @@ func (c *Controller) syncImport(ctx context.Context, k key) error {
 			want[fleet.ExecutionNamespace(m)] = m
 		}
 	}
+	// The import's Works where it is not wanted (any more) go: one look
+	// per registered cluster, not a pass over every Work.
 	name := fleet.ImportWorkName(k.Namespace, k.Name)
-	for _, o := range c.store(v1alpha1.Works).List() {
-		w := o.(*unstructured.Unstructured)
-		if _, ok := want[w.GetNamespace()]; w.GetName() == name && !ok && w.GetDeletionTimestamp() == nil {
-			if err := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(w.GetNamespace()).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !isNotFound(err) {
-				return err
-			}
+	for _, o := range c.store(v1alpha1.Clusters).List() {
+		ns := fleet.ExecutionNamespace(o.(*unstructured.Unstructured).GetName())
+		if _, ok := want[ns]; ok {
+			continue
+		}
+		w, exists, _ := c.store(v1alpha1.Works).GetByKey(cache.NewObjectName(ns, name).String())
+		if !exists || w.(*unstructured.Unstructured).GetDeletionTimestamp() != nil {
+			continue
+		}
+		if err := c.cfg.Dynamic.Resource(v1alpha1.Works).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !isNotFound(err) {
+			return err
 		}
 	}
 	for ns, member := range want {
