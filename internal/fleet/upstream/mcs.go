@@ -22,8 +22,8 @@ import (
 	v1alpha1 "github.com/skiffdev/skiff/internal/fleet/api/v1alpha1"
 )
 
-// exportKey is the queue's key of a multi-cluster service: its Kind is
-// mcsKind, and Namespace and Name are the exported Service's.
+// mcsKind is the Kind of the queue's keys of multi-cluster services
+// (exportKey); their Namespace and Name are the exported Service's.
 const mcsKind = "ServiceExport"
 
 // exportSelector picks the EndpointSlices agents publish for their exports.
