@@ -77,8 +77,11 @@ bench-ingress-deps:
 clean:
 	rm -rf bin
 
-# The fleet API's CRDs and deep copies, from internal/fleet/api/v1alpha1's types.
+# The fleet API's and the mesh API's CRDs and deep copies, from the types in
+# internal/fleet/api/v1alpha1 and internal/mesh/api/v1alpha1. The mesh's CRDs
+# go beside internal/mesh/api, which embeds them (go:embed cannot reach up).
 CONTROLLER_TOOLS_VERSION = v0.23.0
 generate:
 	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	bin/controller-gen object crd:crdVersions=v1 paths=./internal/fleet/api/... output:crd:dir=internal/fleet/crds
+	bin/controller-gen object crd:crdVersions=v1 paths=./internal/mesh/api/... output:crd:dir=internal/mesh/api/crds

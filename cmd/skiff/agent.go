@@ -38,6 +38,7 @@ func (a *agentFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&a.cfg.IngressHTTPSPort, "ingress-https-port", 443, "port the node's Ingress proxy serves HTTPS on, on every address")
 	f.BoolVar(&a.cfg.DisableIngress, "disable-ingress", false, "do not run the Ingress proxy on this node")
 	f.BoolVar(&a.cfg.IngressAccessLog, "ingress-access-log", false, "log one line per request the Ingress proxy serves")
+	f.BoolVar(&a.cfg.DisableMesh, "disable-mesh", false, "do not run the mesh proxy on this node (ports 15001, 15006, 15008, 15020)")
 	f.IntVar(&a.cfg.LBServerPort, "lb-server-port", agent.DefaultLBServerPort, "port on 127.0.0.1 of the agent's load balancer over all API servers, which the node's kubeconfigs point at (skiff server's own node talks to its API server directly)")
 }
 

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -51,6 +52,7 @@ import (
 	"github.com/skiffdev/skiff/internal/ingress"
 	"github.com/skiffdev/skiff/internal/jointoken"
 	"github.com/skiffdev/skiff/internal/kubeconfig"
+	"github.com/skiffdev/skiff/internal/mesh"
 	"github.com/skiffdev/skiff/internal/supervise"
 )
 
@@ -96,6 +98,9 @@ type Config struct {
 	// DisableIngress turns it off; IngressAccessLog logs every request.
 	IngressHTTPPort, IngressHTTPSPort int
 	DisableIngress, IngressAccessLog  bool
+	// DisableMesh turns the node's mesh proxy (internal/mesh) off: pods
+	// labelled for the mesh then talk directly, without mTLS.
+	DisableMesh bool
 	// LBServerPort is the port on 127.0.0.1 of the node's load balancer
 	// over the API servers (internal/agent/apilb; default 6444), which
 	// every kubeconfig of the node points at. DisableLB turns it off: the
@@ -146,6 +151,9 @@ type Agent struct {
 	ingress *ingress.Controller
 	// ingressNodes is the current run's Node lister (corelisters.NodeLister).
 	ingressNodes atomic.Value
+	// mesh is the node's mesh proxy, made at its first run (its metrics
+	// count on across restarts).
+	mesh *mesh.Proxy
 }
 
 // New checks cfg and applies defaults.
@@ -368,6 +376,9 @@ func (a *Agent) components() []supervise.Component {
 	if !cfg.DisableIngress {
 		list = append(list, supervise.Component{Name: "ingress", Restart: restart, Run: a.runIngress})
 	}
+	if !cfg.DisableMesh {
+		list = append(list, supervise.Component{Name: "mesh", Restart: restart, Run: a.runMesh})
+	}
 	return append(list, supervise.Component{Name: "node-annotations", Run: a.annotateNode})
 }
 
@@ -432,6 +443,33 @@ func (a *Agent) runIngress(ctx context.Context) error {
 		}
 	}
 	return a.ingress.Run(ctx)
+}
+
+// runMesh runs the node's mesh proxy with the node's credentials (bound to
+// the skiff:mesh ClusterRole).
+func (a *Agent) runMesh(ctx context.Context) error {
+	if a.mesh == nil {
+		rc, err := clientcmd.BuildConfigFromFlags("", a.nodeKubeconfig)
+		if err != nil {
+			return err
+		}
+		dyn, err := dynamic.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+		if err != nil {
+			return err
+		}
+		p, err := mesh.New(mesh.Config{
+			NodeName:    a.cfg.NodeName,
+			Client:      a.nodeClient,
+			Dynamic:     dyn,
+			TrustDomain: a.cluster.ClusterDomain,
+			Log:         a.cfg.Log.With("component", "mesh"),
+		})
+		if err != nil {
+			return fmt.Errorf("%w: %v", component.ErrConfig, err)
+		}
+		a.mesh = p
+	}
+	return a.mesh.Run(ctx)
 }
 
 // acceptLocally adds a "local" route for pool to the local routing table:

@@ -21,6 +21,7 @@ import (
 	"github.com/skiffdev/skiff/internal/agent/netpol"
 	"github.com/skiffdev/skiff/internal/agent/podnet"
 	"github.com/skiffdev/skiff/internal/clusterconfig"
+	"github.com/skiffdev/skiff/internal/mesh"
 )
 
 // Teardown removes what an agent leaves running on purpose when it stops
@@ -77,6 +78,7 @@ func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 		_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "kube-proxy").Run()
 	}
 	netpol.Teardown(ctx)
+	_ = mesh.DeleteCapture(ctx)
 	podnet.Teardown(ctx)
 	return nil
 }

@@ -15,17 +15,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"regexp"
 	"strings"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/yaml"
+
+	"github.com/skiffdev/skiff/internal/crds"
 )
 
 // Names shared by the upstream and the agents.
@@ -104,74 +101,26 @@ var crdFiles embed.FS
 
 // CRDs decodes the fleet API's CRDs.
 func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	files, err := fs.Glob(crdFiles, "crds/*.yaml")
-	if err != nil {
-		return nil, err
-	}
-	var out []*apiextensionsv1.CustomResourceDefinition
-	for _, f := range files {
-		b, err := crdFiles.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.UnmarshalStrict(b, crd); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
-		out = append(out, crd)
-	}
-	return out, nil
+	return crds.Decode(crdFiles, "crds/*.yaml")
 }
 
 // InstallCRDs applies the fleet API's CRDs (server-side, so an upgrade
 // updates them) and waits until the API server serves them.
 func InstallCRDs(ctx context.Context, client apiextensions.Interface) error {
-	crds, err := CRDs()
+	all, err := CRDs()
 	if err != nil {
 		return err
 	}
-	return applyCRDs(ctx, client, crds)
+	return applyCRDs(ctx, client, all)
 }
 
-// applyCRDs applies crds server-side and waits until they are served.
-func applyCRDs(ctx context.Context, client apiextensions.Interface, crds []*apiextensionsv1.CustomResourceDefinition) error {
-	api := client.ApiextensionsV1().CustomResourceDefinitions()
-	names := make([]string, 0, len(crds))
-	for _, crd := range crds {
-		crd.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
-		body, err := yaml.Marshal(crd)
-		if err != nil {
-			return err
-		}
-		if _, err := api.Patch(ctx, crd.Name, "application/apply-patch+yaml", body,
-			metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}); err != nil {
-			return fmt.Errorf("fleet: apply CRD %s: %w", crd.Name, err)
-		}
-		names = append(names, crd.Name)
+// applyCRDs applies CRDs as the fleet's field manager and waits until they
+// are served.
+func applyCRDs(ctx context.Context, client apiextensions.Interface, all []*apiextensionsv1.CustomResourceDefinition) error {
+	if err := crds.Apply(ctx, client, FieldManager, all); err != nil {
+		return fmt.Errorf("fleet: %w", err)
 	}
-	return waitEstablished(ctx, client, names)
-}
-
-// waitEstablished waits until the API server serves the named CRDs.
-func waitEstablished(ctx context.Context, client apiextensions.Interface, names []string) error {
-	api := client.ApiextensionsV1().CustomResourceDefinitions()
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, name := range names {
-			got, err := api.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			established := false
-			for _, c := range got.Status.Conditions {
-				established = established || c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
-			}
-			if !established {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	return nil
 }
 
 // tokenPrefix starts a fleet join token: "SKF1<CA hash>::<bearer>".

@@ -61,8 +61,15 @@ type CA struct {
 	Chain []byte
 }
 
-// EnsureCA loads the CA in dir or creates it.
-func EnsureCA(dir string) (*CA, error) {
+// EnsureCA loads the CA in dir or creates it, named "skiff-ca".
+func EnsureCA(dir string) (*CA, error) { return EnsureNamedCA(dir, "skiff-ca") }
+
+// EnsureNamedCA loads the CA in dir or creates it, a root of its own with
+// commonName as its subject. An existing CA is loaded whatever its name.
+func EnsureNamedCA(dir, commonName string) (*CA, error) {
+	if commonName == "" {
+		return nil, errors.New("create CA: the common name is empty")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -72,7 +79,7 @@ func EnsureCA(dir string) (*CA, error) {
 		if err != nil {
 			return nil, err
 		}
-		cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "skiff-ca"}, key)
+		cert, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: commonName}, key)
 		if err != nil {
 			return nil, fmt.Errorf("create CA: %w", err)
 		}

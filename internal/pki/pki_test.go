@@ -54,6 +54,37 @@ func TestEnsureIsIdempotentAndChains(t *testing.T) {
 	}
 }
 
+func TestEnsureNamedCA(t *testing.T) {
+	tests := []struct {
+		name       string
+		ensure     func(dir string) (*CA, error)
+		wantSubjCN string
+	}{
+		{"EnsureCA names it skiff-ca", EnsureCA, "skiff-ca"},
+		{"EnsureNamedCA takes the name", func(dir string) (*CA, error) { return EnsureNamedCA(dir, "skiff-mesh-ca") }, "skiff-mesh-ca"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ca, err := tt.ensure(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ca.Cert.Subject.CommonName != tt.wantSubjCN || !ca.Cert.IsCA || ca.Cert.CheckSignatureFrom(ca.Cert) != nil {
+				t.Errorf("CA %q (IsCA %t) is not a self-signed root named %q", ca.Cert.Subject.CommonName, ca.Cert.IsCA, tt.wantSubjCN)
+			}
+			// Loaded again whatever name is asked for.
+			again, err := EnsureNamedCA(dir, "another-name")
+			if err != nil || !again.Cert.Equal(ca.Cert) {
+				t.Errorf("second EnsureNamedCA made a new CA (err %v)", err)
+			}
+		})
+	}
+	if _, err := EnsureNamedCA(t.TempDir(), ""); err == nil {
+		t.Error("EnsureNamedCA took an empty common name")
+	}
+}
+
 func TestClientCertificateUsage(t *testing.T) {
 	ca, err := EnsureCA(t.TempDir())
 	if err != nil {

@@ -71,8 +71,26 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 			{APIGroups: []string{"gateway.networking.x-k8s.io"}, Resources: []string{"xbackendtrafficpolicies/status"}, Verbs: []string{"update", "patch"}},
 		},
 	}
+	// Every node's mesh proxy (internal/mesh) routes enrolled pods'
+	// connections cluster-wide, enforces the mesh's policies, and asks the
+	// mesh CA (internal/controller/meshca) for its pods' certificates with
+	// CertificateSigningRequests (the Node authorizer already lets nodes
+	// file them and write events), proven by service-account tokens the
+	// Node authorizer limits to its own pods.
+	meshRole := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "skiff:mesh"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "namespaces", "services"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+			// Tokens of the mesh CA's audience (NodeRestriction's
+			// ServiceAccountNodeAudienceRestriction): still only for the
+			// service accounts of the node's own pods, bound to them.
+			{APIGroups: []string{""}, Resources: []string{"mesh.skiff.dev"}, Verbs: []string{"request-serviceaccounts-token-audience"}},
+			{APIGroups: []string{"mesh.skiff.dev"}, Resources: []string{"authorizationpolicies", "peerauthentications"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
 	// skiff owns these roles: a server of a newer version updates them.
-	for _, role := range []*rbacv1.ClusterRole{netpolRole, ingressRole} {
+	for _, role := range []*rbacv1.ClusterRole{netpolRole, ingressRole, meshRole} {
 		roles := client.RbacV1().ClusterRoles()
 		_, err := roles.Create(ctx, role, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
@@ -94,6 +112,7 @@ func (s *Server) bootstrap(ctx context.Context, client kubernetes.Interface) err
 		{"skiff:kubelet-api-admin", "system:kubelet-api-admin", rbacv1.UserKind, "kube-apiserver-kubelet-client"},
 		{"skiff:network-policy", "skiff:network-policy", rbacv1.GroupKind, "system:nodes"},
 		{"skiff:ingress", "skiff:ingress", rbacv1.GroupKind, "system:nodes"},
+		{"skiff:mesh", "skiff:mesh", rbacv1.GroupKind, "system:nodes"},
 	} {
 		crb := &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: b.name},

@@ -62,6 +62,7 @@ var sharedFiles = []string{
 	"tls/" + pki.ServiceAccount, "tls/" + pki.ServiceAccountP,
 	"tls/etcd/" + pki.CACert, "tls/etcd/" + pki.CAKey, "tls/etcd/" + pki.CACross,
 	"tls/" + frontProxyDir + "/" + pki.CACert, "tls/" + frontProxyDir + "/" + pki.CAKey,
+	"tls/" + meshDir + "/" + pki.CACert, "tls/" + meshDir + "/" + pki.CAKey,
 	encryptionConfigFile,
 	"token",
 }

@@ -36,11 +36,14 @@ import (
 	"github.com/skiffdev/skiff/internal/controller/ingresslb"
 	"github.com/skiffdev/skiff/internal/controller/leader"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
+	"github.com/skiffdev/skiff/internal/controller/meshca"
 	"github.com/skiffdev/skiff/internal/controller/servicelb"
 	"github.com/skiffdev/skiff/internal/dashboard"
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/fleet/upstream"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
+	meshapi "github.com/skiffdev/skiff/internal/mesh/api"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
 	"github.com/skiffdev/skiff/internal/storage"
 	"github.com/skiffdev/skiff/internal/supervise"
@@ -166,6 +169,9 @@ type Paths struct {
 	// TLSDir holds the cluster CA and every certificate the server issues;
 	// CACert is the cluster CA certificate in it.
 	TLSDir, CACert string
+	// MeshTLSDir holds the service mesh's CA (a root of its own, which
+	// signs the workloads' certificates: internal/controller/meshca).
+	MeshTLSDir string
 	// Etcd is the embedded datastore's directory; EtcdURL holds its client
 	// URL while it runs.
 	Etcd, EtcdURL string
@@ -193,6 +199,7 @@ func PathsIn(dataDir string) Paths {
 		Token:      filepath.Join(dataDir, "token"),
 		TLSDir:     tls,
 		CACert:     filepath.Join(tls, "ca.crt"),
+		MeshTLSDir: filepath.Join(tls, meshDir),
 		Etcd:       filepath.Join(dataDir, "etcd"),
 		EtcdURL:    filepath.Join(dataDir, "etcd-client-url"),
 		EtcdTLSDir: filepath.Join(tls, "etcd"),
@@ -208,6 +215,35 @@ func PathsIn(dataDir string) Paths {
 
 // Paths lays out the server's data directory.
 func (c *Config) Paths() Paths { return PathsIn(c.DataDir) }
+
+// installTask runs install until it succeeds or ctx ends, retrying with
+// back-off (the API server may be busy, or etcd electing a leader): a
+// component that finishes once its work is done.
+func installTask(log *slog.Logger, what string, install func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		delay := supervise.DefaultBackoff.Initial
+		for {
+			err := install(ctx)
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("installing "+what+"; retrying", "err", err, "after", delay)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, supervise.DefaultBackoff.Max)
+		}
+	}
+}
+
+// meshDir is Paths.MeshTLSDir in Paths.TLSDir; meshCAName is the mesh CA's
+// common name.
+const (
+	meshDir    = "mesh"
+	meshCAName = "skiff-mesh-ca"
+)
 
 // Server is a running control plane.
 type Server struct {
@@ -237,6 +273,8 @@ type Server struct {
 	// fleetProxy, on a fleet upstream, takes the agents' tunnels and
 	// serves the clusters' proxy paths.
 	fleetProxy *upstream.Proxy
+	// meshCA signs the service mesh's workload certificates.
+	meshCA *pki.CA
 }
 
 // New prepares the data directory and credentials; Run starts everything.
@@ -282,6 +320,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.files, err = preparePKI(cfg, s.URL); err != nil {
 		return nil, fmt.Errorf("prepare certificates: %w", err)
+	}
+	// Made by the first server, read from the server bootstrap data by
+	// the others (one of sharedFiles), even by a server that runs no
+	// controllers: every server's signer must be the same CA.
+	if s.meshCA, err = pki.EnsureNamedCA(s.Paths.MeshTLSDir, meshCAName); err != nil {
+		return nil, fmt.Errorf("prepare the mesh CA: %w", err)
 	}
 	if cfg.haMode() {
 		if s.member, err = etcdMember(cfg); err != nil {
@@ -423,6 +467,20 @@ func (s *Server) components() ([]supervise.Component, error) {
 		if err != nil {
 			return nil, err
 		}
+		meshCAClient, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(s.AdminConfig), "skiff-mesh-ca"))
+		if err != nil {
+			return nil, err
+		}
+		meshSigner, err := meshca.New(meshca.Config{
+			Client:      meshCAClient,
+			CA:          s.meshCA,
+			TrustDomain: s.cfg.Cluster.ClusterDomain,
+			Registerer:  legacyregistry.Registerer(),
+			Log:         log.With("controller", "mesh-ca"),
+		})
+		if err != nil {
+			return nil, err
+		}
 		// Every server runs them, one at a time (a Lease each), as the
 		// controller manager's controllers.
 		identity := leader.Identity()
@@ -436,6 +494,9 @@ func (s *Server) components() ([]supervise.Component, error) {
 			}},
 			supervise.Component{Name: "ingress-lb", Restart: restart, Run: func(ctx context.Context) error {
 				return leader.Run(ctx, ingressLBClient, "skiff-ingress-lb", identity, log, ingressLB.Run)
+			}},
+			supervise.Component{Name: "mesh-ca", Restart: restart, Run: func(ctx context.Context) error {
+				return leader.Run(ctx, meshCAClient, "skiff-mesh-ca", identity, log, meshSigner.Run)
 			}},
 		)
 	}
@@ -520,37 +581,35 @@ func (s *Server) components() ([]supervise.Component, error) {
 		// on a restart.
 		// A task that finishes: it retries on its own (the API server may
 		// be busy or etcd electing a leader) and ends once installed.
-		list = append(list, supervise.Component{Name: "gateway-api", Run: func(ctx context.Context) error {
-			delay := supervise.DefaultBackoff.Initial
-			for {
-				err := gatewayapi.Install(ctx, extClient, gatewayapi.Channel(cmp.Or(s.cfg.Cluster.GatewayAPIChannel, string(gatewayapi.Standard))), log)
-				if err == nil {
-					err = gatewayapi.EnsureClass(ctx, gwClient)
-				}
-				if err == nil {
-					// Building the CRDs' schemas and OpenAPI left the
-					// API server ~100 MiB of freed heap that the Go
-					// runtime would return to the system only slowly;
-					// return it now, once the OpenAPI is rebuilt.
-					select {
-					case <-ctx.Done():
-					case <-time.After(5 * time.Second):
-						debug.FreeOSMemory()
-					}
-					return nil
-				}
-				if ctx.Err() != nil {
-					return nil
-				}
-				log.Warn("installing the Gateway API; retrying", "err", err, "after", delay)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(delay):
-				}
-				delay = min(2*delay, supervise.DefaultBackoff.Max)
+		list = append(list, supervise.Component{Name: "gateway-api", Run: installTask(log, "the Gateway API", func(ctx context.Context) error {
+			if err := gatewayapi.Install(ctx, extClient, gatewayapi.Channel(cmp.Or(s.cfg.Cluster.GatewayAPIChannel, string(gatewayapi.Standard))), log); err != nil {
+				return err
 			}
-		}})
+			if err := gatewayapi.EnsureClass(ctx, gwClient); err != nil {
+				return err
+			}
+			// Building the CRDs' schemas and OpenAPI left the API server
+			// ~100 MiB of freed heap that the Go runtime would return to
+			// the system only slowly; return it now, once the OpenAPI is
+			// rebuilt.
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+				debug.FreeOSMemory()
+			}
+			return nil
+		})})
+	}
+	if !s.cfg.DisableControllers {
+		extClient, err := apiextensions.NewForConfig(s.AdminConfig)
+		if err != nil {
+			return nil, err
+		}
+		// The mesh's security policies (mesh.skiff.dev), which every
+		// node's mesh proxy reads; a task as the Gateway API's.
+		list = append(list, supervise.Component{Name: "mesh-api", Run: installTask(log, "the mesh API", func(ctx context.Context) error {
+			return meshapi.InstallCRDs(ctx, extClient)
+		})})
 	}
 	fleetComponents, err := s.fleetComponents(client, restart)
 	if err != nil {

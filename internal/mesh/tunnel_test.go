@@ -1,0 +1,187 @@
+package mesh
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+
+	"github.com/skiffdev/skiff/internal/mesh/api/v1alpha1"
+)
+
+// testCA issues mesh certificates as the mesh CA does.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-mesh-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key}
+}
+
+func (ca *testCA) issue(t *testing.T, id Identity) *tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u, _ := url.Parse("spiffe://cluster.local/ns/" + id.Namespace + "/sa/" + id.ServiceAccount)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), URIs: []*url.URL{u},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// testProxy is a proxy of node "a" whose identities hold certificates of
+// ca, over world.
+func testProxy(t *testing.T, ca *testCA, world World, ids ...Identity) *Proxy {
+	t.Helper()
+	m := newMetrics()
+	p := &Proxy{cfg: Config{NodeName: "a", TrustDomain: "cluster.local", Clock: clock.RealClock{}, Log: slog.Default(), Client: fake.NewClientset()},
+		metrics: m, tunnels: newTunnels(), world: world}
+	p.denials.p = p
+	p.ids = newIdentities(nil, "a", "cluster.local", clock.RealClock{}, m, slog.Default())
+	p.ids.roots.AddCert(ca.cert)
+	for _, id := range ids {
+		c := &idCert{cert: ca.issue(t, id), notAfter: time.Now().Add(time.Hour), issued: make(chan struct{})}
+		close(c.issued)
+		p.ids.certs[id] = c
+	}
+	p.policies.Store(&policies{})
+	return p
+}
+
+// echoServer answers each connection with what it read, then closes.
+func echoServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				_, _ = c.Write(b)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+func TestTunnel(t *testing.T) {
+	ca := newTestCA(t)
+	client, server := Identity{"shop", "client"}, Identity{"shop", "web"}
+	web := pod("shop", "web-1", "127.0.0.1", nil)
+	web.Spec.ServiceAccountName = "web"
+	world := &fakeWorld{pods: []*corev1.Pod{web}, namespaces: []*corev1.Namespace{ns("shop", map[string]string{EnabledLabel: "true"})}}
+	dst := testProxy(t, ca, world, server)
+	src := testProxy(t, ca, world, client)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	src.tunnels.port = uint16(l.Addr().(*net.TCPAddr).Port)
+	cfg := serverTLS(func(id Identity) (*tls.Certificate, error) {
+		c, _, err := dst.ids.Get(ctx, id, 0)
+		return c, err
+	}, dst.ids.Roots, "cluster.local")
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go dst.serveTunnel(ctx, tls.Server(c, cfg))
+		}
+	}()
+	target := echoServer(t)
+	open := func(as Identity) (*stream, error) {
+		cert, roots, err := src.ids.Get(ctx, client, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src.tunnels.open(ctx, tunnelKey{src: as, dst: server, node: netip.MustParseAddr("127.0.0.1")},
+			clientTLS(cert, roots, server, "cluster.local"), target, netip.MustParseAddr("10.42.0.9"), "shop/web")
+	}
+
+	// Two streams over one pooled connection, each a full exchange.
+	for range 2 {
+		s, err := open(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write([]byte("hello through the mesh")); err != nil {
+			t.Fatal(err)
+		}
+		s.CloseWrite()
+		got, err := io.ReadAll(s)
+		s.Close()
+		if err != nil || string(got) != "hello through the mesh" {
+			t.Fatalf("echo = %q, %v", got, err)
+		}
+	}
+	if n := len(src.tunnels.conns); n != 1 {
+		t.Errorf("%d pooled tunnels, want 1", n)
+	}
+
+	// An ALLOW policy for another principal refuses the stream with 403.
+	dst.policies.Store(&policies{authz: []*v1alpha1.AuthorizationPolicy{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "only-admin"},
+		Spec:       v1alpha1.AuthorizationPolicySpec{Rules: []v1alpha1.Rule{{From: []v1alpha1.RuleFrom{{Source: v1alpha1.Source{Principals: []string{"cluster.local/ns/shop/sa/admin"}}}}}}},
+	}}})
+	_, err = open(client)
+	var refused *refusedError
+	if !errors.As(err, &refused) || refused.status != 403 {
+		t.Fatalf("open under a policy for another principal: %v, want a 403 refusal", err)
+	}
+	events, err := dst.cfg.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
+	if err != nil || len(events.Items) != 1 || events.Items[0].Reason != "MeshConnectionDenied" || events.Items[0].InvolvedObject.Name != "web-1" {
+		t.Fatalf("events after the refusal: %v, %v; want one MeshConnectionDenied on web-1", events, err)
+	}
+	t.Log(events.Items[0].Message)
+}

@@ -1,0 +1,252 @@
+package network
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// The mesh's ports and label (internal/mesh), as a user reads them in the
+// docs.
+const (
+	meshLabel       = "mesh.skiff.dev/enabled"
+	meshMetricsPort = 15020
+)
+
+// nodeIP is the address of node skiff-nI (netns-cluster.sh).
+func nodeIP(i int) string { return fmt.Sprintf("%s.1%d", nodeSubnet, i) }
+
+// meshMetric sums the samples of metric on node i's mesh proxy whose labels
+// include every one of want.
+func meshMetric(t *testing.T, i int, metric string, want ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", nodeIP(i), meshMetricsPort))
+	if err != nil {
+		t.Fatalf("mesh metrics of node %d: %v", i, err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, metric+"{") {
+			continue
+		}
+		match := true
+		for _, w := range want {
+			if !strings.Contains(line, w) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// labelNamespace sets (or with value "", removes) the mesh label.
+func labelNamespace(t *testing.T, ns, value string) {
+	t.Helper()
+	v := "null"
+	if value != "" {
+		v = strconv.Quote(value)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, meshLabel, v)
+	if _, err := client.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fetch asks url from inside pod n times and returns the answers that
+// came back.
+func fetch(t *testing.T, ns, pod, url string, n int) []string {
+	t.Helper()
+	out, _ := inPod(t, ns, pod, fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- '%s' 2>/dev/null && echo; done; true`, n, url))
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+// TestMesh enrols a namespace and checks what its workloads get with no
+// change to their manifests: their traffic across nodes is mutual TLS (a
+// tap on the link sees TLS records, not the payload), the destination
+// proxy knows the client's SPIFFE identity and counts each connection,
+// sources outside the mesh still reach it (permissive), and un-enrolling
+// restores direct traffic.
+func TestMesh(t *testing.T) {
+	ns := namespace(t)
+	labelNamespace(t, ns, "true")
+	if _, err := client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "client"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	netexecPod(t, ns, "web", "web", func(s *corev1.PodSpec) { s.NodeName = "skiff-n2" })
+	waitRunning(t, ns, "web")
+	svc := service(t, ns, "web", corev1.ServiceTypeClusterIP)
+	createPod(t, ns, "client", nil, func(s *corev1.PodSpec) {
+		s.NodeName = "skiff-n1"
+		s.ServiceAccountName = "client"
+	})
+	waitRunning(t, ns, "client")
+	other := namespace(t) // not enrolled
+	createPod(t, other, "outsider", nil, func(s *corev1.PodSpec) { s.NodeName = "skiff-n3" })
+	waitRunning(t, other, "outsider")
+
+	url := fmt.Sprintf("http://%s/echo?msg=", svc.Spec.ClusterIP)
+	principal := fmt.Sprintf(`source_principal="spiffe://cluster.local/ns/%s/sa/client"`, ns)
+	destination := []string{`reporter="destination"`, principal, `connection_security_policy="mutual_tls"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns), `destination_workload="web"`}
+	// The first connections wait for the workloads' certificates.
+	eventually(t, time.Minute, "the client reaching web through the mesh", func() bool {
+		return len(fetch(t, ns, "client", url+"hello", 1)) == 1 && meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...) > 0
+	})
+
+	t.Run("encrypted and counted", func(t *testing.T) {
+		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)
+		sourceBefore := meshMetric(t, 1, "istio_tcp_connections_opened_total", `reporter="source"`, principal, `destination_service_name="web"`)
+		secret := "meshpayload" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		capture := startCapture(t)
+		const n = 5
+		got := fetch(t, ns, "client", url+secret, n)
+		seen := capture.stop()
+		if len(got) != n || got[0] != secret {
+			t.Fatalf("answers %q, want %d × %q", got, n, secret)
+		}
+		if bytes.Contains(seen, []byte(secret)) {
+			t.Errorf("the payload crossed the node link in plaintext")
+		}
+		if !bytes.Contains(seen, []byte{0x17, 0x03, 0x03}) {
+			t.Errorf("no TLS application data records on the node link (%d bytes captured)", len(seen))
+		}
+		eventually(t, 10*time.Second, "metrics counting the connections", func() bool {
+			return meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)-before == n &&
+				meshMetric(t, 1, "istio_tcp_connections_opened_total", `reporter="source"`, principal, `destination_service_name="web"`)-sourceBefore == n
+		})
+		if b := meshMetric(t, 2, "istio_tcp_received_bytes_total", destination...); b <= 0 {
+			t.Errorf("istio_tcp_received_bytes_total = %v", b)
+		}
+	})
+
+	t.Run("permissive accepts plaintext from outside the mesh", func(t *testing.T) {
+		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns))
+		if got := fetch(t, other, "outsider", url+"plain", 1); len(got) != 1 {
+			t.Fatalf("outsider got %q", got)
+		}
+		eventually(t, 10*time.Second, "the plaintext connection counted", func() bool {
+			return meshMetric(t, 2, "istio_tcp_connections_opened_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns)) > before
+		})
+	})
+
+	t.Run("strict refuses plaintext", func(t *testing.T) {
+		applyYAML(t, ns, `
+apiVersion: mesh.skiff.dev/v1alpha1
+kind: PeerAuthentication
+metadata:
+  name: default
+spec:
+  mtls:
+    mode: STRICT
+`)
+		eventually(t, 30*time.Second, "the outsider refused", func() bool {
+			return len(fetch(t, other, "outsider", url+"plain", 1)) == 0
+		})
+		if got := fetch(t, ns, "client", url+"mtls", 1); len(got) != 1 {
+			t.Fatalf("the enrolled client got %q under STRICT", got)
+		}
+		if n := meshMetric(t, 2, "skiff_mesh_denied_total", `reason="plaintext_refused"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns)); n == 0 {
+			t.Errorf("no plaintext_refused denial counted")
+		}
+		eventually(t, 10*time.Second, "a MeshConnectionDenied event on web", func() bool {
+			out, _ := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=web,reason=MeshConnectionDenied", "-o", "name")
+			return strings.TrimSpace(out) != ""
+		})
+	})
+
+	t.Run("authorization by identity", func(t *testing.T) {
+		if _, err := client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		createPod(t, ns, "intruder", nil, func(s *corev1.PodSpec) {
+			s.NodeName = "skiff-n3"
+			s.ServiceAccountName = "other"
+		})
+		waitRunning(t, ns, "intruder")
+		policy := func(principals ...string) string {
+			return fmt.Sprintf(`
+apiVersion: mesh.skiff.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: web-clients
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: [%s]
+    to:
+    - operation:
+        ports: ["8080"]
+`, strings.Join(principals, ", "))
+		}
+		clientP, otherP := fmt.Sprintf("cluster.local/ns/%s/sa/client", ns), fmt.Sprintf("cluster.local/ns/%s/sa/other", ns)
+		applyYAML(t, ns, policy(clientP))
+		eventually(t, 30*time.Second, "the other identity refused", func() bool {
+			return len(fetch(t, ns, "intruder", url+"x", 1)) == 0
+		})
+		if got := fetch(t, ns, "client", url+"allowed", 1); len(got) != 1 {
+			t.Fatalf("the allowed client got %q", got)
+		}
+		if n := meshMetric(t, 2, "skiff_mesh_denied_total", `reason="denied_by_policy"`); n == 0 {
+			t.Errorf("no denied_by_policy denial counted")
+		}
+		applyYAML(t, ns, policy(clientP, otherP))
+		eventually(t, 30*time.Second, "the other identity allowed once the policy names it", func() bool {
+			return len(fetch(t, ns, "intruder", url+"x", 1)) == 1
+		})
+		// A policy skiff cannot enforce is refused at admission, the
+		// field named.
+		cmd := exec.Command(skiffBin, "kubectl", "--kubeconfig", kubeconfig, "apply", "-n", ns, "-f", "-")
+		cmd.Stdin = strings.NewReader(strings.Replace(policy(clientP), "action: ALLOW", "action: AUDIT", 1))
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "spec.action") {
+			t.Errorf("an AUDIT policy: %v\n%s\nwant a refusal naming spec.action", err, out)
+		}
+	})
+
+	t.Run("un-enrolment restores direct traffic", func(t *testing.T) {
+		labelNamespace(t, ns, "")
+		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)
+		secret := "plainpayload" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		eventually(t, 30*time.Second, "the payload on the link in plaintext", func() bool {
+			capture := startCapture(t)
+			got := fetch(t, ns, "client", url+secret, 1)
+			return len(got) == 1 && bytes.Contains(capture.stop(), []byte(secret))
+		})
+		if after := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...); after != before {
+			t.Errorf("the mesh still counted connections after un-enrolment: %v → %v", before, after)
+		}
+	})
+}
