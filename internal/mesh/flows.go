@@ -104,31 +104,69 @@ func (p *Proxy) inboundPlaintext(ctx context.Context, c net.Conn) {
 		f.srcWorkload, f.srcNamespace = Workload(sp), sp.Namespace
 	}
 	f.setDestination(Destination{Addr: dst, Pod: pod}, p)
-	if !p.admit(ctx, pod, dst.Port(), Identity{}, src.Addr()) {
+	ok, perRequest := p.admit(ctx, pod, dst.Port(), Identity{}, src.Addr())
+	if !ok {
 		return
 	}
 	conn, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", dst.String())
 	if err != nil {
 		return
 	}
-	p.track(f, c.(*net.TCPConn), conn.(*net.TCPConn))
+	p.serveInbound(ctx, f, c.(*net.TCPConn), conn.(*net.TCPConn), pod, Identity{}, src.Addr(), dst.Port(), perRequest)
 }
 
-// admit decides whether a connection from peer (the zero Identity when not
-// authenticated) at address from may reach pod's port; a refusal is
+// admit decides a connection from peer (the zero Identity when not
+// authenticated) at address from to pod's port. perRequest is set when the
+// policies refuse it as plain TCP but name HTTP attributes: HTTP requests
+// on it are decided one by one, anything else is refused. A refusal is
 // counted and reported on the pod.
-func (p *Proxy) admit(ctx context.Context, pod *corev1.Pod, port uint16, peer Identity, from netip.Addr) bool {
-	reason, msg, ok := p.policies.Load().Admit(pod, port, peer, from, p.cfg.TrustDomain)
+func (p *Proxy) admit(ctx context.Context, pod *corev1.Pod, port uint16, peer Identity, from netip.Addr) (ok, perRequest bool) {
+	ps := p.policies.Load()
+	reason, msg, ok := ps.Admit(pod, port, peer, from, p.cfg.TrustDomain)
 	if ok {
-		return true
+		return true, false
 	}
+	if reason == "denied_by_policy" && ps.decidesPerRequest(pod) {
+		return true, true
+	}
+	p.deny(ctx, pod, port, peer, from, reason, msg)
+	return false, false
+}
+
+// admitRequest decides one HTTP request of an admitted connection.
+func (p *Proxy) admitRequest(ctx context.Context, pod *corev1.Pod, port uint16, peer Identity, from netip.Addr, r *http.Request) bool {
+	reason, msg, ok := p.policies.Load().AdmitRequest(pod, port, peer, from, p.cfg.TrustDomain, r)
+	if !ok {
+		p.deny(ctx, pod, port, peer, from, reason, r.Method+" "+r.URL.Path+": "+msg)
+	}
+	return ok
+}
+
+// deny counts a refusal and reports it on the pod.
+func (p *Proxy) deny(ctx context.Context, pod *corev1.Pod, port uint16, peer Identity, from netip.Addr, reason, msg string) {
 	p.metrics.denied.WithLabelValues(reason, pod.Namespace).Inc()
 	src := "plaintext client " + from.String()
 	if peer != (Identity{}) {
 		src = p.spiffe(peer) + " (" + from.String() + ")"
 	}
 	p.denials.report(ctx, pod, reason, fmt.Sprintf("connection from %s to port %d refused: %s", src, port, msg))
-	return false
+}
+
+// serveInbound serves an admitted connection to pod: HTTP/1.x request by
+// request, anything else spliced (or refused when only HTTP requests could
+// have been allowed).
+func (p *Proxy) serveInbound(ctx context.Context, f flow, client halfCloser, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16, perRequest bool) {
+	first, rd := sniff(client)
+	switch {
+	case isHTTP1(first):
+		p.serveHTTP1(ctx, f, client, rd, up, pod, peer, from, port)
+	case perRequest:
+		p.deny(ctx, pod, port, peer, from, "denied_by_policy", "not HTTP, and the policies allow only HTTP requests")
+		client.Close()
+		up.Close()
+	default:
+		p.track(f, &readerConn{halfCloser: client, r: rd}, up)
+	}
 }
 
 // serveTunnel serves one node proxy's tunnel connection.
@@ -186,7 +224,8 @@ func (p *Proxy) tunnelStream(ctx context.Context, cs *tls.ConnectionState, w htt
 		f.dstServiceName, f.dstServiceNamespace = svcName, svcNS
 		f.dstService = svcName + "." + svcNS + ".svc." + p.cfg.TrustDomain
 	}
-	if !p.admit(ctx, pod, target.Port(), peer, from) {
+	ok, perRequest := p.admit(ctx, pod, target.Port(), peer, from)
+	if !ok {
 		http.Error(w, "RBAC: access denied", http.StatusForbidden)
 		return
 	}
@@ -201,7 +240,7 @@ func (p *Proxy) tunnelStream(ctx context.Context, cs *tls.ConnectionState, w htt
 		return
 	}
 	s := &serverStream{r: r.Body, w: w, done: make(chan struct{})}
-	go p.track(f, s, conn.(*net.TCPConn))
+	go p.serveInbound(ctx, f, s, conn.(*net.TCPConn), pod, peer, from, target.Port(), perRequest)
 	select {
 	case <-s.done:
 	case <-ctx.Done():

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -47,6 +48,15 @@ func loadPolicies(authzStore, peerStore cache.Store) *policies {
 // AuthorizationPolicies. A refusal comes with its metric reason and a
 // message that names the deciding policy.
 func (ps *policies) Admit(pod *corev1.Pod, port uint16, peer Identity, from netip.Addr, trustDomain string) (reason, message string, ok bool) {
+	return ps.decide(pod, port, peer, from, trustDomain, nil)
+}
+
+// AdmitRequest is Admit for one HTTP request on an admitted connection.
+func (ps *policies) AdmitRequest(pod *corev1.Pod, port uint16, peer Identity, from netip.Addr, trustDomain string, r *http.Request) (reason, message string, ok bool) {
+	return ps.decide(pod, port, peer, from, trustDomain, r)
+}
+
+func (ps *policies) decide(pod *corev1.Pod, port uint16, peer Identity, from netip.Addr, trustDomain string, r *http.Request) (reason, message string, ok bool) {
 	if ps == nil {
 		return "policies_unknown", "the node proxy has not read the mesh policies yet", false
 	}
@@ -55,21 +65,36 @@ func (ps *policies) Admit(pod *corev1.Pod, port uint16, peer Identity, from neti
 			return "plaintext_refused", "mutual TLS is STRICT for this port", false
 		}
 	}
-	var apply []*v1alpha1.AuthorizationPolicy
-	for _, p := range ps.authz {
-		if authz.Applies(p, authz.RootNamespace, pod.Namespace, pod.Labels) {
-			apply = append(apply, p)
-		}
-	}
 	req := authz.Request{SourceIP: from, DestinationPort: int(port)}
 	if peer != (Identity{}) {
 		req.SourcePrincipal, req.SourceNamespace = peer.Principal(trustDomain), peer.Namespace
 	}
-	d := authz.Evaluate(apply, req)
+	if r != nil {
+		req.HTTP, req.Method, req.Path, req.Host, req.Headers = true, r.Method, r.URL.RequestURI(), r.Host, r.Header
+	}
+	d := authz.Evaluate(ps.applying(pod), req)
 	if !d.Allow {
 		return "denied_by_policy", d.Reason, false
 	}
 	return "", "", true
+}
+
+// applying are the AuthorizationPolicies that apply to pod.
+func (ps *policies) applying(pod *corev1.Pod) []*v1alpha1.AuthorizationPolicy {
+	var out []*v1alpha1.AuthorizationPolicy
+	for _, p := range ps.authz {
+		if authz.Applies(p, authz.RootNamespace, pod.Namespace, pod.Labels) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// decidesPerRequest reports whether a connection to pod that its policies
+// refuse as plain TCP may still carry HTTP requests they allow: a rule
+// names HTTP attributes.
+func (ps *policies) decidesPerRequest(pod *corev1.Pod) bool {
+	return ps != nil && usesHTTPFields(ps.applying(pod))
 }
 
 // denials reports refused connections as Warning events on the

@@ -196,7 +196,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 	// Certificates are issued by their own loop: one may wait for the CA
 	// while capture rules follow every change.
-	wantIDs := make(chan map[Identity]*corev1.Pod, 1)
+	wantIDs := make(chan []*corev1.Pod, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -210,20 +210,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 		p.policies.Store(loadPolicies(authzInf.GetStore(), peerInf.GetStore()))
 		local := p.localEnrolled(world)
 		addrs := make([]netip.Addr, 0, len(local))
-		want := map[Identity]*corev1.Pod{}
 		for _, pod := range local {
 			addrs = append(addrs, podAddr(pod))
-			id := IdentityOf(pod)
-			if old := want[id]; old == nil || pod.CreationTimestamp.Before(&old.CreationTimestamp) {
-				want[id] = pod
-			}
 		}
 		p.metrics.enrolled.Set(float64(len(local)))
 		select {
 		case <-wantIDs:
 		default:
 		}
-		wantIDs <- want
+		wantIDs <- local
 		retry := false
 		objs := RenderCapture(addrs)
 		if text := fmt.Sprint(addrs); text != last {
@@ -249,15 +244,27 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 }
 
-// issueLoop keeps the wanted identities' certificates issued and renewed.
-func (p *Proxy) issueLoop(ctx context.Context, want <-chan map[Identity]*corev1.Pod) {
-	var cur map[Identity]*corev1.Pod
+// issueLoop keeps the certificates of the identities of this node's
+// enrolled pods issued and renewed, and each pod's identity condition
+// current.
+func (p *Proxy) issueLoop(ctx context.Context, local <-chan []*corev1.Pod) {
+	var pods []*corev1.Pod
 	for {
-		p.ids.Sync(ctx, cur)
+		want := map[Identity]*corev1.Pod{}
+		for _, pod := range pods {
+			id := IdentityOf(pod)
+			if old := want[id]; old == nil || pod.CreationTimestamp.Before(&old.CreationTimestamp) {
+				want[id] = pod
+			}
+		}
+		p.ids.Sync(ctx, want)
+		for _, pod := range pods {
+			p.setIdentityCondition(ctx, pod)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case cur = <-want:
+		case pods = <-local:
 		case <-p.cfg.Clock.After(5 * time.Second):
 		}
 	}

@@ -1,6 +1,11 @@
 package mesh
 
 import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"log/slog"
 	"math/big"
@@ -179,9 +185,50 @@ func TestTunnel(t *testing.T) {
 	if !errors.As(err, &refused) || refused.status != 403 {
 		t.Fatalf("open under a policy for another principal: %v, want a 403 refusal", err)
 	}
+
+	// A policy that names paths decides each HTTP request: 403 for the
+	// others, on the same connection; each request is counted.
+	dst.policies.Store(&policies{authz: []*v1alpha1.AuthorizationPolicy{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "paths"},
+		Spec:       v1alpha1.AuthorizationPolicySpec{Rules: []v1alpha1.Rule{{To: []v1alpha1.RuleTo{{Operation: v1alpha1.Operation{Paths: []string{"/ok*"}}}}}}},
+	}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("served " + r.URL.Path)) }))
+	defer srv.Close()
+	target = netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
+	s, err := open(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(s)
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{{"/ok/1", 200, "served /ok/1"}, {"/secret", 403, "RBAC: access denied"}, {"/ok/2", 200, "served /ok/2"}} {
+		req, _ := http.NewRequest("GET", "http://web.shop"+tc.path, nil)
+		if err := req.Write(s); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.code || string(body) != tc.body {
+			t.Errorf("GET %s = %d %q, want %d %q", tc.path, resp.StatusCode, body, tc.code, tc.body)
+		}
+	}
+	s.Close()
+	want := flow{reporter: "destination", srcWorkload: "", srcNamespace: "shop",
+		srcPrincipal: "spiffe://cluster.local/ns/shop/sa/client", dstWorkload: "web-1", dstNamespace: "shop", dstPrincipal: "spiffe://cluster.local/ns/shop/sa/web",
+		dstServiceName: "web", dstServiceNamespace: "shop", dstService: "web.shop.svc.cluster.local", protocol: "http", security: "mutual_tls"}
+	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(want.values(), "200")...)); got != 2 {
+		t.Errorf("istio_requests_total{response_code=200} = %v, want 2", got)
+	}
+
 	events, err := dst.cfg.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
 	if err != nil || len(events.Items) != 1 || events.Items[0].Reason != "MeshConnectionDenied" || events.Items[0].InvolvedObject.Name != "web-1" {
-		t.Fatalf("events after the refusal: %v, %v; want one MeshConnectionDenied on web-1", events, err)
+		t.Fatalf("events after the refusals: %v, %v; want one MeshConnectionDenied on web-1 (one a minute per pod and reason)", events, err)
 	}
 	t.Log(events.Items[0].Message)
 }

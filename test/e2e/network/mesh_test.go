@@ -115,14 +115,16 @@ func TestMesh(t *testing.T) {
 
 	url := fmt.Sprintf("http://%s/echo?msg=", svc.Spec.ClusterIP)
 	principal := fmt.Sprintf(`source_principal="spiffe://cluster.local/ns/%s/sa/client"`, ns)
-	destination := []string{`reporter="destination"`, principal, `connection_security_policy="mutual_tls"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns), `destination_workload="web"`}
+	// The destination proxy sees HTTP requests (request metrics); the
+	// source counts connections.
+	destination := []string{`reporter="destination"`, principal, `connection_security_policy="mutual_tls"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns), `destination_workload="web"`, `destination_service_name="web"`, `request_protocol="http"`, `response_code="200"`}
 	// The first connections wait for the workloads' certificates.
 	eventually(t, time.Minute, "the client reaching web through the mesh", func() bool {
-		return len(fetch(t, ns, "client", url+"hello", 1)) == 1 && meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...) > 0
+		return len(fetch(t, ns, "client", url+"hello", 1)) == 1 && meshMetric(t, 2, "istio_requests_total", destination...) > 0
 	})
 
 	t.Run("encrypted and counted", func(t *testing.T) {
-		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)
+		before := meshMetric(t, 2, "istio_requests_total", destination...)
 		sourceBefore := meshMetric(t, 1, "istio_tcp_connections_opened_total", `reporter="source"`, principal, `destination_service_name="web"`)
 		secret := "meshpayload" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		capture := startCapture(t)
@@ -139,21 +141,24 @@ func TestMesh(t *testing.T) {
 			t.Errorf("no TLS application data records on the node link (%d bytes captured)", len(seen))
 		}
 		eventually(t, 10*time.Second, "metrics counting the connections", func() bool {
-			return meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)-before == n &&
+			return meshMetric(t, 2, "istio_requests_total", destination...)-before == n &&
 				meshMetric(t, 1, "istio_tcp_connections_opened_total", `reporter="source"`, principal, `destination_service_name="web"`)-sourceBefore == n
 		})
-		if b := meshMetric(t, 2, "istio_tcp_received_bytes_total", destination...); b <= 0 {
+		if b := meshMetric(t, 1, "istio_tcp_received_bytes_total", `reporter="source"`, principal); b <= 0 {
 			t.Errorf("istio_tcp_received_bytes_total = %v", b)
+		}
+		if c := meshMetric(t, 2, "istio_request_duration_milliseconds_count", destination...); c < n {
+			t.Errorf("istio_request_duration_milliseconds_count = %v, want at least %d", c, n)
 		}
 	})
 
 	t.Run("permissive accepts plaintext from outside the mesh", func(t *testing.T) {
-		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns))
+		before := meshMetric(t, 2, "istio_requests_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns))
 		if got := fetch(t, other, "outsider", url+"plain", 1); len(got) != 1 {
 			t.Fatalf("outsider got %q", got)
 		}
 		eventually(t, 10*time.Second, "the plaintext connection counted", func() bool {
-			return meshMetric(t, 2, "istio_tcp_connections_opened_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns)) > before
+			return meshMetric(t, 2, "istio_requests_total", `reporter="destination"`, `connection_security_policy="none"`, fmt.Sprintf(`destination_workload_namespace=%q`, ns)) > before
 		})
 	})
 
@@ -226,6 +231,21 @@ spec:
 		eventually(t, 30*time.Second, "the other identity allowed once the policy names it", func() bool {
 			return len(fetch(t, ns, "intruder", url+"x", 1)) == 1
 		})
+		// A rule on paths decides each request: 403 for the others.
+		applyYAML(t, ns, strings.Replace(policy(clientP, otherP), `ports: ["8080"]`, `paths: ["/echo*"]`, 1))
+		status := func(path string) string {
+			out, _ := inPod(t, ns, "client", fmt.Sprintf(`timeout 5 wget -S -O /dev/null 'http://%s%s' 2>&1 | grep 'HTTP/' | head -1`, svc.Spec.ClusterIP, path))
+			return strings.TrimSpace(out)
+		}
+		eventually(t, 30*time.Second, "GET /hostname forbidden by a rule on paths", func() bool {
+			return strings.Contains(status("/hostname"), "403")
+		})
+		if got := status("/echo?msg=x"); !strings.Contains(got, "200") {
+			t.Errorf("GET /echo under a rule allowing /echo*: %q", got)
+		}
+		if n := meshMetric(t, 2, "istio_requests_total", `response_code="403"`, principal); n == 0 {
+			t.Errorf("no 403 counted in istio_requests_total")
+		}
 		// A policy skiff cannot enforce is refused at admission, the
 		// field named.
 		cmd := exec.Command(skiffBin, "kubectl", "--kubeconfig", kubeconfig, "apply", "-n", ns, "-f", "-")
@@ -238,14 +258,14 @@ spec:
 
 	t.Run("un-enrolment restores direct traffic", func(t *testing.T) {
 		labelNamespace(t, ns, "")
-		before := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...)
+		before := meshMetric(t, 2, "istio_requests_total", destination...)
 		secret := "plainpayload" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		eventually(t, 30*time.Second, "the payload on the link in plaintext", func() bool {
 			capture := startCapture(t)
 			got := fetch(t, ns, "client", url+secret, 1)
 			return len(got) == 1 && bytes.Contains(capture.stop(), []byte(secret))
 		})
-		if after := meshMetric(t, 2, "istio_tcp_connections_opened_total", destination...); after != before {
+		if after := meshMetric(t, 2, "istio_requests_total", destination...); after != before {
 			t.Errorf("the mesh still counted connections after un-enrolment: %v → %v", before, after)
 		}
 	})
