@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.AddCommand(newServerCommand(), newAgentCommand())
-	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand(), newDashboardCommand(), newFleetCommand())
+	root.AddCommand(newSimCommand(), newKubectlCommand(), newSecretsEncryptCommand(), newEtcdSnapshotCommand(), newEtcdCommand(), newImageCommand(), newTokenCommand(), newCertificateCommand(), newCheckConfigCommand(), newDashboardCommand(), newFleetCommand(), newMeshCommand())
 	registerLogFlags(root)
 	return root
 }
