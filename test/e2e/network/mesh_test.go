@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,6 +248,14 @@ spec:
 		if n := meshMetric(t, 2, "istio_requests_total", `response_code="403"`, principal); n == 0 {
 			t.Errorf("no 403 counted in istio_requests_total")
 		}
+		// skiff mesh status lists the workloads with their identities,
+		// mode and policies.
+		eventually(t, 30*time.Second, "skiff mesh status listing web and client", func() bool {
+			out, err := exec.Command(skiffBin, "mesh", "status", "--kubeconfig", kubeconfig, "-n", ns).CombinedOutput()
+			text := string(out)
+			web := regexp.MustCompile(`(?m)^` + ns + `\s+web\s+1/1\s+spiffe://cluster.local/ns/` + ns + `/sa/default\s+\S+\s+STRICT\s+1$`)
+			return err == nil && web.MatchString(text) && strings.Contains(text, "spiffe://cluster.local/ns/"+ns+"/sa/client")
+		})
 		// A policy skiff cannot enforce is refused at admission, the
 		// field named.
 		cmd := exec.Command(skiffBin, "kubectl", "--kubeconfig", kubeconfig, "apply", "-n", ns, "-f", "-")
@@ -254,6 +264,22 @@ spec:
 		if err == nil || !strings.Contains(string(out), "spec.action") {
 			t.Errorf("an AUDIT policy: %v\n%s\nwant a refusal naming spec.action", err, out)
 		}
+	})
+
+	t.Run("destination agent killed with -9", func(t *testing.T) {
+		stopAgent(t, 2, syscall.SIGKILL)
+		// Its capture rules stay: the pod is unreachable, in plaintext
+		// least of all, until the proxy is back.
+		if got := fetch(t, other, "outsider", url+"down", 1); len(got) != 0 {
+			t.Errorf("the outsider reached web in plaintext while its node's proxy was down: %q", got)
+		}
+		startAgent(t, 2)
+		start := time.Now()
+		eventually(t, 90*time.Second, "the client reaching web again through the mesh", func() bool {
+			return len(fetch(t, ns, "client", url+"back", 1)) == 1
+		})
+		t.Logf("traffic resumed %s after the agent was started again", time.Since(start).Round(time.Second))
+		eventually(t, 90*time.Second, "skiff-n2 Ready", func() bool { return nodeReady("skiff-n2") == corev1.ConditionTrue })
 	})
 
 	t.Run("un-enrolment restores direct traffic", func(t *testing.T) {
