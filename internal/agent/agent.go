@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -151,6 +152,9 @@ type Agent struct {
 	ingress *ingress.Controller
 	// ingressNodes is the current run's Node lister (corelisters.NodeLister).
 	ingressNodes atomic.Value
+	// ingressReady is ingress once made, for the mesh proxy's routes
+	// (read from its goroutines).
+	ingressReady atomic.Pointer[ingress.Controller]
 	// mesh is the node's mesh proxy, made at its first run (its metrics
 	// count on across restarts).
 	mesh *mesh.Proxy
@@ -434,6 +438,7 @@ func (a *Agent) runIngress(ctx context.Context) error {
 			return fmt.Errorf("%w: %v", component.ErrConfig, err)
 		}
 		a.ingress = c
+		a.ingressReady.Store(c)
 	}
 	if pool := a.ingress.GatewayPool(); pool.IsValid() {
 		// The node takes the whole pool as its own, so that traffic routed
@@ -457,19 +462,41 @@ func (a *Agent) runMesh(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := mesh.New(mesh.Config{
+		cfg := mesh.Config{
 			NodeName:    a.cfg.NodeName,
 			Client:      a.nodeClient,
 			Dynamic:     dyn,
 			TrustDomain: a.cluster.ClusterDomain,
 			Log:         a.cfg.Log.With("component", "mesh"),
-		})
+		}
+		if !a.cfg.DisableIngress {
+			// The ingress proxy compiles HTTPRoutes attached to
+			// Services (GAMMA); the mesh applies them.
+			cfg.Routes = meshRoutes{a}
+		}
+		p, err := mesh.New(cfg)
 		if err != nil {
 			return fmt.Errorf("%w: %v", component.ErrConfig, err)
 		}
 		a.mesh = p
 	}
 	return a.mesh.Run(ctx)
+}
+
+// meshRoutes are the node's ingress proxy's mesh routes, once it is made.
+type meshRoutes struct{ a *Agent }
+
+func (m meshRoutes) HasMeshRoutes(svc types.NamespacedName, port int32) bool {
+	c := m.a.ingressReady.Load()
+	return c != nil && c.HasMeshRoutes(svc, port)
+}
+
+func (m meshRoutes) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler {
+	c := m.a.ingressReady.Load()
+	if c == nil {
+		return nil
+	}
+	return c.MeshHandler(svc, port, clientNamespace, rt)
 }
 
 // acceptLocally adds a "local" route for pool to the local routing table:

@@ -132,6 +132,12 @@ func (b *serviceBuilder) port(name string, port int32) *serviceBuilder {
 	return b
 }
 
+// clusterIP sets the Service's cluster IP ("None": headless).
+func (b *serviceBuilder) clusterIP(ip string) *serviceBuilder {
+	b.s.Spec.ClusterIP = ip
+	return b
+}
+
 func (b *serviceBuilder) externalName(n string) *serviceBuilder {
 	b.s.Spec.Type, b.s.Spec.ExternalName = corev1.ServiceTypeExternalName, n
 	return b

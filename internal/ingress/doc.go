@@ -4,7 +4,8 @@
 // controllerName is skiff.dev/gateway-controller (with their HTTPRoutes,
 // GRPCRoutes, TLSRoutes, TCPRoutes and UDPRoutes),
 // balancing straight to the pod addresses of EndpointSlices (no Service
-// ClusterIP hop).
+// ClusterIP hop). It also carries out, for the service mesh, the
+// HTTPRoutes and GRPCRoutes attached to Services (GAMMA).
 //
 // # Layout
 //
@@ -19,6 +20,9 @@
 //	                     by SNI to TLSRoutes (passthrough or terminated)
 //	                     or to the HTTPS server; TCP ports to TCPRoutes
 //	udp.go               UDP ports: sessions per client to UDPRoutes
+//	mesh.go              GAMMA: routes attached to Services, compiled
+//	                     per Service port and served for the mesh
+//	                     (MeshHandler) through its transport
 //	gatewaystatus.go     Gateway API informers and status writes
 //	listeners.go         one server per port the table serves
 //	balance.go           balancers over endpoints (randomness injected)
@@ -158,6 +162,35 @@
 // Gateway API wildcards match one or more labels (Ingress ones exactly
 // one). A rule's weighted backends are picked by smooth weighted round
 // robin; a backendRef that does not resolve answers 500 for its share.
+//
+// # Service mesh (GAMMA)
+//
+// An HTTPRoute or GRPCRoute whose parentRef is a Service (group "" or
+// "core", kind Service) applies to the requests enrolled pods send to
+// that Service's cluster IP: the mesh's node proxy (internal/mesh) asks
+// Controller.HasMeshRoutes for each connection to a Service port and
+// serves its HTTP requests with Controller.MeshHandler. A parentRef with
+// a port (or a sectionName, a port name) selects that port of the
+// Service, one without every TCP port; the route's hostnames are ignored.
+// A route in the Service's namespace is a producer route, applying to
+// every client; one in another namespace is a consumer route
+// (Route.ClientNamespace), applying only to the clients of its own
+// namespace, and for them instead of the producer routes. Rules are
+// carried out as on a Gateway (matches, filters, weighted backends,
+// mirrors, timeouts, retries, balancing, passive outlier detection), a
+// request no route matches gets 404, and requests go to the endpoints
+// through the RoundTripper the mesh gives for the client's identity,
+// never through the proxy's own connections; they are left out of the
+// skiff_ingress_* request metrics (the mesh counts them). Unlike on a
+// Gateway, a backendRef to another namespace needs no ReferenceGrant:
+// the request is made as the client, which could address that Service
+// itself. Not carried out in the mesh: BackendTLSPolicies (500), h2c
+// (requests are HTTP/1.1), TLSRoutes, TCPRoutes and UDPRoutes with
+// Service parents (ignored, no status), and GEP-1294's precedence of
+// GRPCRoutes over HTTPRoutes on one port (both apply, merged).
+// Each Service parentRef gets a status.parents entry: Accepted, or
+// NoMatchingParent when the Service is missing, has no cluster IP
+// (headless, ExternalName) or lacks the port; and ResolvedRefs.
 //
 // Metrics: skiff_ingress_requests_total{kind,namespace,route,service,code},
 // skiff_ingress_request_duration_seconds{kind,namespace,route,service},

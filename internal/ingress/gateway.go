@@ -741,6 +741,9 @@ func intersectHost(listener, route string) (string, bool) {
 type gwRoute struct {
 	kind string
 	*gwv1.HTTPRoute
+	// mesh: the route is resolved for its Service parents (GAMMA), whose
+	// backendRefs reach other namespaces without a ReferenceGrant.
+	mesh bool
 }
 
 func (r gwRoute) groupKind() gwv1.RouteGroupKind {
@@ -762,26 +765,41 @@ func (r gwRoute) groupKind() gwv1.RouteGroupKind {
 func (b *builder) addRoutes(ctrl string, byGateway map[types.NamespacedName][]*gwListener, sets *listenerSets) {
 	routes := make([]gwRoute, 0, len(b.in.HTTPRoutes)+len(b.in.GRPCRoutes))
 	for _, hr := range b.in.HTTPRoutes {
-		routes = append(routes, gwRoute{KindHTTPRoute, hr})
+		routes = append(routes, gwRoute{kind: KindHTTPRoute, HTTPRoute: hr})
 	}
 	for _, gr := range b.in.GRPCRoutes {
-		routes = append(routes, gwRoute{KindGRPCRoute, grpcAsHTTP(gr)})
+		routes = append(routes, gwRoute{kind: KindGRPCRoute, HTTPRoute: grpcAsHTTP(gr)})
 	}
 	for _, tr := range b.in.TLSRoutes {
-		routes = append(routes, gwRoute{KindTLSRoute, streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, tr.Spec.Hostnames, streamRules(tr.Spec.Rules, func(r gwv1.TLSRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
+		routes = append(routes, gwRoute{kind: KindTLSRoute, HTTPRoute: streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, tr.Spec.Hostnames, streamRules(tr.Spec.Rules, func(r gwv1.TLSRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
 	}
 	for _, tr := range b.in.TCPRoutes {
-		routes = append(routes, gwRoute{KindTCPRoute, streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, nil, streamRules(tr.Spec.Rules, func(r gwv1.TCPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
+		routes = append(routes, gwRoute{kind: KindTCPRoute, HTTPRoute: streamAsHTTP(tr.ObjectMeta, tr.Spec.CommonRouteSpec, nil, streamRules(tr.Spec.Rules, func(r gwv1.TCPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
 	}
 	for _, ur := range b.in.UDPRoutes {
-		routes = append(routes, gwRoute{KindUDPRoute, streamAsHTTP(ur.ObjectMeta, ur.Spec.CommonRouteSpec, nil, streamRules(ur.Spec.Rules, func(r gwv1.UDPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
+		routes = append(routes, gwRoute{kind: KindUDPRoute, HTTPRoute: streamAsHTTP(ur.ObjectMeta, ur.Spec.CommonRouteSpec, nil, streamRules(ur.Spec.Rules, func(r gwv1.UDPRouteRule) (*gwv1.SectionName, []gwv1.BackendRef) { return r.Name, r.BackendRefs }))})
 	}
 	slices.SortFunc(routes, func(a, c gwRoute) int { return olderObject(&a.ObjectMeta, &c.ObjectMeta) })
 	for ri, hr := range routes {
 		var parents []gwv1.RouteParentStatus
-		var action []*RuleAction
+		var action, meshAction []*RuleAction
 		resolved := condition(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "All references resolved", hr.Generation)
+		meshResolved := resolved
 		for _, ref := range hr.Spec.ParentRefs {
+			if serviceParent(ref) {
+				if hr.kind != KindHTTPRoute && hr.kind != KindGRPCRoute {
+					continue // TLSRoutes, TCPRoutes and UDPRoutes are not served in the mesh
+				}
+				if meshAction == nil {
+					meshAction, meshResolved = b.httpRouteActions(gwRoute{kind: hr.kind, HTTPRoute: hr.HTTPRoute, mesh: true})
+				}
+				parents = append(parents, gwv1.RouteParentStatus{
+					ParentRef:      ref,
+					ControllerName: gwv1.GatewayController(ctrl),
+					Conditions:     []metav1.Condition{b.attachService(hr, ref, meshAction, ri), meshResolved},
+				})
+				continue
+			}
 			kind := cmp.Or(string(ptrValue(ref.Kind)), kindGateway)
 			if (ref.Group != nil && string(*ref.Group) != gatewayGroup) || (kind != kindGateway && kind != kindListenerSet) {
 				continue
@@ -1156,7 +1174,9 @@ func redirect(f *gwv1.HTTPRequestRedirectFilter) *Redirect {
 }
 
 // routeBackend resolves a backendRef of hr; reason and message say why it
-// cannot be used (the Backend then has Missing set).
+// cannot be used (the Backend then has Missing set). A Service in another
+// namespace needs a ReferenceGrant there, except for the mesh (GEP-1294:
+// its routes reach no further than their clients could themselves).
 func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol Policy) (*Backend, string, string) {
 	ns := hr.Namespace
 	if ref.Namespace != nil {
@@ -1172,7 +1192,7 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Service") {
 		return bad(string(gwv1.RouteReasonInvalidKind), fmt.Sprintf("backend %s is a %s/%s; skiff supports core Services", ref.Name, ptrValue(ref.Group), ptrValue(ref.Kind)))
 	}
-	if ns != hr.Namespace && !b.granted(hr.Namespace, hr.kind, ns, "Service", string(ref.Name)) {
+	if ns != hr.Namespace && !hr.mesh && !b.granted(hr.Namespace, hr.kind, ns, "Service", string(ref.Name)) {
 		return bad(string(gwv1.RouteReasonRefNotPermitted), fmt.Sprintf("service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, ref.Name))
 	}
 	if ref.Port == nil {

@@ -106,6 +106,23 @@ func (b *routeBuilder) parent(namespace, name, section string) *routeBuilder {
 	return b
 }
 
+// service attaches the route to Service ns/name (GAMMA): ns "" is the
+// route's own, port 0 and section "" select every port.
+func (b *routeBuilder) service(namespace, name string, port int32, section string) *routeBuilder {
+	ref := gwv1.ParentReference{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: gwv1.ObjectName(name)}
+	if namespace != "" {
+		ref.Namespace = ptr.To(gwv1.Namespace(namespace))
+	}
+	if port != 0 {
+		ref.Port = ptr.To(gwv1.PortNumber(port))
+	}
+	if section != "" {
+		ref.SectionName = ptr.To(gwv1.SectionName(section))
+	}
+	b.r.Spec.ParentRefs = append(b.r.Spec.ParentRefs, ref)
+	return b
+}
+
 func (b *routeBuilder) hosts(hs ...string) *routeBuilder {
 	for _, h := range hs {
 		b.r.Spec.Hostnames = append(b.r.Spec.Hostnames, gwv1.Hostname(h))

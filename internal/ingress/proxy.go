@@ -267,6 +267,9 @@ type exchange struct {
 	tried     []netip.AddrPort
 	status    int // upstream's status, 0 before an answer
 	counter   *atomic.Int64
+	// via, when set, sends the request instead of the proxy's
+	// transports: the mesh's transport of the client's identity.
+	via http.RoundTripper
 }
 
 type exchangeKey struct{}
@@ -314,7 +317,7 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	var x *exchange
 	var route *Route
-	defer func() { p.observe(r, rec, route, x, time.Since(start)) }()
+	defer func() { p.observe(r, rec, route, x, time.Since(start), false) }()
 
 	t := p.table.Load()
 	if t == nil {
@@ -334,29 +337,46 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 		p.redirect(rec, r)
 		return
 	}
+	x = p.forward(rec, r, port, route, nil)
+}
+
+// forward carries out what route says for r, which arrived on port (the
+// port redirects keep): its rule's filters, redirect, timeout and mirrors,
+// then the pick of a backend and of an endpoint of it, and the proxying
+// with the rule's retries. via sends to the endpoints when set (the
+// mesh's transport of the client's identity, used alone); nil uses the
+// proxy's own transports. It returns the exchange once a request went
+// upstream, nil when forward answered itself.
+func (p *Proxy) forward(rec *recorder, r *http.Request, port int, route *Route, via http.RoundTripper) *exchange {
 	be := route.Backend
 	var beHeaders *HeaderModifier
 	if rule := route.Rule; rule != nil {
 		switch {
 		case rule.Invalid != "":
 			plainError(rec, http.StatusInternalServerError, rule.Invalid)
-			return
+			return nil
 		case rule.Redirect != nil:
 			redirectTo(rec, r, port, route, rule.Redirect)
-			return
+			return nil
 		case rule.CORS.preflight(rec, r):
-			return
+			return nil
 		}
 		i := rule.picker.pick()
 		if i < 0 {
 			plainError(rec, http.StatusInternalServerError, "the rule has no backend")
-			return
+			return nil
 		}
 		be = rule.Backends[i].Backend
 		beHeaders = rule.Backends[i].RequestHeaders
 		if be.Missing != "" {
 			plainError(rec, http.StatusInternalServerError, be.Missing)
-			return
+			return nil
+		}
+		if via != nil && be.TLS != nil {
+			// The mesh's transport takes plain HTTP requests; TLS to
+			// the endpoints would have to be spoken inside its tunnels.
+			plainError(rec, http.StatusInternalServerError, fmt.Sprintf("backend %s has a BackendTLSPolicy, which skiff does not apply to requests of the mesh", be.Name()))
+			return nil
 		}
 		if rule.Timeout > 0 {
 			ctx, cancel := context.WithTimeoutCause(r.Context(), rule.Timeout, errRequestTimeout)
@@ -383,34 +403,37 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if small {
-				p.mirror(m.Backend, r, bytes.NewReader(body), int64(len(body)))
+				p.mirror(m.Backend, r, bytes.NewReader(body), int64(len(body)), via)
 			} else {
-				p.mirror(m.Backend, r, stream.feed(), r.ContentLength)
+				p.mirror(m.Backend, r, stream.feed(), r.ContentLength, via)
 			}
 		}
 	}
 	if be.Missing != "" {
 		plainError(rec, http.StatusServiceUnavailable, be.Missing)
-		return
+		return nil
 	}
 	ep, ok := p.pick(be, r, nil)
 	if !ok {
 		plainError(rec, http.StatusServiceUnavailable, "no healthy endpoint for service "+be.Name())
-		return
+		return nil
 	}
-	x = &exchange{in: r, route: route, be: be, beHeaders: beHeaders}
+	x := &exchange{in: r, route: route, be: be, beHeaders: beHeaders, via: via}
 	p.use(x, ep)
 	defer func() { x.counter.Add(-1) }()
-	labels := []string{route.Kind, route.Source.Namespace, route.Source.Name, be.Service}
-	p.metrics.inFlight.WithLabelValues(labels...).Inc()
-	defer p.metrics.inFlight.WithLabelValues(labels...).Dec()
+	if via == nil {
+		labels := []string{route.Kind, route.Source.Namespace, route.Source.Name, be.Service}
+		p.metrics.inFlight.WithLabelValues(labels...).Inc()
+		defer p.metrics.inFlight.WithLabelValues(labels...).Dec()
+	}
 	p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	return x
 }
 
 // mirror sends a copy of r, with body (of length bytes; -1 if unknown)
-// as its body, to an endpoint of be, in the background; its answer is
-// dropped.
-func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int64) {
+// as its body, to an endpoint of be, in the background, through via when
+// set (else the proxy's transport); its answer is dropped.
+func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int64, via http.RoundTripper) {
 	if be.Missing != "" {
 		return
 	}
@@ -432,10 +455,14 @@ func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int6
 		}
 		out.Body, out.ContentLength = rc, max(length, 0)
 	}
+	rt := via
+	if rt == nil {
+		rt = p.upstream
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(out.Context(), mirrorTimeout)
 		defer cancel()
-		resp, err := p.upstream.RoundTrip(out.WithContext(ctx))
+		resp, err := rt.RoundTrip(out.WithContext(ctx))
 		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
@@ -747,7 +774,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	pr.SetURL(&url.URL{Scheme: "http", Host: x.ep.String()})
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	if x.via == nil {
+		// The mesh passes requests on as their clients sent them.
+		pr.SetXForwarded()
+	}
 	if rule := x.route.Rule; rule != nil {
 		applyHeaders(pr.Out.Header, rule.RequestHeaders)
 		applyHeaders(pr.Out.Header, x.beHeaders)
@@ -945,6 +975,10 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 	timer := time.AfterFunc(be.Policy.ReadTimeout, func() { cancel(errUpstreamTimeout) })
 	base := t.base
 	switch {
+	case x.via != nil:
+		// The mesh's transport, alone: its connections are the client
+		// identity's (plain HTTP/1.1 inside its tunnels).
+		base = x.via
 	case be.TLS != nil:
 		base = t.p.tlsTransport(be.TLS)
 		u := *req.URL
@@ -981,7 +1015,9 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 }
 
 // observe records a finished request in the metrics and the access log.
-func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchange, d time.Duration) {
+// A request of the mesh (see MeshHandler) is only logged: the mesh counts
+// it in its own metrics.
+func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchange, d time.Duration, mesh bool) {
 	status := rec.status
 	if status == 0 && x != nil {
 		status = x.status // a hijacked (upgraded) connection
@@ -993,8 +1029,10 @@ func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchang
 	if x != nil {
 		svc = x.be.Service
 	}
-	p.metrics.requests.WithLabelValues(kind, ns, name, svc, strconv.Itoa(status)).Inc()
-	p.metrics.duration.WithLabelValues(kind, ns, name, svc).Observe(d.Seconds())
+	if !mesh {
+		p.metrics.requests.WithLabelValues(kind, ns, name, svc, strconv.Itoa(status)).Inc()
+		p.metrics.duration.WithLabelValues(kind, ns, name, svc).Observe(d.Seconds())
+	}
 	if !p.cfg.AccessLog {
 		return
 	}
@@ -1002,9 +1040,13 @@ func (p *Proxy) observe(r *http.Request, rec *recorder, route *Route, x *exchang
 	if x != nil {
 		upstream = x.ep.String()
 	}
-	p.cfg.Log.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
+	attrs := []any{"method", r.Method, "host", r.Host, "path", r.URL.Path,
 		"status", status, "bytes", rec.bytes, "duration", d, "upstream", upstream,
-		"route", kind+" "+ns+"/"+name, "client", r.RemoteAddr, "proto", r.Proto)
+		"route", kind + " " + ns + "/" + name, "client", r.RemoteAddr, "proto", r.Proto}
+	if mesh {
+		attrs = append(attrs, "mesh", true)
+	}
+	p.cfg.Log.Info("request", attrs...)
 }
 
 // plainError answers with a plain-text body saying what failed.

@@ -189,6 +189,12 @@ type Route struct {
 	// listenerHost is the hostname of the Gateway listener an HTTPRoute
 	// or GRPCRoute match came through ("" none).
 	listenerHost string
+	// ClientNamespace is set on a consumer route of the mesh (an HTTPRoute
+	// or GRPCRoute attached to a Service of another namespace, see
+	// mesh.go): the namespace of the route, the only one whose clients it
+	// applies to. It is "" on a producer route (in the Service's own
+	// namespace), which applies to every client, and on the others.
+	ClientNamespace string
 }
 
 // hostRoutes are the routes of one host, in match order.
@@ -288,6 +294,9 @@ type Table struct {
 	backendTLS map[string]bool
 	// checks are the active health checks, by endpoint address.
 	checks map[string]ActiveCheck
+	// mesh are the routes of HTTPRoutes and GRPCRoutes attached to
+	// Services (GAMMA), by Service port (mesh.go).
+	mesh map[meshKey]*meshRoutes
 
 	// Served are the Ingresses of our class, sorted.
 	Served []types.NamespacedName
@@ -315,6 +324,7 @@ func Build(in State) *Table {
 			byAddr:   map[netip.Addr]map[int]*listener{},
 			tlsHosts: map[string]bool{},
 			checks:   map[string]ActiveCheck{},
+			mesh:     map[meshKey]*meshRoutes{},
 		},
 	}
 	b.t.ports[HTTPSPort].https = true
@@ -342,6 +352,9 @@ func Build(in State) *Table {
 		for _, l := range ls {
 			l.sort()
 		}
+	}
+	for _, m := range t.mesh {
+		m.sort()
 	}
 	t.backendTLS = map[string]bool{}
 	for _, be := range b.backends {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // dialTimeout bounds a connection to a pod or an outside destination.
@@ -43,6 +44,19 @@ func (p *Proxy) outbound(ctx context.Context, c net.Conn) {
 	if err != nil {
 		p.metrics.denied.WithLabelValues("no_healthy_upstream", f.dstNamespace).Inc()
 		return
+	}
+	if d.Service != nil && p.cfg.Routes != nil {
+		svc := types.NamespacedName{Namespace: d.Service.Namespace, Name: d.Service.Name}
+		if p.cfg.Routes.HasMeshRoutes(svc, int32(dst.Port())) {
+			first, rd := sniff(c)
+			c = &prefixConn{Conn: c, r: rd}
+			if isHTTP1(first) {
+				if h := p.cfg.Routes.MeshHandler(svc, int32(dst.Port()), srcPod.Namespace, p.transportFor(srcID, src.Addr())); h != nil {
+					p.routed(ctx, h, f, c)
+					return
+				}
+			}
+		}
 	}
 	var up halfCloser
 	if d.Mesh {
@@ -83,7 +97,11 @@ func (p *Proxy) outbound(ctx context.Context, c net.Conn) {
 		up = conn.(*net.TCPConn)
 		f.security = "none"
 	}
-	p.track(f, c.(*net.TCPConn), up)
+	client, ok := c.(halfCloser)
+	if !ok {
+		client = &readerConn{halfCloser: c.(*prefixConn).Conn.(*net.TCPConn), r: c}
+	}
+	p.track(f, client, up)
 }
 
 // inboundPlaintext carries a connection to an enrolled pod of this node

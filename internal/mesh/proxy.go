@@ -47,6 +47,9 @@ type Config struct {
 	// NFT is the capture table; nil means the real nft, table ip
 	// skiff-mesh.
 	NFT knftables.Interface
+	// Routes, when set, applies HTTPRoutes attached to Services (GAMMA)
+	// to enrolled pods' requests; nil leaves requests as they are.
+	Routes Routes
 	// ListenHost is the address the proxy's ports listen on (default all
 	// of the node's).
 	ListenHost string
@@ -70,6 +73,10 @@ type Proxy struct {
 	// policies is the latest snapshot of the mesh's security policies.
 	policies atomic.Pointer[policies]
 	denials  denials
+
+	transportsMu sync.Mutex // guards transports
+	// transports send routed requests, one per client identity.
+	transports map[Identity]*http.Transport
 }
 
 // New checks cfg and applies defaults.
@@ -140,6 +147,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return nil
 	}
 	p.world = world
+	defer p.closeTransports()
 
 	listen := func(port int) (net.Listener, error) {
 		return net.Listen("tcp4", net.JoinHostPort(p.cfg.ListenHost, strconv.Itoa(port)))
@@ -242,6 +250,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 			last = "" // repair a table someone else changed
 		}
 	}
+}
+
+// closeTransports drops the routed requests' connections (the end of a
+// run).
+func (p *Proxy) closeTransports() {
+	p.transportsMu.Lock()
+	defer p.transportsMu.Unlock()
+	for id, t := range p.transports {
+		t.CloseIdleConnections()
+		delete(p.transports, id)
+	}
+	p.tunnels.closeAll()
 }
 
 // issueLoop keeps the certificates of the identities of this node's

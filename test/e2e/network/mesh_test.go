@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // The mesh's ports and label (internal/mesh), as a user reads them in the
@@ -280,6 +282,88 @@ spec:
 		})
 		t.Logf("traffic resumed %s after the agent was started again", time.Since(start).Round(time.Second))
 		eventually(t, 90*time.Second, "skiff-n2 Ready", func() bool { return nodeReady("skiff-n2") == corev1.ConditionTrue })
+	})
+
+	t.Run("HTTPRoute on a Service: weighted split and retries", func(t *testing.T) {
+		// reviews selects both versions; reviews-v1 and -v2 one each.
+		for i, v := range []string{"v1", "v2"} {
+			createPod(t, ns, "reviews-"+v, map[string]string{"app": "reviews", "version": v}, func(s *corev1.PodSpec) {
+				s.NodeName = fmt.Sprintf("skiff-n%d", 2+i)
+				s.Containers[0].Args = []string{"netexec"}
+				s.Containers[0].ReadinessProbe = &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(8080)}},
+					PeriodSeconds: 1,
+				}
+			})
+		}
+		svcOf := func(name string, sel map[string]string) *corev1.Service {
+			return createService(t, ns, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+			})
+		}
+		reviews := svcOf("reviews", map[string]string{"app": "reviews"})
+		svcOf("reviews-v1", map[string]string{"app": "reviews", "version": "v1"})
+		svcOf("reviews-v2", map[string]string{"app": "reviews", "version": "v2"})
+		for _, v := range []string{"v1", "v2"} {
+			eventually(t, 2*time.Minute, "reviews-"+v+" ready", func() bool { return podReady(t, ns, "reviews-"+v) })
+		}
+		// v1 answers /healthz with 500 from now on.
+		if out, err := inPod(t, ns, "reviews-v1", "wget -qO- http://127.0.0.1:8080/healthz/fail"); err != nil {
+			t.Fatalf("fail v1's /healthz: %v %s", err, out)
+		}
+		applyYAML(t, ns, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: reviews
+    port: 80
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /healthz
+    retry:
+      codes: [500]
+      attempts: 2
+    backendRefs:
+    - name: reviews
+      port: 80
+  - backendRefs:
+    - name: reviews-v1
+      port: 80
+      weight: 90
+    - name: reviews-v2
+      port: 80
+      weight: 10
+`)
+		eventually(t, 30*time.Second, "the route Accepted on its Service", func() bool {
+			return jsonpath(t, ns, "httproute/reviews", `{.status.parents[0].conditions[?(@.type=="Accepted")].status}`) == "True"
+		})
+		base := "http://" + reviews.Spec.ClusterIP
+		eventually(t, 30*time.Second, "the split applied", func() bool {
+			got := fetch(t, ns, "client", base+"/hostname", 10)
+			return len(got) == 10 && slices.Contains(got, "reviews-v1")
+		})
+		const n = 100
+		counts := map[string]int{}
+		for _, h := range fetch(t, ns, "client", base+"/hostname", n) {
+			counts[h]++
+		}
+		if counts["reviews-v1"]+counts["reviews-v2"] != n || counts["reviews-v2"] < 5 || counts["reviews-v2"] > 15 {
+			t.Errorf("90/10 split over %d requests: %v", n, counts)
+		}
+		t.Logf("90/10 split over %d requests: %v", n, counts)
+		// Half the endpoints of reviews answer /healthz with 500: the
+		// rule's retries hide them.
+		if got := fetch(t, ns, "client", base+"/healthz", 20); len(got) != 20 {
+			t.Errorf("%d of 20 requests to /healthz answered with retries on 500, want all: %q", len(got), got)
+		}
 	})
 
 	t.Run("un-enrolment restores direct traffic", func(t *testing.T) {

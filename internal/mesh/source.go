@@ -1,0 +1,175 @@
+package mesh
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Routes applies the Gateway API's mesh routes (GAMMA: HTTPRoutes whose
+// parent is a Service) to in-mesh requests; the node's ingress proxy
+// implements it (internal/ingress), so matches, weighted backends,
+// timeouts, retries and balancing are the same code for both.
+type Routes interface {
+	// HasMeshRoutes reports whether routes attach to svc's port.
+	HasMeshRoutes(svc types.NamespacedName, port int32) bool
+	// MeshHandler serves requests to svc's port from a client in
+	// clientNamespace by its routes, sending them through rt; nil when no
+	// route attaches.
+	MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler
+}
+
+// routed serves an HTTP/1.x client connection to a Service with mesh
+// routes: each request is routed by them and sent through the mesh as the
+// client's identity, and counted as the source reporter.
+func (p *Proxy) routed(ctx context.Context, h http.Handler, f flow, c net.Conn) {
+	// The routes choose the backend per request: the destination is the
+	// Service, its workload unknown here.
+	f.protocol = "http"
+	f.dstWorkload, f.dstPrincipal = "", ""
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := p.cfg.Clock.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		p.countRequest(f, rec.code, start)
+	})
+	l := &oneConnListener{c: c, closed: make(chan struct{})}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: time.Minute,
+		IdleTimeout:       5 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				l.Close()
+			}
+		},
+	}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	_ = srv.Serve(l)
+}
+
+// transportFor is the RoundTripper of requests sent as id: its connections
+// go through the mesh to enrolled endpoints, directly to others, and are
+// pooled per identity.
+func (p *Proxy) transportFor(id Identity, client netip.Addr) http.RoundTripper {
+	p.transportsMu.Lock()
+	defer p.transportsMu.Unlock()
+	if t := p.transports[id]; t != nil {
+		return t
+	}
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return p.dialAs(ctx, id, addr, client)
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	if p.transports == nil {
+		p.transports = map[Identity]*http.Transport{}
+	}
+	p.transports[id] = t
+	return t
+}
+
+// dialAs connects to an endpoint as id: through a tunnel when it is an
+// enrolled pod, directly otherwise.
+func (p *Proxy) dialAs(ctx context.Context, id Identity, addr string, client netip.Addr) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Route(p.world, ap, pick)
+	if err != nil {
+		return nil, err
+	}
+	if !d.Mesh {
+		return (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", d.Addr.String())
+	}
+	node, err := netip.ParseAddr(d.Pod.Status.HostIP)
+	if err != nil {
+		return nil, err
+	}
+	cert, roots, err := p.ids.Get(ctx, id, certWait)
+	if err != nil {
+		return nil, err
+	}
+	dst := IdentityOf(d.Pod)
+	// The stream outlives the dial's context: it is the pooled
+	// connection's.
+	s, err := p.tunnels.open(context.WithoutCancel(ctx), tunnelKey{src: id, dst: dst, node: node}, clientTLS(cert, roots, dst, p.cfg.TrustDomain), d.Addr, client, "")
+	if err != nil {
+		return nil, err
+	}
+	return &streamConn{stream: s, local: net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0)), remote: net.TCPAddrFromAddrPort(d.Addr)}, nil
+}
+
+// streamConn is a tunnel stream as a net.Conn (for http.Transport).
+type streamConn struct {
+	*stream
+	local, remote net.Addr
+}
+
+func (c *streamConn) LocalAddr() net.Addr              { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr             { return c.remote }
+func (c *streamConn) SetDeadline(time.Time) error      { return nil }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// prefixConn is a net.Conn whose reads come from r (a sniffed connection).
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// oneConnListener hands out one connection, then waits to be closed.
+type oneConnListener struct {
+	mu     sync.Mutex // guards c
+	c      net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	c := l.c
+	l.c = nil
+	l.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// statusRecorder notes the status code a handler answers with.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.code, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
