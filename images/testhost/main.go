@@ -8,6 +8,7 @@
 //	testhost sleep DURATION
 //	testhost udp-client --to HOST:PORT [--source-port N] [--message hostname] [--interval 200ms] [--count 100]
 //	testhost dns [--port 53]
+//	testhost http-load (--url URL | --grpc-health HOST:PORT) [--requests 1000] [--concurrency 1] [--keepalive=true] [--h2c] [--rate 0] [--warmup 0] [--timeout 60s]
 //
 // It ships as /testhost in the localhost/skiff/testhost image next to
 // busybox (see internal/images), so netexec's /shell endpoint has a shell.
@@ -44,6 +45,7 @@ var modes = map[string]mode{
 	"sleep":          {"sleep DURATION, then exit 0", sleepMode},
 	"udp-client":     {"send a datagram every --interval from one source port, print the answers", udpClient},
 	"dns":            {"answer DNS over UDP: A questions with the asker's address", dnsServer},
+	"http-load":      {"send N GETs (HTTP/1.1, h2c) or gRPC health checks, print latency percentiles as JSON", httpLoad},
 }
 
 // exitError ends the process with the given status.

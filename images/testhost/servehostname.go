@@ -106,7 +106,12 @@ func runAll(ctx context.Context, servers ...func(context.Context) error) error {
 
 // serveHTTP serves h on l until ctx ends, then shuts down gracefully.
 func serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// HTTP/1.1 and h2c (HTTP/2 with prior knowledge), as agnhost's
+	// netexec answers both.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: &protocols}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
