@@ -399,11 +399,11 @@ func (a *Agent) runIngress(ctx context.Context) error {
 	factory.WaitForCacheSync(ctx.Done())
 	a.ingressNodes.Store(nodes)
 	if a.ingress == nil {
-		rc, err := clientcmd.BuildConfigFromFlags("", a.nodeKubeconfig)
+		rc, err := a.nodeConfig()
 		if err != nil {
 			return err
 		}
-		gwClient, err := gateway.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+		gwClient, err := gateway.NewForConfig(rc)
 		if err != nil {
 			return err
 		}
@@ -450,15 +450,25 @@ func (a *Agent) runIngress(ctx context.Context) error {
 	return a.ingress.Run(ctx)
 }
 
+// nodeConfig is the REST configuration of the node's credentials, for the
+// clients the node's components need beside nodeClient.
+func (a *Agent) nodeConfig() (*rest.Config, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", a.nodeKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return rest.AddUserAgent(rc, "skiff-agent"), nil
+}
+
 // runMesh runs the node's mesh proxy with the node's credentials (bound to
 // the skiff:mesh ClusterRole).
 func (a *Agent) runMesh(ctx context.Context) error {
 	if a.mesh == nil {
-		rc, err := clientcmd.BuildConfigFromFlags("", a.nodeKubeconfig)
+		rc, err := a.nodeConfig()
 		if err != nil {
 			return err
 		}
-		dyn, err := dynamic.NewForConfig(rest.AddUserAgent(rc, "skiff-agent"))
+		dyn, err := dynamic.NewForConfig(rc)
 		if err != nil {
 			return err
 		}

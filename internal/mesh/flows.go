@@ -239,8 +239,7 @@ func (p *Proxy) tunnelStream(ctx context.Context, cs *tls.ConnectionState, w htt
 	}
 	f.setDestination(Destination{Addr: target, Pod: pod}, p)
 	if svcNS, svcName, ok := strings.Cut(r.Header.Get(serviceHeader), "/"); ok && svcNS == pod.Namespace {
-		f.dstServiceName, f.dstServiceNamespace = svcName, svcNS
-		f.dstService = svcName + "." + svcNS + ".svc." + p.cfg.TrustDomain
+		f.setService(svcNS, svcName, p.cfg.TrustDomain)
 	}
 	ok, perRequest := p.admit(ctx, pod, target.Port(), peer, from)
 	if !ok {
@@ -285,9 +284,15 @@ func (f *flow) setDestination(d Destination, p *Proxy) {
 		}
 	}
 	if d.Service != nil {
-		f.dstServiceName, f.dstServiceNamespace = d.Service.Name, d.Service.Namespace
-		f.dstService = d.Service.Name + "." + d.Service.Namespace + ".svc." + p.cfg.TrustDomain
+		f.setService(d.Service.Namespace, d.Service.Name, p.cfg.TrustDomain)
 	}
+}
+
+// setService fills f's destination Service labels (the host name as
+// Istio's destination_service writes it).
+func (f *flow) setService(ns, name, clusterDomain string) {
+	f.dstServiceName, f.dstServiceNamespace = name, ns
+	f.dstService = name + "." + ns + ".svc." + clusterDomain
 }
 
 // forwardedFor is the client address of a Forwarded header's for= (RFC
