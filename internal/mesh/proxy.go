@@ -165,9 +165,16 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		lns = append(lns, l)
 	}
+	// Stopping: cancel, which closes the listeners (their accept loops
+	// end) and every connection's sockets, then wait for the goroutines.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	context.AfterFunc(ctx, func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	})
 	serve := func(l net.Listener, handle func(context.Context, net.Conn)) {
 		wg.Add(1)
 		go func() {
