@@ -101,7 +101,7 @@ func (p *Proxy) outbound(ctx context.Context, c net.Conn) {
 	if !ok {
 		client = &readerConn{halfCloser: c.(*prefixConn).Conn.(*net.TCPConn), r: c}
 	}
-	p.track(f, client, up)
+	p.track(ctx, f, client, up)
 }
 
 // inboundPlaintext carries a connection to an enrolled pod of this node
@@ -170,20 +170,22 @@ func (p *Proxy) deny(ctx context.Context, pod *corev1.Pod, port uint16, peer Ide
 	p.denials.report(ctx, pod, reason, fmt.Sprintf("connection from %s to port %d refused: %s", src, port, msg))
 }
 
-// serveInbound serves an admitted connection to pod: HTTP/1.x request by
-// request, anything else spliced (or refused when only HTTP requests could
+// serveInbound serves an admitted connection to pod: HTTP/1.x and HTTP/2
+// (h2c, gRPC) request by request, anything else spliced (or refused when only HTTP requests could
 // have been allowed).
 func (p *Proxy) serveInbound(ctx context.Context, f flow, client halfCloser, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16, perRequest bool) {
 	first, rd := sniff(client)
 	switch {
 	case isHTTP1(first):
 		p.serveHTTP1(ctx, f, client, rd, up, pod, peer, from, port)
+	case isHTTP2(first):
+		p.serveHTTP2(ctx, f, client, rd, up, pod, peer, from, port)
 	case perRequest:
 		p.deny(ctx, pod, port, peer, from, "denied_by_policy", "not HTTP, and the policies allow only HTTP requests")
 		client.Close()
 		up.Close()
 	default:
-		p.track(f, &readerConn{halfCloser: client, r: rd}, up)
+		p.track(ctx, f, &readerConn{halfCloser: client, r: rd}, up)
 	}
 }
 
@@ -261,12 +263,20 @@ func (p *Proxy) tunnelStream(ctx context.Context, cs *tls.ConnectionState, w htt
 	select {
 	case <-s.done:
 	case <-ctx.Done():
+		// No write may reach w once the handler returns.
+		s.CloseWrite()
 		conn.Close()
 	}
 }
 
-// track splices client and upstream and counts the connection.
-func (p *Proxy) track(f flow, client, upstream halfCloser) {
+// track splices client and upstream and counts the connection; both end
+// when ctx does.
+func (p *Proxy) track(ctx context.Context, f flow, client, upstream halfCloser) {
+	stop := context.AfterFunc(ctx, func() {
+		client.Close()
+		upstream.Close()
+	})
+	defer stop()
 	v := f.values()
 	p.metrics.tcpOpened.WithLabelValues(v...).Inc()
 	up, down := splice(client, upstream)

@@ -133,6 +133,11 @@ func usesHTTPFields(policies []*v1alpha1.AuthorizationPolicy) bool {
 func (p *Proxy) serveHTTP1(ctx context.Context, f flow, client halfCloser, clientR io.Reader, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16) {
 	defer client.Close()
 	defer up.Close()
+	stop := context.AfterFunc(ctx, func() {
+		client.Close()
+		up.Close()
+	})
+	defer stop()
 	f.protocol = "http"
 	br := bufio.NewReader(clientR)
 	ur := bufio.NewReader(up)
@@ -186,7 +191,12 @@ func (p *Proxy) serveHTTP1(ctx context.Context, f flow, client halfCloser, clien
 
 // countRequest records one request in Istio's request metrics.
 func (p *Proxy) countRequest(f flow, code int, start time.Time) {
-	v := append(f.values(), strconv.Itoa(code))
+	p.countRequestGRPC(f, code, "", start)
+}
+
+// countRequestGRPC is countRequest with gRPC's status ("" for plain HTTP).
+func (p *Proxy) countRequestGRPC(f flow, code int, grpcStatus string, start time.Time) {
+	v := append(f.values(), strconv.Itoa(code), grpcStatus)
 	p.metrics.requests.WithLabelValues(v...).Inc()
 	p.metrics.duration.WithLabelValues(v...).Observe(float64(p.cfg.Clock.Since(start).Microseconds()) / 1000)
 }

@@ -37,12 +37,12 @@ func newMetrics() *metrics {
 		m.registry.MustRegister(c)
 		return c
 	}
-	httpLabels := append(append([]string{}, flowLabels...), "response_code")
+	httpLabels := append(append([]string{}, flowLabels...), "response_code", "grpc_response_status")
 	m.tcpOpened = counter("istio_tcp_connections_opened_total", "TCP connections opened.", flowLabels...)
 	m.tcpClosed = counter("istio_tcp_connections_closed_total", "TCP connections closed.", flowLabels...)
 	m.tcpSent = counter("istio_tcp_sent_bytes_total", "Bytes sent to the client (the response direction) over TCP connections.", flowLabels...)
 	m.tcpReceived = counter("istio_tcp_received_bytes_total", "Bytes received from the client (the request direction) over TCP connections.", flowLabels...)
-	m.requests = counter("istio_requests_total", "HTTP and gRPC requests.", httpLabels...)
+	m.requests = counter("istio_requests_total", "HTTP and gRPC requests (request_protocol http or grpc).", httpLabels...)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "istio_request_duration_milliseconds", Help: "Duration of HTTP and gRPC requests, in milliseconds.",
 		// Istio's default buckets.

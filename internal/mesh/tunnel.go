@@ -153,14 +153,22 @@ func (s *stream) Close() error {
 type serverStream struct {
 	r io.ReadCloser
 	w http.ResponseWriter
+
+	mu sync.Mutex // guards closed, and w against use after the handler returns
+	// closed is set by CloseWrite: from then on writes fail.
+	closed bool
 	// done is closed by CloseWrite: the handler returns, which ends the
 	// response stream.
 	done chan struct{}
-	once sync.Once
 }
 
 func (s *serverStream) Read(b []byte) (int, error) { return s.r.Read(b) }
 func (s *serverStream) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
 	n, err := s.w.Write(b)
 	if err == nil {
 		err = http.NewResponseController(s.w).Flush()
@@ -168,7 +176,12 @@ func (s *serverStream) Write(b []byte) (int, error) {
 	return n, err
 }
 func (s *serverStream) CloseWrite() error {
-	s.once.Do(func() { close(s.done) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	return nil
 }
 func (s *serverStream) Close() error {

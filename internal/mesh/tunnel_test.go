@@ -15,6 +15,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/http2"
 	"io"
 	"log/slog"
 	"math/big"
@@ -222,8 +223,61 @@ func TestTunnel(t *testing.T) {
 	want := flow{reporter: "destination", srcWorkload: "", srcNamespace: "shop",
 		srcPrincipal: "spiffe://cluster.local/ns/shop/sa/client", dstWorkload: "web-1", dstNamespace: "shop", dstPrincipal: "spiffe://cluster.local/ns/shop/sa/web",
 		dstServiceName: "web", dstServiceNamespace: "shop", dstService: "web.shop.svc.cluster.local", protocol: "http", security: "mutual_tls"}
-	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(want.values(), "200")...)); got != 2 {
+	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(want.values(), "200", "")...)); got != 2 {
 		t.Errorf("istio_requests_total{response_code=200} = %v, want 2", got)
+	}
+
+	// HTTP/2 with prior knowledge (h2c, gRPC's form) is decided and
+	// counted per stream too; a refused gRPC call gets PERMISSION_DENIED.
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	h2srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Like gRPC servers: a trailer not announced in advance.
+		_, _ = w.Write([]byte(r.Proto + " " + r.URL.Path))
+		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
+	}))
+	h2srv.Config.Protocols = &protocols
+	h2srv.Start()
+	defer h2srv.Close()
+	target = netip.MustParseAddrPort(strings.TrimPrefix(h2srv.URL, "http://"))
+	s, err = open(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(&streamConn{stream: s, local: &net.TCPAddr{}, remote: &net.TCPAddr{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, contentType string
+		code              int
+		body, grpcStatus  string
+	}{
+		{"/ok/h2", "", 200, "HTTP/2.0 /ok/h2", "0"},
+		{"/secret", "", 403, "RBAC: access denied\n", ""},
+		{"/ok.Svc/Call", "application/grpc", 200, "HTTP/2.0 /ok.Svc/Call", "0"},
+		{"/pkg.Svc/Secret", "application/grpc", 200, "", "7"},
+	} {
+		req, _ := http.NewRequest("POST", "http://web.shop"+tc.path, strings.NewReader("x"))
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		status := resp.Trailer.Get("Grpc-Status") + resp.Header.Get("Grpc-Status")
+		if resp.StatusCode != tc.code || string(body) != tc.body || (tc.grpcStatus != "" && status != tc.grpcStatus) {
+			t.Errorf("h2 POST %s = %d %q grpc-status %q, want %d %q %q", tc.path, resp.StatusCode, body, status, tc.code, tc.body, tc.grpcStatus)
+		}
+	}
+	cc.Close()
+	grpcWant := want
+	grpcWant.protocol = "grpc"
+	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(grpcWant.values(), "200", "7")...)); got != 1 {
+		t.Errorf("istio_requests_total{request_protocol=grpc,grpc_response_status=7} = %v, want 1", got)
 	}
 
 	events, err := dst.cfg.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})

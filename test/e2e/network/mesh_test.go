@@ -105,7 +105,10 @@ func TestMesh(t *testing.T) {
 	if _, err := client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "client"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	netexecPod(t, ns, "web", "web", func(s *corev1.PodSpec) { s.NodeName = "skiff-n2" })
+	netexecPod(t, ns, "web", "web", func(s *corev1.PodSpec) {
+		s.NodeName = "skiff-n2"
+		s.Containers[0].Args = []string{"netexec", "--grpc-port", "8082"}
+	})
 	waitRunning(t, ns, "web")
 	svc := service(t, ns, "web", corev1.ServiceTypeClusterIP)
 	createPod(t, ns, "client", nil, func(s *corev1.PodSpec) {
@@ -154,6 +157,19 @@ func TestMesh(t *testing.T) {
 		if c := meshMetric(t, 2, "istio_request_duration_milliseconds_count", destination...); c < n {
 			t.Errorf("istio_request_duration_milliseconds_count = %v, want at least %d", c, n)
 		}
+	})
+
+	t.Run("gRPC detected and counted", func(t *testing.T) {
+		webIP := waitRunning(t, ns, "web").Status.PodIP
+		grpc := []string{`reporter="destination"`, principal, `request_protocol="grpc"`, `grpc_response_status="0"`, `destination_workload="web"`}
+		before := meshMetric(t, 2, "istio_requests_total", grpc...)
+		out, err := inPod(t, ns, "client", fmt.Sprintf("/testhost http-load --grpc-health %s:8082 --requests 5", webIP))
+		if err != nil {
+			t.Fatalf("gRPC health checks through the mesh: %v\n%s", err, out)
+		}
+		eventually(t, 10*time.Second, "5 gRPC calls counted by the destination", func() bool {
+			return meshMetric(t, 2, "istio_requests_total", grpc...)-before == 5
+		})
 	})
 
 	t.Run("permissive accepts plaintext from outside the mesh", func(t *testing.T) {

@@ -1,0 +1,123 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// h2Preface starts every HTTP/2 connection with prior knowledge (h2c, as
+// gRPC speaks inside clusters).
+var h2Preface = []byte("PRI * HTTP/2.0")
+
+// isHTTP2 reports whether b, a connection's first bytes, start HTTP/2's
+// connection preface.
+func isHTTP2(b []byte) bool { return bytes.HasPrefix(b, h2Preface) }
+
+// serveHTTP2 proxies the HTTP/2 streams of client to the pod's connection
+// up (one HTTP/2 connection each way, streams in both directions at once,
+// as gRPC's streaming calls need), deciding each request with the pod's
+// AuthorizationPolicies and counting it (gRPC's status from its trailers
+// in grpc_response_status).
+func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clientR io.Reader, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16) {
+	defer client.Close()
+	defer up.Close()
+	stop := context.AfterFunc(ctx, func() {
+		client.Close()
+		up.Close()
+	})
+	defer stop()
+	f.protocol = "http"
+	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(up)
+	if err != nil {
+		return
+	}
+	defer cc.Close()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := p.cfg.Clock.Now()
+		grpc := strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+		fl := f
+		if grpc {
+			fl.protocol = "grpc"
+		}
+		if !p.admitRequest(ctx, pod, port, peer, from, r) {
+			if grpc {
+				// gRPC's PERMISSION_DENIED, as Istio answers.
+				w.Header().Set("Content-Type", "application/grpc")
+				w.Header().Set("Grpc-Status", "7")
+				w.Header().Set("Grpc-Message", "RBAC: access denied")
+				w.WriteHeader(http.StatusOK)
+				p.countRequestGRPC(fl, http.StatusOK, "7", start)
+				return
+			}
+			http.Error(w, "RBAC: access denied", http.StatusForbidden)
+			p.countRequestGRPC(fl, http.StatusForbidden, "", start)
+			return
+		}
+		out := r.Clone(r.Context())
+		out.URL.Scheme, out.URL.Host = "http", r.Host
+		out.RequestURI = ""
+		resp, err := cc.RoundTrip(out)
+		if err != nil {
+			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
+			p.countRequestGRPC(fl, http.StatusBadGateway, "", start)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		rc := http.NewResponseController(w)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					break
+				}
+				_ = rc.Flush()
+			}
+			if err != nil {
+				break
+			}
+		}
+		// Trailers are known once the body is read (gRPC announces
+		// none in advance): sent with the TrailerPrefix form.
+		for k, vs := range resp.Trailer {
+			w.Header()[http.TrailerPrefix+k] = vs
+		}
+		status := ""
+		if grpc {
+			status = resp.Trailer.Get("Grpc-Status")
+			if status == "" {
+				status = resp.Header.Get("Grpc-Status") // trailers-only answer
+			}
+		}
+		p.countRequestGRPC(fl, resp.StatusCode, status, start)
+	})
+	srv := &http2.Server{IdleTimeout: 5 * time.Minute}
+	srv.ServeConn(&streamNetConn{halfCloser: client, r: clientR}, &http2.ServeConnOpts{Context: ctx, Handler: handler})
+}
+
+// streamNetConn is a halfCloser, read through r, as the net.Conn that
+// http2.Server serves.
+type streamNetConn struct {
+	halfCloser
+	r io.Reader
+}
+
+func (c *streamNetConn) Read(b []byte) (int, error)       { return c.r.Read(b) }
+func (c *streamNetConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *streamNetConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *streamNetConn) SetDeadline(time.Time) error      { return nil }
+func (c *streamNetConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamNetConn) SetWriteDeadline(time.Time) error { return nil }
