@@ -35,7 +35,10 @@ const (
 // them from elsewhere to the inbound port. The node's own connections
 // (the proxy's, the kubelet's probes) leave through the output hook and
 // are never captured.
-func RenderCapture(enrolled []netip.Addr) []knftables.Object {
+//
+// outbound and inbound are the proxy's listening ports (OutboundPort and
+// InboundPlaintextPort unless a test chose others).
+func RenderCapture(enrolled []netip.Addr, outbound, inbound int) []knftables.Object {
 	sorted := slices.Clone(enrolled)
 	slices.SortFunc(sorted, netip.Addr.Compare)
 	sorted = slices.Compact(sorted)
@@ -48,8 +51,8 @@ func RenderCapture(enrolled []netip.Addr) []knftables.Object {
 			Hook:     knftables.PtrTo(knftables.PreroutingHook),
 			Priority: knftables.PtrTo(knftables.DNATPriority + "-10"),
 		},
-		&knftables.Rule{Chain: "prerouting", Rule: "ip saddr @enrolled meta l4proto tcp redirect to :" + strconv.Itoa(OutboundPort)},
-		&knftables.Rule{Chain: "prerouting", Rule: "ip daddr @enrolled meta l4proto tcp redirect to :" + strconv.Itoa(InboundPlaintextPort)},
+		&knftables.Rule{Chain: "prerouting", Rule: "ip saddr @enrolled meta l4proto tcp redirect to :" + strconv.Itoa(outbound)},
+		&knftables.Rule{Chain: "prerouting", Rule: "ip daddr @enrolled meta l4proto tcp redirect to :" + strconv.Itoa(inbound)},
 	}
 	for _, a := range sorted {
 		objs = append(objs, &knftables.Element{Set: "enrolled", Key: []string{a.String()}})

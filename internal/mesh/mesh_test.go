@@ -195,12 +195,12 @@ func TestRoute(t *testing.T) {
 
 func TestRenderCapture(t *testing.T) {
 	nft := knftables.NewFake(knftables.IPv4Family, Table)
-	objs := RenderCapture([]netip.Addr{netip.MustParseAddr("10.42.0.9"), netip.MustParseAddr("10.42.0.5"), netip.MustParseAddr("10.42.0.9")})
+	objs := RenderCapture([]netip.Addr{netip.MustParseAddr("10.42.0.9"), netip.MustParseAddr("10.42.0.5"), netip.MustParseAddr("10.42.0.9")}, OutboundPort, InboundPlaintextPort)
 	if err := applyCapture(t.Context(), nft, objs); err != nil {
 		t.Fatal(err)
 	}
 	// Applying a smaller set replaces the elements.
-	if err := applyCapture(t.Context(), nft, RenderCapture([]netip.Addr{netip.MustParseAddr("10.42.0.5")})); err != nil {
+	if err := applyCapture(t.Context(), nft, RenderCapture([]netip.Addr{netip.MustParseAddr("10.42.0.5")}, OutboundPort, InboundPlaintextPort)); err != nil {
 		t.Fatal(err)
 	}
 	got := nft.Dump()

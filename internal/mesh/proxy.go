@@ -53,11 +53,20 @@ type Config struct {
 	// ListenHost is the address the proxy's ports listen on (default all
 	// of the node's).
 	ListenHost string
+	// Ports are the proxy's ports; nil means Istio's (OutboundPort,
+	// InboundPlaintextPort, TunnelPort, MetricsPort). A zero port is
+	// chosen by the kernel (tests).
+	Ports *Ports
 	// Resync re-applies the capture rules this often without changes
 	// (default 30 s).
 	Resync time.Duration
 	Clock  clock.Clock
 	Log    *slog.Logger
+}
+
+// Ports are a proxy's listening ports.
+type Ports struct {
+	Outbound, InboundPlaintext, Tunnel, Metrics int
 }
 
 // Proxy is a node's mesh proxy. Make it once per process with New and Run
@@ -99,6 +108,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 30 * time.Second
+	}
+	if cfg.Ports == nil {
+		cfg.Ports = &Ports{Outbound: OutboundPort, InboundPlaintext: InboundPlaintextPort, Tunnel: TunnelPort, Metrics: MetricsPort}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -158,7 +170,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 			l.Close()
 		}
 	}()
-	for _, port := range []int{OutboundPort, InboundPlaintextPort, TunnelPort, MetricsPort} {
+	ports := p.cfg.Ports
+	for _, port := range []int{ports.Outbound, ports.InboundPlaintext, ports.Tunnel, ports.Metrics} {
 		l, err := listen(port)
 		if err != nil {
 			return fmt.Errorf("mesh proxy: %w", err)
@@ -219,7 +232,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}()
 
 	p.cfg.Log.Info("mesh proxy serving", "node", p.cfg.NodeName, "table", "ip "+Table,
-		"outbound", OutboundPort, "inbound", InboundPlaintextPort, "tunnel", TunnelPort, "metrics", MetricsPort)
+		"outbound", portOf(lns[0]), "inbound", portOf(lns[1]), "tunnel", portOf(lns[2]), "metrics", portOf(lns[3]))
 	last := ""
 	for {
 		p.policies.Store(loadPolicies(authzInf.GetStore(), peerInf.GetStore()))
@@ -235,7 +248,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		wantIDs <- local
 		retry := false
-		objs := RenderCapture(addrs)
+		objs := RenderCapture(addrs, portOf(lns[0]), portOf(lns[1]))
 		if text := fmt.Sprint(addrs); text != last {
 			if err := applyCapture(ctx, p.cfg.NFT, objs); err != nil {
 				p.cfg.Log.Warn("mesh capture rules", "err", err)
@@ -258,6 +271,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// portOf is l's port.
+func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
 // closeTransports drops the routed requests' connections (the end of a
 // run).
