@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -269,14 +270,20 @@ func (p *Proxy) tunnelStream(ctx context.Context, cs *tls.ConnectionState, w htt
 	}
 }
 
+// closeWhenDone closes a connection's two sides when ctx ends (a run
+// stopping), so that no copy between them outlives it; the returned func
+// cancels that once the connection is done.
+func closeWhenDone(ctx context.Context, a, b io.Closer) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		a.Close()
+		b.Close()
+	})
+}
+
 // track splices client and upstream and counts the connection; both end
 // when ctx does.
 func (p *Proxy) track(ctx context.Context, f flow, client, upstream halfCloser) {
-	stop := context.AfterFunc(ctx, func() {
-		client.Close()
-		upstream.Close()
-	})
-	defer stop()
+	defer closeWhenDone(ctx, client, upstream)()
 	v := f.values()
 	p.metrics.tcpOpened.WithLabelValues(v...).Inc()
 	up, down := splice(client, upstream)

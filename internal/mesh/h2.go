@@ -30,11 +30,7 @@ func isHTTP2(b []byte) bool { return bytes.HasPrefix(b, h2Preface) }
 func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clientR io.Reader, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16) {
 	defer client.Close()
 	defer up.Close()
-	stop := context.AfterFunc(ctx, func() {
-		client.Close()
-		up.Close()
-	})
-	defer stop()
+	defer closeWhenDone(ctx, client, up)()
 	f.protocol = "http"
 	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(up)
 	if err != nil {

@@ -133,11 +133,7 @@ func usesHTTPFields(policies []*v1alpha1.AuthorizationPolicy) bool {
 func (p *Proxy) serveHTTP1(ctx context.Context, f flow, client halfCloser, clientR io.Reader, up *net.TCPConn, pod *corev1.Pod, peer Identity, from netip.Addr, port uint16) {
 	defer client.Close()
 	defer up.Close()
-	stop := context.AfterFunc(ctx, func() {
-		client.Close()
-		up.Close()
-	})
-	defer stop()
+	defer closeWhenDone(ctx, client, up)()
 	f.protocol = "http"
 	br := bufio.NewReader(clientR)
 	ur := bufio.NewReader(up)
