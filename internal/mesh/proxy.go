@@ -84,8 +84,8 @@ type Proxy struct {
 	denials  denials
 
 	transportsMu sync.Mutex // guards transports
-	// transports send routed requests, one per client identity.
-	transports map[Identity]*http.Transport
+	// transports send routed requests, one per client pod.
+	transports map[transportKey]*http.Transport
 }
 
 // New checks cfg and applies defaults.
@@ -242,6 +242,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			addrs = append(addrs, podAddr(pod))
 		}
 		p.metrics.enrolled.Set(float64(len(local)))
+		p.pruneTransports(local)
 		select {
 		case <-wantIDs:
 		default:
@@ -280,9 +281,9 @@ func portOf(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 func (p *Proxy) closeTransports() {
 	p.transportsMu.Lock()
 	defer p.transportsMu.Unlock()
-	for id, t := range p.transports {
+	for k, t := range p.transports {
 		t.CloseIdleConnections()
-		delete(p.transports, id)
+		delete(p.transports, k)
 	}
 	p.tunnels.closeAll()
 }

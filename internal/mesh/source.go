@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -56,13 +57,22 @@ func (p *Proxy) routed(ctx context.Context, h http.Handler, f flow, c net.Conn) 
 	_ = srv.Serve(l)
 }
 
-// transportFor is the RoundTripper of requests sent as id: its connections
-// go through the mesh to enrolled endpoints, directly to others, and are
-// pooled per identity.
+// transportKey names a routed requests' transport: one client pod, whose
+// address the destination is told (Forwarded) and whose identity its
+// connections carry.
+type transportKey struct {
+	id     Identity
+	client netip.Addr
+}
+
+// transportFor is the RoundTripper of requests from the pod at client, of
+// identity id: its connections go through the mesh to enrolled endpoints,
+// directly to others, and are pooled per client pod.
 func (p *Proxy) transportFor(id Identity, client netip.Addr) http.RoundTripper {
 	p.transportsMu.Lock()
 	defer p.transportsMu.Unlock()
-	if t := p.transports[id]; t != nil {
+	key := transportKey{id: id, client: client}
+	if t := p.transports[key]; t != nil {
 		return t
 	}
 	t := &http.Transport{
@@ -73,10 +83,27 @@ func (p *Proxy) transportFor(id Identity, client netip.Addr) http.RoundTripper {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	if p.transports == nil {
-		p.transports = map[Identity]*http.Transport{}
+		p.transports = map[transportKey]*http.Transport{}
 	}
-	p.transports[id] = t
+	p.transports[key] = t
 	return t
+}
+
+// pruneTransports drops the transports of client pods that are no longer
+// enrolled on this node.
+func (p *Proxy) pruneTransports(local []*corev1.Pod) {
+	keep := map[transportKey]bool{}
+	for _, pod := range local {
+		keep[transportKey{id: IdentityOf(pod), client: podAddr(pod)}] = true
+	}
+	p.transportsMu.Lock()
+	defer p.transportsMu.Unlock()
+	for k, t := range p.transports {
+		if !keep[k] {
+			t.CloseIdleConnections()
+			delete(p.transports, k)
+		}
+	}
 }
 
 // dialAs connects to an endpoint as id: through a tunnel when it is an
