@@ -501,12 +501,12 @@ func (m meshRoutes) HasMeshRoutes(svc types.NamespacedName, port int32) bool {
 	return c != nil && c.HasMeshRoutes(svc, port)
 }
 
-func (m meshRoutes) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler {
+func (m meshRoutes) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, h1, h2c http.RoundTripper) http.Handler {
 	c := m.a.ingressReady.Load()
 	if c == nil {
 		return nil
 	}
-	return c.MeshHandler(svc, port, clientNamespace, rt)
+	return c.MeshHandler(svc, port, clientNamespace, h1, h2c)
 }
 
 // acceptLocally adds a "local" route for pool to the local routing table:

@@ -19,7 +19,7 @@ import (
 // GRPCRoutes whose parentRef is a Service apply to the requests enrolled
 // pods send to that Service. The mesh's source-side proxy (internal/mesh)
 // asks HasMeshRoutes on each connection to a Service port and, for
-// HTTP/1.x, serves its requests with MeshHandler; this file compiles the
+// HTTP/1.x and h2c (gRPC), serves its requests with MeshHandler; this file compiles the
 // routes into the Table (Build) and serves them with forward, the proxy's
 // own rule application, through the mesh's transport.
 
@@ -199,33 +199,54 @@ func (p *Proxy) HasMeshRoutes(svc types.NamespacedName, port int32) bool {
 	return t != nil && t.HasMeshRoutes(svc, port)
 }
 
+// meshVia are the mesh's transports of one client pod: requests and
+// mirrors go to endpoints through them alone, never through the proxy's
+// pooled connections.
+type meshVia struct {
+	h1, h2c http.RoundTripper
+}
+
+// transport is the one of v that carries r to an endpoint of be: h2c
+// when the client spoke HTTP/2 (gRPC, h2c: the protocol is kept end to
+// end) or the Service port's appProtocol is kubernetes.io/h2c, else
+// HTTP/1.1. be may be nil (no backend: the Service itself).
+func (v *meshVia) transport(be *Backend, r *http.Request) http.RoundTripper {
+	if r.ProtoMajor == 2 || be != nil && be.H2C {
+		return v.h2c
+	}
+	return v.h1
+}
+
 // MeshHandler is the handler of the requests a pod of namespace
 // clientNamespace sends to port of Service svc, when HTTPRoutes or
 // GRPCRoutes attach to it (GAMMA), or nil when none applies to that
-// client (or rt is nil). Each request is matched against the routes of
-// the table current when it arrives (MeshRoutes) and carried out as on a
-// Gateway: filters, redirects, weighted backends, mirrors, timeouts,
-// retries, the backend's balancing and its endpoints' passive outlier
-// detection (shared with the proxy's other requests). A request no route
-// matches gets 404. Requests and mirrors go to endpoints through rt alone,
-// as plain HTTP/1.1 (and without X-Forwarded-* headers): the mesh's
-// transport of the client's identity, never the proxy's pooled
-// connections. Should the routes be gone when a request arrives, it goes
-// to the Service's cluster IP through rt, and the connection is closed
-// after the answer.
-func (p *Proxy) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler {
+// client (or a transport is nil). Each request is matched against the
+// routes of the table current when it arrives (MeshRoutes) and carried
+// out as on a Gateway: filters, redirects, weighted backends, mirrors,
+// timeouts, retries within the backend's retry budget, the backend's
+// balancing and its endpoints' passive outlier detection (shared with the
+// proxy's other requests). A request no route matches gets 404. Requests
+// and mirrors go to endpoints through h1 (HTTP/1.1) or h2c (HTTP/2
+// without TLS: for requests that came as HTTP/2, as gRPC's do, and for
+// Service ports of appProtocol kubernetes.io/h2c) alone, without
+// X-Forwarded-* headers: the mesh's transports of the client's identity,
+// never the proxy's pooled connections. Should the routes be gone when a
+// request arrives, it goes to the Service's cluster IP the same way, and
+// the connection is closed after the answer.
+func (p *Proxy) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, h1, h2c http.RoundTripper) http.Handler {
 	t := p.table.Load()
-	if t == nil || rt == nil || t.MeshRoutes(svc, port, clientNamespace) == nil {
+	if t == nil || h1 == nil || h2c == nil || t.MeshRoutes(svc, port, clientNamespace) == nil {
 		return nil
 	}
 	frontend := t.mesh[meshKey{svc: svc, port: port}].frontend
+	via := &meshVia{h1: h1, h2c: h2c}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.serveMesh(svc, port, clientNamespace, frontend, rt, w, r)
+		p.serveMesh(svc, port, clientNamespace, frontend, via, w, r)
 	})
 }
 
 // serveMesh serves one request of MeshHandler.
-func (p *Proxy) serveMesh(svc types.NamespacedName, port int32, clientNamespace string, frontend netip.AddrPort, rt http.RoundTripper, w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) serveMesh(svc types.NamespacedName, port int32, clientNamespace string, frontend netip.AddrPort, via *meshVia, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	var x *exchange
@@ -237,7 +258,7 @@ func (p *Proxy) serveMesh(svc types.NamespacedName, port int32, clientNamespace 
 		routes = t.MeshRoutes(svc, port, clientNamespace)
 	}
 	if routes == nil {
-		p.passThrough(rec, r, svc, frontend, rt)
+		p.passThrough(rec, r, svc, frontend, via)
 		return
 	}
 	route = matchMesh(routes, r)
@@ -245,15 +266,18 @@ func (p *Proxy) serveMesh(svc types.NamespacedName, port int32, clientNamespace 
 		plainError(rec, http.StatusNotFound, fmt.Sprintf("no route of service %s port %d matches %s %q", svc, port, r.Method, r.URL.Path))
 		return
 	}
-	x = p.forward(rec, r, int(port), route, rt)
+	x = p.forward(rec, r, int(port), route, via)
 }
 
 // passThrough sends r, whose routes are gone, to the Service's frontend
-// (cluster IP and port) through rt, and has the client's connection
-// closed after the answer, so that its next one goes to the Service
+// (cluster IP and port) through via, and has the client's connection
+// closed after the answer (HTTP/1.x: an HTTP/2 connection is left to the
+// client's idle timeout), so that its next one goes to the Service
 // directly.
-func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, svc types.NamespacedName, frontend netip.AddrPort, rt http.RoundTripper) {
-	w.Header().Set("Connection", "close")
+func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, svc types.NamespacedName, frontend netip.AddrPort, via *meshVia) {
+	if r.ProtoMajor < 2 {
+		w.Header().Set("Connection", "close")
+	}
 	if !frontend.IsValid() {
 		plainError(w, http.StatusServiceUnavailable, fmt.Sprintf("the routes of service %s are gone and it has no cluster IP; connect again", svc))
 		return
@@ -263,7 +287,7 @@ func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, svc types.Na
 			pr.SetURL(&url.URL{Scheme: "http", Host: frontend.String()})
 			pr.Out.Host = pr.In.Host
 		},
-		Transport: rt,
+		Transport: via.transport(nil, r),
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			plainError(w, http.StatusBadGateway, fmt.Sprintf("upstream error from %s (service %s): %v", frontend, svc, err))
 		},
@@ -281,11 +305,11 @@ func (c *Controller) HasMeshRoutes(svc types.NamespacedName, port int32) bool {
 }
 
 // MeshHandler is the handler of the HTTP requests a pod of namespace
-// clientNamespace sends to port of Service svc, sent on through rt (the
-// mesh's transport of the client's identity), or nil when no route
+// clientNamespace sends to port of Service svc, sent on through h1 or h2c
+// (the mesh's transports of the client's identity), or nil when no route
 // applies to that client; see Proxy.MeshHandler. Consumer routes (in
 // another namespace than the Service) apply to the clients of their
 // namespace only, and for them replace the Service's producer routes.
-func (c *Controller) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler {
-	return c.proxy.MeshHandler(svc, port, clientNamespace, rt)
+func (c *Controller) MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, h1, h2c http.RoundTripper) http.Handler {
+	return c.proxy.MeshHandler(svc, port, clientNamespace, h1, h2c)
 }

@@ -201,6 +201,15 @@ func newMeshTransport(t *testing.T, dial map[string]string) *meshTransport {
 	return m
 }
 
+// h2c is m's twin speaking HTTP/2 without TLS (prior knowledge).
+func (m *meshTransport) h2c(t *testing.T) *meshTransport {
+	base := m.base.Clone()
+	base.Protocols = new(http.Protocols)
+	base.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(base.CloseIdleConnections)
+	return &meshTransport{base: base}
+}
+
 func (m *meshTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	m.requests.Add(1)
 	if r.Header.Get("X-Forwarded-For") != "" {
@@ -284,12 +293,13 @@ func TestMeshHandler(t *testing.T) {
 	t.Cleanup(p.CloseIdleConnections)
 	p.SetTable(Build(in))
 	rt := newMeshTransport(t, map[string]string{"10.96.0.10:80": frontend.String()})
+	h2 := rt.h2c(t)
 	web := types.NamespacedName{Namespace: "ns", Name: "web"}
 
-	if h := p.MeshHandler(types.NamespacedName{Namespace: "ns", Name: "v1"}, 80, "ns", rt); h != nil {
+	if h := p.MeshHandler(types.NamespacedName{Namespace: "ns", Name: "v1"}, 80, "ns", rt, h2); h != nil {
 		t.Error("a handler for a Service without routes")
 	}
-	h := p.MeshHandler(web, 80, "ns", rt)
+	h := p.MeshHandler(web, 80, "ns", rt, h2)
 	if h == nil {
 		t.Fatal("no handler for web:80")
 	}
@@ -315,9 +325,9 @@ func TestMeshHandler(t *testing.T) {
 	}{
 		{"header match", h, "/", []string{"X-Canary", "yes"}, 200, "v3"},
 		{"request timeout", h, "/slow", nil, 504, "request timeout"},
-		{"no match on the admin port", p.MeshHandler(web, 8080, "ns", rt), "/", nil, 404, "no route of service ns/web port 8080"},
-		{"the admin port's route", p.MeshHandler(web, 8080, "elsewhere", rt), "/admin", nil, 200, "v1"},
-		{"consumer route", p.MeshHandler(web, 80, "client", rt), "/x", nil, 200, "v3"},
+		{"no match on the admin port", p.MeshHandler(web, 8080, "ns", rt, h2), "/", nil, 404, "no route of service ns/web port 8080"},
+		{"the admin port's route", p.MeshHandler(web, 8080, "elsewhere", rt, h2), "/admin", nil, 200, "v1"},
+		{"consumer route", p.MeshHandler(web, 80, "client", rt, h2), "/x", nil, 200, "v3"},
 	} {
 		if tt.h == nil {
 			t.Errorf("%s: no handler", tt.name)
@@ -353,8 +363,8 @@ func TestMeshHandler(t *testing.T) {
 		t.Error("HasMeshRoutes after the routes went")
 	}
 
-	if got, want := rt.requests.Load(), hits.Load(); got != want {
-		t.Errorf("the mesh's transport sent %d requests, the upstreams got %d: all must go through it", got, want)
+	if got, want := rt.requests.Load(), hits.Load(); got != want || h2.requests.Load() != 0 {
+		t.Errorf("the mesh's HTTP/1.1 transport sent %d requests and its h2c one %d, the upstreams got %d: all must go through the first", got, h2.requests.Load(), want)
 	}
 	if n := rt.forwarded.Load(); n != 0 {
 		t.Errorf("%d requests carried X-Forwarded-For; the mesh passes requests on as sent", n)
@@ -369,16 +379,99 @@ func TestControllerMesh(t *testing.T) {
 		t.Fatal(err)
 	}
 	web := types.NamespacedName{Namespace: "ns", Name: "web"}
-	if c.HasMeshRoutes(web, 80) || c.MeshHandler(web, 80, "ns", http.DefaultTransport) != nil {
+	if c.HasMeshRoutes(web, 80) || c.MeshHandler(web, 80, "ns", http.DefaultTransport, http.DefaultTransport) != nil {
 		t.Error("mesh routes before the first table")
 	}
 	c.proxy.SetTable(Build(State{Now: time.Now(), Services: meshServices(), HTTPRoutes: []*gwv1.HTTPRoute{
 		makeRoute("ns", "r").service("", "web", 80, "").rule(prefixMatch("/"), []string{"v1"}).obj(),
 	}}))
-	if !c.HasMeshRoutes(web, 80) || c.MeshHandler(web, 80, "ns", http.DefaultTransport) == nil {
+	if !c.HasMeshRoutes(web, 80) || c.MeshHandler(web, 80, "ns", http.DefaultTransport, http.DefaultTransport) == nil {
 		t.Error("no mesh routes for web:80")
 	}
-	if c.MeshHandler(web, 80, "ns", nil) != nil {
+	if c.MeshHandler(web, 80, "ns", http.DefaultTransport, nil) != nil {
 		t.Error("a handler without the mesh's transport")
+	}
+}
+
+// h2cUpstream serves HTTP/1.1 and h2c (prior knowledge), answering with
+// name, the protocol it got, and gRPC's status as a trailer.
+func h2cUpstream(t *testing.T, name string) netip.AddrPort {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, name+" "+r.Proto)
+		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
+	}))
+	s.Config.Protocols = new(http.Protocols)
+	s.Config.Protocols.SetHTTP1(true)
+	s.Config.Protocols.SetUnencryptedHTTP2(true)
+	s.Start()
+	t.Cleanup(s.Close)
+	return netip.MustParseAddrPort(strings.TrimPrefix(s.URL, "http://"))
+}
+
+// TestMeshHandlerHTTP2: a GRPCRoute on a Service routes a client's h2c
+// (gRPC) calls by method, each sent on as HTTP/2 through the mesh's h2c
+// transport with its trailers; an HTTP/1.1 request to a backend whose
+// Service port is of appProtocol kubernetes.io/h2c goes the h2c way too.
+func TestMeshHandlerHTTP2(t *testing.T) {
+	gr := grpcRoute("calls", grpcMethod("pkg.Echo", "Call", false))
+	gr.Spec.ParentRefs = []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "web"}}
+	gr.Spec.Rules[0].BackendRefs[0].Name = "v2"
+	gr.Spec.Rules = append(gr.Spec.Rules, gwv1.GRPCRouteRule{BackendRefs: []gwv1.GRPCBackendRef{{
+		BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "v1", Port: ptr.To(gwv1.PortNumber(80))}},
+	}}})
+	services := meshServices()
+	services[1].Spec.Ports[0].AppProtocol = ptr.To(AppProtocolH2C) // v1
+	in := State{Now: time.Now(), Services: services, GRPCRoutes: []*gwv1.GRPCRoute{gr}}
+	in.EndpointSlices = append(in.EndpointSlices, sliceFor("ns", "v1", h2cUpstream(t, "v1")), sliceFor("ns", "v2", h2cUpstream(t, "v2")))
+	p, err := NewProxy(ProxyConfig{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	p.SetTable(Build(in))
+	h1 := newMeshTransport(t, nil)
+	h2 := h1.h2c(t)
+	h := p.MeshHandler(types.NamespacedName{Namespace: "ns", Name: "web"}, 80, "ns", h1, h2)
+	if h == nil {
+		t.Fatal("no handler for web:80")
+	}
+	// The mesh serves the client's connection with HTTP/1.1 and h2c.
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: h2.base.Clone()}
+	t.Cleanup(client.CloseIdleConnections)
+
+	for _, tt := range []struct {
+		path, want string
+		http2      bool
+	}{
+		{"/pkg.Echo/Call", "v2 HTTP/2.0", true},
+		{"/pkg.Echo/Other", "v1 HTTP/2.0", true},
+		{"/pkg.Echo/Other", "v1 HTTP/2.0", false}, // v1's port is h2c
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+tt.path, strings.NewReader("\x00\x00\x00\x00\x00"))
+		req.Header.Set("Content-Type", "application/grpc")
+		c := client
+		if !tt.http2 {
+			c = http.DefaultClient
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", tt.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// (An HTTP/1.1 answer of known length carries no trailers.)
+		if string(body) != tt.want || tt.http2 && resp.Trailer.Get("Grpc-Status") != "0" {
+			t.Errorf("POST %s (HTTP/2 %v) = %q trailer Grpc-Status %q, want %q and 0", tt.path, tt.http2, body, resp.Trailer.Get("Grpc-Status"), tt.want)
+		}
+	}
+	if h2.requests.Load() != 3 || h1.requests.Load() != 0 {
+		t.Errorf("h2c transport sent %d, HTTP/1.1 transport %d; want 3 and 0", h2.requests.Load(), h1.requests.Load())
 	}
 }

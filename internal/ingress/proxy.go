@@ -268,8 +268,8 @@ type exchange struct {
 	status    int // upstream's status, 0 before an answer
 	counter   *atomic.Int64
 	// via, when set, sends the request instead of the proxy's
-	// transports: the mesh's transport of the client's identity.
-	via http.RoundTripper
+	// transports: the mesh's transports of the client's identity.
+	via *meshVia
 }
 
 type exchangeKey struct{}
@@ -347,7 +347,7 @@ func (p *Proxy) serve(port int, w http.ResponseWriter, r *http.Request) {
 // mesh's transport of the client's identity, used alone); nil uses the
 // proxy's own transports. It returns the exchange once a request went
 // upstream, nil when forward answered itself.
-func (p *Proxy) forward(rec *recorder, r *http.Request, port int, route *Route, via http.RoundTripper) *exchange {
+func (p *Proxy) forward(rec *recorder, r *http.Request, port int, route *Route, via *meshVia) *exchange {
 	be := route.Backend
 	var beHeaders *HeaderModifier
 	if rule := route.Rule; rule != nil {
@@ -433,7 +433,7 @@ func (p *Proxy) forward(rec *recorder, r *http.Request, port int, route *Route, 
 // mirror sends a copy of r, with body (of length bytes; -1 if unknown)
 // as its body, to an endpoint of be, in the background, through via when
 // set (else the proxy's transport); its answer is dropped.
-func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int64, via http.RoundTripper) {
+func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int64, via *meshVia) {
 	if be.Missing != "" {
 		return
 	}
@@ -455,9 +455,9 @@ func (p *Proxy) mirror(be *Backend, r *http.Request, body io.Reader, length int6
 		}
 		out.Body, out.ContentLength = rc, max(length, 0)
 	}
-	rt := via
-	if rt == nil {
-		rt = p.upstream
+	var rt http.RoundTripper = p.upstream
+	if via != nil {
+		rt = via.transport(be, r)
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(out.Context(), mirrorTimeout)
@@ -976,9 +976,9 @@ func (t *transport) try(req *http.Request, x *exchange) (*http.Response, error) 
 	base := t.base
 	switch {
 	case x.via != nil:
-		// The mesh's transport, alone: its connections are the client
-		// identity's (plain HTTP/1.1 inside its tunnels).
-		base = x.via
+		// The mesh's transports, alone: their connections are the
+		// client identity's (HTTP/1.1 or h2c inside its tunnels).
+		base = x.via.transport(be, x.in)
 	case be.TLS != nil:
 		base = t.p.tlsTransport(be.TLS)
 		u := *req.URL

@@ -51,8 +51,9 @@ func (p *Proxy) outbound(ctx context.Context, c net.Conn) {
 		if p.cfg.Routes.HasMeshRoutes(svc, int32(dst.Port())) {
 			first, rd := sniff(c)
 			c = &prefixConn{Conn: c, r: rd}
-			if isHTTP1(first) {
-				if h := p.cfg.Routes.MeshHandler(svc, int32(dst.Port()), srcPod.Namespace, p.transportFor(srcID, src.Addr())); h != nil {
+			if isHTTP1(first) || isHTTP2(first) {
+				t := p.transportFor(srcID, src.Addr())
+				if h := p.cfg.Routes.MeshHandler(svc, int32(dst.Port()), srcPod.Namespace, t.h1, t.h2c); h != nil {
 					p.routed(ctx, h, f, c)
 					return
 				}

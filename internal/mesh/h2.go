@@ -39,7 +39,7 @@ func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clien
 	defer cc.Close()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := p.cfg.Clock.Now()
-		grpc := strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+		grpc := isGRPC(r)
 		fl := f
 		if grpc {
 			fl.protocol = "grpc"
@@ -93,15 +93,27 @@ func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clien
 		}
 		status := ""
 		if grpc {
-			status = resp.Trailer.Get("Grpc-Status")
-			if status == "" {
-				status = resp.Header.Get("Grpc-Status") // trailers-only answer
-			}
+			status = grpcStatusOf(w.Header())
 		}
 		p.countRequestGRPC(fl, resp.StatusCode, status, start)
 	})
 	srv := &http2.Server{IdleTimeout: 5 * time.Minute}
 	srv.ServeConn(&streamNetConn{halfCloser: client, r: clientR}, &http2.ServeConnOpts{Context: ctx, Handler: handler})
+}
+
+// isGRPC tells a gRPC call by its content type.
+func isGRPC(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// grpcStatusOf is the gRPC status of an answer written with header h:
+// its Grpc-Status trailer (announced or, as gRPC servers send it, not),
+// or the header of a trailers-only answer.
+func grpcStatusOf(h http.Header) string {
+	if s := h.Get(http.TrailerPrefix + "Grpc-Status"); s != "" {
+		return s
+	}
+	return h.Get("Grpc-Status")
 }
 
 // streamNetConn is a halfCloser, read through r, as the net.Conn that

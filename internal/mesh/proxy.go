@@ -84,8 +84,8 @@ type Proxy struct {
 	denials  denials
 
 	transportsMu sync.Mutex // guards transports
-	// transports send routed requests, one per client pod.
-	transports map[transportKey]*http.Transport
+	// transports send routed requests, one pair per client pod.
+	transports map[transportKey]*clientTransports
 }
 
 // New checks cfg and applies defaults.
@@ -282,7 +282,7 @@ func (p *Proxy) closeTransports() {
 	p.transportsMu.Lock()
 	defer p.transportsMu.Unlock()
 	for k, t := range p.transports {
-		t.CloseIdleConnections()
+		t.closeIdle()
 		delete(p.transports, k)
 	}
 	p.tunnels.closeAll()

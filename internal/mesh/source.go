@@ -13,22 +13,23 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Routes applies the Gateway API's mesh routes (GAMMA: HTTPRoutes whose
-// parent is a Service) to in-mesh requests; the node's ingress proxy
-// implements it (internal/ingress), so matches, weighted backends,
-// timeouts, retries and balancing are the same code for both.
+// Routes applies the Gateway API's mesh routes (GAMMA: HTTPRoutes and
+// GRPCRoutes whose parent is a Service) to in-mesh requests; the node's
+// ingress proxy implements it (internal/ingress), so matches, weighted
+// backends, timeouts, retries and balancing are the same code for both.
 type Routes interface {
 	// HasMeshRoutes reports whether routes attach to svc's port.
 	HasMeshRoutes(svc types.NamespacedName, port int32) bool
 	// MeshHandler serves requests to svc's port from a client in
-	// clientNamespace by its routes, sending them through rt; nil when no
-	// route attaches.
-	MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, rt http.RoundTripper) http.Handler
+	// clientNamespace by its routes, sending them through h1 (HTTP/1.1)
+	// or h2c (HTTP/2 without TLS); nil when no route attaches.
+	MeshHandler(svc types.NamespacedName, port int32, clientNamespace string, h1, h2c http.RoundTripper) http.Handler
 }
 
-// routed serves an HTTP/1.x client connection to a Service with mesh
-// routes: each request is routed by them and sent through the mesh as the
-// client's identity, and counted as the source reporter.
+// routed serves a client connection to a Service with mesh routes,
+// HTTP/1.x or h2c (gRPC): each request is routed by them and sent through
+// the mesh as the client's identity, and counted as the source reporter
+// (gRPC calls with their status).
 func (p *Proxy) routed(ctx context.Context, h http.Handler, f flow, c net.Conn) {
 	// The routes choose the backend per request: the destination is the
 	// Service, its workload unknown here.
@@ -38,11 +39,20 @@ func (p *Proxy) routed(ctx context.Context, h http.Handler, f flow, c net.Conn) 
 		start := p.cfg.Clock.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		p.countRequest(f, rec.code, start)
+		fl, status := f, ""
+		if isGRPC(r) {
+			fl.protocol = "grpc"
+			status = grpcStatusOf(w.Header())
+		}
+		p.countRequestGRPC(fl, rec.code, status, start)
 	})
 	l := &oneConnListener{c: c, closed: make(chan struct{})}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           handler,
+		Protocols:         protocols,
 		ReadHeaderTimeout: time.Minute,
 		IdleTimeout:       5 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -65,25 +75,40 @@ type transportKey struct {
 	client netip.Addr
 }
 
-// transportFor is the RoundTripper of requests from the pod at client, of
-// identity id: its connections go through the mesh to enrolled endpoints,
-// directly to others, and are pooled per client pod.
-func (p *Proxy) transportFor(id Identity, client netip.Addr) http.RoundTripper {
+// clientTransports send one client pod's routed requests: HTTP/1.1, and
+// HTTP/2 without TLS (h2c: gRPC, and h2c Service ports).
+type clientTransports struct {
+	h1, h2c *http.Transport
+}
+
+func (t *clientTransports) closeIdle() {
+	t.h1.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+}
+
+// transportFor are the transports of requests from the pod at client, of
+// identity id: their connections go through the mesh to enrolled
+// endpoints, directly to others, and are pooled per client pod.
+func (p *Proxy) transportFor(id Identity, client netip.Addr) *clientTransports {
 	p.transportsMu.Lock()
 	defer p.transportsMu.Unlock()
 	key := transportKey{id: id, client: client}
 	if t := p.transports[key]; t != nil {
 		return t
 	}
-	t := &http.Transport{
+	h1 := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return p.dialAs(ctx, id, addr, client)
 		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	h2c := h1.Clone()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	t := &clientTransports{h1: h1, h2c: h2c}
 	if p.transports == nil {
-		p.transports = map[transportKey]*http.Transport{}
+		p.transports = map[transportKey]*clientTransports{}
 	}
 	p.transports[key] = t
 	return t
@@ -100,7 +125,7 @@ func (p *Proxy) pruneTransports(local []*corev1.Pod) {
 	defer p.transportsMu.Unlock()
 	for k, t := range p.transports {
 		if !keep[k] {
-			t.CloseIdleConnections()
+			t.closeIdle()
 			delete(p.transports, k)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"io"
@@ -223,7 +224,9 @@ func TestTunnel(t *testing.T) {
 	want := flow{reporter: "destination", srcWorkload: "", srcNamespace: "shop",
 		srcPrincipal: "spiffe://cluster.local/ns/shop/sa/client", dstWorkload: "web-1", dstNamespace: "shop", dstPrincipal: "spiffe://cluster.local/ns/shop/sa/web",
 		dstServiceName: "web", dstServiceNamespace: "shop", dstService: "web.shop.svc.cluster.local", protocol: "http", security: "mutual_tls"}
-	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(want.values(), "200", "")...)); got != 2 {
+	// A request is counted once its answer is sent: the client may read
+	// it first.
+	if got := settledCount(dst.metrics.requests.WithLabelValues(append(want.values(), "200", "")...), 2); got != 2 {
 		t.Errorf("istio_requests_total{response_code=200} = %v, want 2", got)
 	}
 
@@ -276,7 +279,7 @@ func TestTunnel(t *testing.T) {
 	cc.Close()
 	grpcWant := want
 	grpcWant.protocol = "grpc"
-	if got := testutil.ToFloat64(dst.metrics.requests.WithLabelValues(append(grpcWant.values(), "200", "7")...)); got != 1 {
+	if got := settledCount(dst.metrics.requests.WithLabelValues(append(grpcWant.values(), "200", "7")...), 1); got != 1 {
 		t.Errorf("istio_requests_total{request_protocol=grpc,grpc_response_status=7} = %v, want 1", got)
 	}
 
@@ -285,4 +288,16 @@ func TestTunnel(t *testing.T) {
 		t.Fatalf("events after the refusals: %v, %v; want one MeshConnectionDenied on web-1 (one a minute per pod and reason)", events, err)
 	}
 	t.Log(events.Items[0].Message)
+}
+
+// settledCount is c's value once it reaches want, or after a second.
+func settledCount(c prometheus.Collector, want float64) float64 {
+	deadline := time.Now().Add(time.Second)
+	for {
+		got := testutil.ToFloat64(c)
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

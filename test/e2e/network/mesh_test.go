@@ -305,7 +305,7 @@ spec:
 		for i, v := range []string{"v1", "v2"} {
 			createPod(t, ns, "reviews-"+v, map[string]string{"app": "reviews", "version": v}, func(s *corev1.PodSpec) {
 				s.NodeName = fmt.Sprintf("skiff-n%d", 2+i)
-				s.Containers[0].Args = []string{"netexec"}
+				s.Containers[0].Args = []string{"netexec", "--grpc-port", "8082"}
 				s.Containers[0].ReadinessProbe = &corev1.Probe{
 					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(8080)}},
 					PeriodSeconds: 1,
@@ -315,7 +315,10 @@ spec:
 		svcOf := func(name string, sel map[string]string) *corev1.Service {
 			return createService(t, ns, &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Name: name},
-				Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+				Spec: corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{
+					{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)},
+					{Name: "grpc", Port: 8082, TargetPort: intstr.FromInt32(8082)},
+				}},
 			})
 		}
 		reviews := svcOf("reviews", map[string]string{"app": "reviews"})
@@ -380,6 +383,50 @@ spec:
 		if got := fetch(t, ns, "client", base+"/healthz", 20); len(got) != 20 {
 			t.Errorf("%d of 20 requests to /healthz answered with retries on 500, want all: %q", len(got), got)
 		}
+
+		// gRPC: v1's health service reports NOT_SERVING now (it follows
+		// /healthz), v2's SERVING. A GRPCRoute on the Service's gRPC
+		// port sends the Health service's calls to v2 alone, over HTTP/2
+		// through the mesh: every call succeeds, each counted by the
+		// client's proxy and at v2.
+		applyYAML(t, ns, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: reviews-grpc
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: reviews
+    port: 8082
+  rules:
+  - matches:
+    - method:
+        service: grpc.health.v1.Health
+    backendRefs:
+    - name: reviews-v2
+      port: 8082
+`)
+		eventually(t, 30*time.Second, "the GRPCRoute Accepted on its Service", func() bool {
+			return jsonpath(t, ns, "grpcroute/reviews-grpc", `{.status.parents[0].conditions[?(@.type=="Accepted")].status}`) == "True"
+		})
+		grpcOK := []string{`request_protocol="grpc"`, `grpc_response_status="0"`, principal}
+		atSource := append([]string{`reporter="source"`, `destination_service_name="reviews"`}, grpcOK...)
+		atV2 := append([]string{`reporter="destination"`, `destination_workload="reviews-v2"`}, grpcOK...)
+		target := fmt.Sprintf("%s:8082", reviews.Spec.ClusterIP)
+		eventually(t, 30*time.Second, "gRPC calls routed to v2", func() bool {
+			_, err := inPod(t, ns, "client", "/testhost http-load --grpc-health "+target+" --requests 10")
+			return err == nil
+		})
+		sourceBefore, v2Before := meshMetric(t, 1, "istio_requests_total", atSource...), meshMetric(t, 3, "istio_requests_total", atV2...)
+		if out, err := inPod(t, ns, "client", "/testhost http-load --grpc-health "+target+" --requests 40"); err != nil {
+			t.Errorf("40 gRPC health checks through the GRPCRoute: %v %s", err, out)
+		}
+		eventually(t, 10*time.Second, "40 more gRPC calls counted at the source and at v2", func() bool {
+			return meshMetric(t, 1, "istio_requests_total", atSource...)-sourceBefore == 40 &&
+				meshMetric(t, 3, "istio_requests_total", atV2...)-v2Before == 40
+		})
 	})
 
 	t.Run("un-enrolment restores direct traffic", func(t *testing.T) {
