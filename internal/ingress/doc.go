@@ -119,7 +119,9 @@
 //
 // A bodiless GET, HEAD or OPTIONS whose connect fails is retried once on
 // another endpoint; an HTTPRoute rule's retry policy (Retry) replaces that
-// rule. Five consecutive failures (5xx answers, failed connects, timeouts)
+// rule, within the backend Service's retry budget when an
+// XBackendTrafficPolicy's retryConstraint sets one (RetryBudget): a retry
+// it refuses ends the request with 503. Five consecutive failures (5xx answers, failed connects, timeouts)
 // eject an endpoint for 30 s times the number of ejections in a row, at
 // most 5 minutes; when more of a backend's endpoints are ejected than are
 // left, all of them are balanced over again (Envoy's panic threshold), so
@@ -179,13 +181,13 @@
 // carried out as on a Gateway (matches, filters, weighted backends,
 // mirrors, timeouts, retries, balancing, passive outlier detection), a
 // request no route matches gets 404, and requests go to the endpoints
-// through the RoundTripper the mesh gives for the client's identity,
-// never through the proxy's own connections; they are left out of the
+// through the RoundTrippers the mesh gives for the client's identity
+// (HTTP/1.1, or h2c for requests that came as HTTP/2 and for h2c
+// backends), never through the proxy's own connections; they are left out of the
 // skiff_ingress_* request metrics (the mesh counts them). Unlike on a
 // Gateway, a backendRef to another namespace needs no ReferenceGrant:
 // the request is made as the client, which could address that Service
-// itself. Not carried out in the mesh: BackendTLSPolicies (500), h2c
-// (requests are HTTP/1.1), TLSRoutes, TCPRoutes and UDPRoutes with
+// itself. Not carried out in the mesh: BackendTLSPolicies (500), TLSRoutes, TCPRoutes and UDPRoutes with
 // Service parents (ignored, no status), and GEP-1294's precedence of
 // GRPCRoutes over HTTPRoutes on one port (both apply, merged).
 // Each Service parentRef gets a status.parents entry: Accepted, or
@@ -193,6 +195,7 @@
 // (headless, ExternalName) or lacks the port; and ResolvedRefs.
 //
 // Metrics: skiff_ingress_requests_total{kind,namespace,route,service,code},
+// skiff_ingress_retries_total{namespace,service,outcome},
 // skiff_ingress_request_duration_seconds{kind,namespace,route,service},
 // skiff_ingress_requests_in_flight{kind,namespace,route,service},
 // skiff_ingress_active_connections and

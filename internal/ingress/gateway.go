@@ -1215,6 +1215,10 @@ func (b *builder) routeBackend(hr gwRoute, ref gwv1.BackendObjectReference, pol 
 	if pol.AffinityCookie == "" && b.policies != nil {
 		pol.AffinityCookie = b.policies.affinityCookie(ns, string(ref.Name))
 	}
+	// Its retryConstraint: the Service's retry budget.
+	if b.policies != nil {
+		pol.RetryBudget = b.policies.retryBudget(ns, string(ref.Name))
+	}
 	// A BackendTLSPolicy on the Service (or this port of it): TLS to the
 	// endpoints; an invalid one fails the requests (5xx), the route stands.
 	var btls *BackendTLS

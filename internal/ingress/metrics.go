@@ -13,6 +13,7 @@ type metrics struct {
 	inFlight    *prometheus.GaugeVec     // kind, namespace, route, service
 	connections prometheus.Gauge
 	ejections   *prometheus.CounterVec // namespace, service
+	retries     *prometheus.CounterVec // namespace, service, outcome
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,11 +40,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "skiff_ingress_endpoint_ejections_total",
 			Help: "Endpoints taken out of balancing by passive health checking, by Service.",
 		}, []string{"namespace", "service"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_ingress_retries_total",
+			Help: "Retries of routes' retry policies, by backend Service and outcome: sent, or budget_exhausted (refused by the Service's retry budget; the request got 503).",
+		}, []string{"namespace", "service", "outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.connections, m.ejections} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.connections, m.ejections, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingress: register metrics: %w", err)
 		}

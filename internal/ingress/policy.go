@@ -41,6 +41,9 @@ type Policy struct {
 	AffinityCookie string
 	// ReadTimeout bounds the wait for an upstream's response headers.
 	ReadTimeout time.Duration
+	// RetryBudget bounds the retries of routes' retry policies (zero:
+	// unbounded but by their attempts).
+	RetryBudget RetryBudget
 }
 
 func (p Policy) String() string {
@@ -54,7 +57,11 @@ func (p Policy) String() string {
 	if p.AffinityCookie != "" {
 		s += " affinity-cookie=" + p.AffinityCookie
 	}
-	return s + " read-timeout=" + p.ReadTimeout.String()
+	s += " read-timeout=" + p.ReadTimeout.String()
+	if p.RetryBudget != (RetryBudget{}) {
+		s += " retry-budget=" + p.RetryBudget.String()
+	}
+	return s
 }
 
 // parsePolicy reads the skiff.dev annotations; an invalid value is reported

@@ -80,6 +80,8 @@ type Proxy struct {
 	inFlight sync.Map // endpoint address → *atomic.Int64
 	// tls are the transports of BackendTLSPolicies, by BackendTLS.ID.
 	tls sync.Map
+	// budgets are the Services' retry budget states, by namespace/name.
+	budgets sync.Map
 }
 
 // tlsTransport is the transport that speaks bt's TLS to endpoints (HTTP/2
@@ -420,6 +422,9 @@ func (p *Proxy) forward(rec *recorder, r *http.Request, port int, route *Route, 
 	}
 	x := &exchange{in: r, route: route, be: be, beHeaders: beHeaders, via: via}
 	p.use(x, ep)
+	if b := be.Policy.RetryBudget; b != (RetryBudget{}) {
+		p.budgetOf(be).request(b, p.cfg.Clock.Now())
+	}
 	defer func() { x.counter.Add(-1) }()
 	if via == nil {
 		labels := []string{route.Kind, route.Source.Namespace, route.Source.Name, be.Service}
@@ -822,6 +827,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 var (
 	errUpstreamTimeout = errors.New("upstream timeout")
 	errRequestTimeout  = errors.New("request timeout")
+	// errRetryBudget ends a request whose retry its Service's retry
+	// budget does not allow.
+	errRetryBudget = errors.New("retry budget exhausted")
 )
 
 // errorHandler answers a request the upstream did not: 504 on timeout, 502
@@ -830,6 +838,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	x := exchangeFrom(r.Context())
 	where := fmt.Sprintf("%s (service %s/%s)", x.ep, x.be.Namespace, x.be.Service)
 	switch {
+	case errors.Is(err, errRetryBudget):
+		// The Gateway API's answer once the budget is spent: 503.
+		plainError(w, http.StatusServiceUnavailable, fmt.Sprintf("retry budget exhausted: service %s/%s allows %v, and %s failed", x.be.Namespace, x.be.Service, x.be.Policy.RetryBudget, x.ep))
 	case errors.Is(err, errUpstreamTimeout):
 		plainError(w, http.StatusGatewayTimeout, fmt.Sprintf("upstream timeout: %s sent no response within %v", where, x.be.Policy.ReadTimeout))
 	case errors.Is(context.Cause(r.Context()), errRequestTimeout):
@@ -911,6 +922,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReplayBody))
 			resp.Body.Close()
 		}
+		if b := x.be.Policy.RetryBudget; b != (RetryBudget{}) && !t.p.budgetOf(x.be).retry(b, t.p.cfg.Clock.Now()) {
+			t.p.metrics.retries.WithLabelValues(x.be.Namespace, x.be.Service, "budget_exhausted").Inc()
+			return nil, errRetryBudget
+		}
+		t.p.metrics.retries.WithLabelValues(x.be.Namespace, x.be.Service, "sent").Inc()
 		select {
 		case <-time.After(policy.Backoff):
 		case <-req.Context().Done():

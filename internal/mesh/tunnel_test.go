@@ -40,7 +40,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -56,7 +56,7 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key}
 }
 
-func (ca *testCA) issue(t *testing.T, id Identity) *tls.Certificate {
+func (ca *testCA) issue(t testing.TB, id Identity) *tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u, _ := url.Parse("spiffe://cluster.local/ns/" + id.Namespace + "/sa/" + id.ServiceAccount)
@@ -76,7 +76,7 @@ func (ca *testCA) issue(t *testing.T, id Identity) *tls.Certificate {
 
 // testProxy is a proxy of node "a" whose identities hold certificates of
 // ca, over world.
-func testProxy(t *testing.T, ca *testCA, world World, ids ...Identity) *Proxy {
+func testProxy(t testing.TB, ca *testCA, world World, ids ...Identity) *Proxy {
 	t.Helper()
 	m := newMetrics()
 	p := &Proxy{cfg: Config{NodeName: "a", TrustDomain: "cluster.local", Clock: clock.RealClock{}, Log: slog.Default(), Client: fake.NewClientset()},
@@ -94,7 +94,7 @@ func testProxy(t *testing.T, ca *testCA, world World, ids ...Identity) *Proxy {
 }
 
 // echoServer answers each connection with what it read, then closes.
-func echoServer(t *testing.T) netip.AddrPort {
+func echoServer(t testing.TB) netip.AddrPort {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -117,45 +117,62 @@ func echoServer(t *testing.T) netip.AddrPort {
 	return l.Addr().(*net.TCPAddr).AddrPort()
 }
 
-func TestTunnel(t *testing.T) {
+// tunnelPair are a source and a destination proxy on 127.0.0.1, the
+// destination serving tunnels, for pod shop/web-1 (service account web)
+// at 127.0.0.1; the source holds the certificate of shop/client.
+type tunnelPair struct {
+	src, dst       *Proxy
+	client, server Identity
+}
+
+func newTunnelPair(t testing.TB, ctx context.Context) *tunnelPair {
 	ca := newTestCA(t)
-	client, server := Identity{"shop", "client"}, Identity{"shop", "web"}
+	tp := &tunnelPair{client: Identity{"shop", "client"}, server: Identity{"shop", "web"}}
 	web := pod("shop", "web-1", "127.0.0.1", nil)
 	web.Spec.ServiceAccountName = "web"
 	world := &fakeWorld{pods: []*corev1.Pod{web}, namespaces: []*corev1.Namespace{ns("shop", map[string]string{EnabledLabel: "true"})}}
-	dst := testProxy(t, ca, world, server)
-	src := testProxy(t, ca, world, client)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	tp.dst = testProxy(t, ca, world, tp.server)
+	tp.src = testProxy(t, ca, world, tp.client)
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	src.tunnels.port = uint16(l.Addr().(*net.TCPAddr).Port)
+	t.Cleanup(func() { l.Close() })
+	tp.src.tunnels.port = uint16(l.Addr().(*net.TCPAddr).Port)
 	cfg := serverTLS(func(id Identity) (*tls.Certificate, error) {
-		c, _, err := dst.ids.Get(ctx, id, 0)
+		c, _, err := tp.dst.ids.Get(ctx, id, 0)
 		return c, err
-	}, dst.ids.Roots, "cluster.local")
+	}, tp.dst.ids.Roots, "cluster.local")
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go dst.serveTunnel(ctx, tls.Server(c, cfg))
+			go tp.dst.serveTunnel(ctx, tls.Server(c, cfg))
 		}
 	}()
-	target := echoServer(t)
-	open := func(as Identity) (*stream, error) {
-		cert, roots, err := src.ids.Get(ctx, client, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src.tunnels.open(ctx, tunnelKey{src: as, dst: server, node: netip.MustParseAddr("127.0.0.1")},
-			clientTLS(cert, roots, server, "cluster.local"), target, netip.MustParseAddr("10.42.0.9"), "shop/web")
+	return tp
+}
+
+// open opens a stream to target as identity as (whose certificate the
+// source must hold).
+func (tp *tunnelPair) open(ctx context.Context, as Identity, target netip.AddrPort) (*stream, error) {
+	cert, roots, err := tp.src.ids.Get(ctx, tp.client, time.Second)
+	if err != nil {
+		return nil, err
 	}
+	return tp.src.tunnels.open(ctx, tunnelKey{src: as, dst: tp.server, node: netip.MustParseAddr("127.0.0.1")},
+		clientTLS(cert, roots, tp.server, "cluster.local"), target, netip.MustParseAddr("10.42.0.9"), "shop/web")
+}
+
+func TestTunnel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	tp := newTunnelPair(t, ctx)
+	src, dst, client := tp.src, tp.dst, tp.client
+	target := echoServer(t)
+	open := func(as Identity) (*stream, error) { return tp.open(ctx, as, target) }
 
 	// Two streams over one pooled connection, each a full exchange.
 	for range 2 {
@@ -182,7 +199,7 @@ func TestTunnel(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "only-admin"},
 		Spec:       v1alpha1.AuthorizationPolicySpec{Rules: []v1alpha1.Rule{{From: []v1alpha1.RuleFrom{{Source: v1alpha1.Source{Principals: []string{"cluster.local/ns/shop/sa/admin"}}}}}}},
 	}}})
-	_, err = open(client)
+	_, err := open(client)
 	var refused *refusedError
 	if !errors.As(err, &refused) || refused.status != 403 {
 		t.Fatalf("open under a policy for another principal: %v, want a 403 refusal", err)

@@ -353,6 +353,19 @@ spec:
     backendRefs:
     - name: reviews
       port: 80
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /healthz
+      headers:
+      - name: x-budget
+        value: test
+    retry:
+      codes: [500]
+      attempts: 1
+    backendRefs:
+    - name: reviews-v1
+      port: 80
   - backendRefs:
     - name: reviews-v1
       port: 80
@@ -379,9 +392,46 @@ spec:
 		}
 		t.Logf("90/10 split over %d requests: %v", n, counts)
 		// Half the endpoints of reviews answer /healthz with 500: the
-		// rule's retries hide them.
+		// rule's retries hide them, within the retry budget of reviews
+		// (an XBackendTrafficPolicy's: up to half the requests may be
+		// retries, or 20 a second).
+		budget := func(svc string, percent, count int, interval string) {
+			applyYAML(t, ns, fmt.Sprintf(`
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XBackendTrafficPolicy
+metadata:
+  name: %s-retries
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: %s
+  retryConstraint:
+    budget:
+      percent: %d
+    minRetryRate:
+      count: %d
+      interval: %s
+`, svc, svc, percent, count, interval))
+		}
+		budget("reviews", 50, 20, "1s")
 		if got := fetch(t, ns, "client", base+"/healthz", 20); len(got) != 20 {
 			t.Errorf("%d of 20 requests to /healthz answered with retries on 500, want all: %q", len(got), got)
+		}
+		// The x-budget rule sends /healthz to v1 alone, retrying once on
+		// 500, within a budget of one retry an hour: the first request's
+		// retry is sent (and fails: 500), the next ones' are refused, and
+		// they get 503, never v1's 500.
+		budget("reviews-v1", 0, 1, "1h")
+		healthz := func(n int) string {
+			out, _ := inPod(t, ns, "client", fmt.Sprintf(`for i in $(seq %d); do timeout 5 wget -qO- --header 'x-budget: test' '%s/healthz' 2>&1; echo; done; true`, n, base))
+			return out
+		}
+		eventually(t, 30*time.Second, "retries refused by the spent budget", func() bool {
+			return strings.Contains(healthz(1), "503 Service Unavailable")
+		})
+		if out := healthz(10); strings.Count(out, "503 Service Unavailable") != 10 {
+			t.Errorf("with the budget spent, want 10 answers 503:\n%s", out)
 		}
 
 		// gRPC: v1's health service reports NOT_SERVING now (it follows
