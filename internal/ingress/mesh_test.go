@@ -184,8 +184,12 @@ func TestMeshRoutes(t *testing.T) {
 type meshTransport struct {
 	base      *http.Transport
 	requests  atomic.Int64
-	forwarded atomic.Int64 // requests with an X-Forwarded-For header
+	forwarded atomic.Int64 // requests with an X-Forwarded-For header but clientXFF
+	kept      atomic.Int64 // requests with clientXFF, as the client sent it
 }
+
+// clientXFF is an X-Forwarded-For header a client of the mesh sends.
+const clientXFF = "203.0.113.9"
 
 func newMeshTransport(t *testing.T, dial map[string]string) *meshTransport {
 	m := &meshTransport{base: &http.Transport{
@@ -212,7 +216,10 @@ func (m *meshTransport) h2c(t *testing.T) *meshTransport {
 
 func (m *meshTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	m.requests.Add(1)
-	if r.Header.Get("X-Forwarded-For") != "" {
+	switch xff := r.Header.Values("X-Forwarded-For"); {
+	case len(xff) == 1 && xff[0] == clientXFF:
+		m.kept.Add(1)
+	case len(xff) > 0:
 		m.forwarded.Add(1)
 	}
 	return m.base.RoundTrip(r)
@@ -352,6 +359,11 @@ func TestMeshHandler(t *testing.T) {
 		t.Error("the failing endpoint was never tried: the retries were not tested")
 	}
 
+	// A client's own X-Forwarded-For goes on as it sent it.
+	if w := meshGet(h, "/", "X-Forwarded-For", clientXFF); w.Code != 200 || rt.kept.Load() != 1 {
+		t.Errorf("a request with X-Forwarded-For: %d, %d requests carried it on unchanged, want 200 and 1", w.Code, rt.kept.Load())
+	}
+
 	// The routes go; a connection routed before sends to the Service.
 	p.SetTable(Build(State{Now: time.Now(), Services: meshServices()}))
 	w := meshGet(h, "/")
@@ -367,7 +379,7 @@ func TestMeshHandler(t *testing.T) {
 		t.Errorf("the mesh's HTTP/1.1 transport sent %d requests and its h2c one %d, the upstreams got %d: all must go through the first", got, h2.requests.Load(), want)
 	}
 	if n := rt.forwarded.Load(); n != 0 {
-		t.Errorf("%d requests carried X-Forwarded-For; the mesh passes requests on as sent", n)
+		t.Errorf("%d requests carried an X-Forwarded-For of the proxy's; the mesh passes requests on as sent", n)
 	}
 }
 

@@ -780,8 +780,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(&url.URL{Scheme: "http", Host: x.ep.String()})
 	pr.Out.Host = pr.In.Host
 	if x.via == nil {
-		// The mesh passes requests on as their clients sent them.
 		pr.SetXForwarded()
+	} else {
+		// The mesh passes requests on as their clients sent them: the
+		// forwarding headers Rewrite removed go back.
+		for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v, ok := pr.In.Header[h]; ok {
+				pr.Out.Header[h] = v
+			}
+		}
 	}
 	if rule := x.route.Rule; rule != nil {
 		applyHeaders(pr.Out.Header, rule.RequestHeaders)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -37,6 +40,21 @@ func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clien
 		return
 	}
 	defer cc.Close()
+	// Requests go on as they came (no X-Forwarded-* added or removed),
+	// responses are flushed as they come, trailers follow.
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", pr.In.Host
+			keepForwarded(pr)
+		},
+		Transport:     cc,
+		FlushInterval: -1,
+		BufferPool:    copyBuffers{},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := p.cfg.Clock.Now()
 		grpc := isGRPC(r)
@@ -58,48 +76,37 @@ func (p *Proxy) serveHTTP2(ctx context.Context, f flow, client halfCloser, clien
 			p.countRequestGRPC(fl, http.StatusForbidden, "", start)
 			return
 		}
-		out := r.Clone(r.Context())
-		out.URL.Scheme, out.URL.Host = "http", r.Host
-		out.RequestURI = ""
-		resp, err := cc.RoundTrip(out)
-		if err != nil {
-			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
-			p.countRequestGRPC(fl, http.StatusBadGateway, "", start)
-			return
-		}
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.StatusCode)
-		rc := http.NewResponseController(w)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := resp.Body.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					break
-				}
-				_ = rc.Flush()
-			}
-			if err != nil {
-				break
-			}
-		}
-		// Trailers are known once the body is read (gRPC announces
-		// none in advance): sent with the TrailerPrefix form.
-		for k, vs := range resp.Trailer {
-			w.Header()[http.TrailerPrefix+k] = vs
-		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rp.ServeHTTP(rec, r)
 		status := ""
 		if grpc {
 			status = grpcStatusOf(w.Header())
 		}
-		p.countRequestGRPC(fl, resp.StatusCode, status, start)
+		p.countRequestGRPC(fl, rec.code, status, start)
 	})
 	srv := &http2.Server{IdleTimeout: 5 * time.Minute}
 	srv.ServeConn(&streamNetConn{halfCloser: client, r: clientR}, &http2.ServeConnOpts{Context: ctx, Handler: handler})
 }
+
+// keepForwarded puts back on pr's outgoing request the Forwarded and
+// X-Forwarded-* headers the client sent, which a Rewrite ReverseProxy
+// removes: the mesh passes requests on as their clients sent them.
+func keepForwarded(pr *httputil.ProxyRequest) {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if v, ok := pr.In.Header[h]; ok {
+			pr.Out.Header[h] = v
+		}
+	}
+}
+
+// copyBuffers are the body-copy buffers of the proxies' ReverseProxies,
+// reused rather than allocated per request.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte  { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put((*[32 << 10]byte)(b)) }
 
 // isGRPC tells a gRPC call by its content type.
 func isGRPC(r *http.Request) bool {

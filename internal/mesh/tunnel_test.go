@@ -253,6 +253,7 @@ func TestTunnel(t *testing.T) {
 	protocols.SetUnencryptedHTTP2(true)
 	h2srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Like gRPC servers: a trailer not announced in advance.
+		w.Header().Set("X-Seen-For", r.Header.Get("X-Forwarded-For"))
 		_, _ = w.Write([]byte(r.Proto + " " + r.URL.Path))
 		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
 	}))
@@ -279,6 +280,7 @@ func TestTunnel(t *testing.T) {
 		{"/pkg.Svc/Secret", "application/grpc", 200, "", "7"},
 	} {
 		req, _ := http.NewRequest("POST", "http://web.shop"+tc.path, strings.NewReader("x"))
+		req.Header.Set("X-Forwarded-For", "203.0.113.9") // passed on as it is
 		if tc.contentType != "" {
 			req.Header.Set("Content-Type", tc.contentType)
 		}
@@ -292,12 +294,17 @@ func TestTunnel(t *testing.T) {
 		if resp.StatusCode != tc.code || string(body) != tc.body || (tc.grpcStatus != "" && status != tc.grpcStatus) {
 			t.Errorf("h2 POST %s = %d %q grpc-status %q, want %d %q %q", tc.path, resp.StatusCode, body, status, tc.code, tc.body, tc.grpcStatus)
 		}
+		if seen := resp.Header.Get("X-Seen-For"); strings.HasPrefix(tc.body, "HTTP/2.0") && seen != "203.0.113.9" {
+			t.Errorf("h2 POST %s: the pod saw X-Forwarded-For %q, want the client's 203.0.113.9", tc.path, seen)
+		}
 	}
 	cc.Close()
 	grpcWant := want
 	grpcWant.protocol = "grpc"
-	if got := settledCount(dst.metrics.requests.WithLabelValues(append(grpcWant.values(), "200", "7")...), 1); got != 1 {
-		t.Errorf("istio_requests_total{request_protocol=grpc,grpc_response_status=7} = %v, want 1", got)
+	for _, status := range []string{"0", "7"} {
+		if got := settledCount(dst.metrics.requests.WithLabelValues(append(grpcWant.values(), "200", status)...), 1); got != 1 {
+			t.Errorf("istio_requests_total{request_protocol=grpc,grpc_response_status=%s} = %v, want 1", status, got)
+		}
 	}
 
 	events, err := dst.cfg.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
