@@ -9,7 +9,7 @@ SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/n
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
-.PHONY: generate run build dashboard images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps clean
+.PHONY: generate run build dashboard images deps test-deps test unit e2e bench bench-ingress bench-ingress-deps conformance conformance-build clean
 
 run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
@@ -35,6 +35,18 @@ deps:
 
 test-deps:
 	./scripts/deps.sh test
+
+# The Kubernetes conformance suite (k8s.io/kubernetes's e2e.test, built in
+# conformance/, a module of its own) against a fresh one-node cluster; not
+# part of make test: it takes hours here. scripts/conformance.sh says how
+# to narrow it (CONFORMANCE_FOCUS) and where the report goes.
+conformance: build
+	./scripts/deps.sh conformance
+	./scripts/conformance.sh run
+
+conformance-build:
+	./scripts/deps.sh conformance
+	./scripts/conformance.sh build
 
 # Every test: unit, in-process integration and end-to-end (the e2e tests
 # drive bin/skiff and the standalone kubectl versions found on the machine).
@@ -75,7 +87,7 @@ bench-ingress-deps:
 	./scripts/deps.sh bench-ingress
 
 clean:
-	rm -rf bin
+	rm -rf bin conformance/out
 
 # The fleet API's and the mesh API's CRDs and deep copies, from the types in
 # internal/fleet/api/v1alpha1 and internal/mesh/api/v1alpha1. The mesh's CRDs

@@ -6,6 +6,9 @@
 #                         external-datastore tests)
 #   scripts/deps.sh bench-ingress  only the peers and load generators of
 #                         bench/ingress (haproxy, nginx, caddy, wrk, h2load)
+#   scripts/deps.sh conformance  those of run, and the Debian programs the
+#                         conformance suite's stand-in images carry (make
+#                         conformance): dig, nc, socat
 set -euo pipefail
 mode=${1:-run}
 
@@ -27,6 +30,9 @@ if [ "$mode" = test ]; then
 fi
 if [ "$mode" = bench-ingress ]; then
   pkgs=(haproxy nginx caddy wrk nghttp2-client)
+fi
+if [ "$mode" = conformance ]; then
+  pkgs+=(curl bind9-dnsutils netcat-openbsd socat bash iproute2 libc-bin)
 fi
 
 missing=()

@@ -12,6 +12,8 @@
 # server` (split on spaces), e.g. SERVER_ARGS="--dns-upstream 127.0.0.1:5353".
 #
 # AGENT_BIN runs the nodes' agents from another binary (default: SKIFF_BIN).
+# AGENT_ARGS adds flags to every `skiff agent` (split on spaces), e.g.
+# AGENT_ARGS="--images-dir DIR".
 #
 # SERVERS=3 in the environment makes the control plane highly available:
 # the first server (--cluster-init) in the host's namespace, the others each
@@ -94,7 +96,7 @@ up() {
     nsenter --net=/var/run/netns/skiff-n$i "${AGENT_BIN:-$skiff}" agent \
       --server "https://$subnet.1:$port" --token-file "$dir/server/token" \
       --data-dir "$dir/n$i" --node-name "skiff-n$i" --node-ip "$(node_ip "$i")" \
-      --pod-network "${POD_NETWORK:-host-gw}" \
+      --pod-network "${POD_NETWORK:-host-gw}" ${AGENT_ARGS:-} \
       >"$dir/n$i.log" 2>&1 &
     echo $! >"$dir/n$i.pid"
   done

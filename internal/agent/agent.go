@@ -323,7 +323,7 @@ func (a *Agent) components() []supervise.Component {
 						close(mirrorReady)
 						return err
 					}
-					ctrd.mirror = mirror.URL()
+					ctrd.mirror, ctrd.mirrored = mirror.URL(), mirror.Registries()
 					close(mirrorReady)
 					return mirror.Run(ctx)
 				},

@@ -8,7 +8,8 @@ import (
 
 func TestContainerdConfig(t *testing.T) {
 	dir := t.TempDir()
-	c := &containerd{dir: dir, cniConfDir: dir + "/net.d", cniBinDir: "/usr/lib/cni", ipamDir: dir + "/ipam", mirror: "http://127.0.0.1:5000"}
+	c := &containerd{dir: dir, cniConfDir: dir + "/net.d", cniBinDir: "/usr/lib/cni", ipamDir: dir + "/ipam", mirror: "http://127.0.0.1:5000",
+		mirrored: []string{"localhost", "registry.k8s.io"}}
 	path, err := c.writeConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -23,10 +24,15 @@ func TestContainerdConfig(t *testing.T) {
 		`conf_template = "` + dir + `/cni-template.conflist"`,
 		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]`,
 		`endpoint = ["http://127.0.0.1:5000"]`,
+		// Imported images of other registries are pulled from it too.
+		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]` + "\n" + `    endpoint = ["http://127.0.0.1:5000"]`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("containerd config lacks %q", want)
 		}
+	}
+	if strings.Count(cfg, `mirrors."localhost"`) != 1 {
+		t.Errorf("the localhost mirror configured %d times, want once:\n%s", strings.Count(cfg, `mirrors."localhost"`), cfg)
 	}
 	tmpl, _ := os.ReadFile(dir + "/cni-template.conflist")
 	for _, want := range []string{`"bridge": "skiff0"`, `"dataDir": "` + dir + `/ipam"`, `{{range $i, $r := .PodCIDRRanges}}`, `"type": "portmap"`, `"ipMasq": false`} {

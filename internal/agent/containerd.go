@@ -28,6 +28,9 @@ type containerd struct {
 	cniBinDir  string
 	ipamDir    string
 	mirror     string // http://host:port of the loopback registry, or ""
+	// mirrored are the registry hosts whose images the mirror holds (it
+	// is their first endpoint; containerd falls back to the registry).
+	mirrored   []string
 	podNetwork string // the pod network's backend (podnet.Backend*)
 	log        *slog.Logger
 }
@@ -68,9 +71,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "{{.CNIBinDir}}"
     conf_dir = "{{.CNIConfDir}}"
     conf_template = "{{.Dir}}/cni-template.conflist"
-{{- if .Mirror}}
+{{- if .Mirror}}{{$mirror := .Mirror}}
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
-    endpoint = ["{{.Mirror}}"]
+    endpoint = ["{{$mirror}}"]
+{{- range .Mirrored}}{{if ne . "localhost"}}
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{{.}}"]
+    endpoint = ["{{$mirror}}"]
+{{- end}}{{end}}
 {{- end}}
 `))
 
@@ -85,8 +92,8 @@ func (c *containerd) writeConfig() (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	if err := configTemplate.Execute(&b, map[string]string{
-		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror,
+	if err := configTemplate.Execute(&b, map[string]any{
+		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror, "Mirrored": c.mirrored,
 	}); err != nil {
 		return "", err
 	}

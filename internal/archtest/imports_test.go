@@ -64,6 +64,7 @@ var allowed = map[string][]string{
 	"internal/mesh/api/v1alpha1":    nil,
 	"internal/mesh/authz":           {"internal/mesh/api/v1alpha1"},
 	"images/build":                  {"internal/images"},
+	"images/conformance":            {"internal/images"},
 	"images/pause":                  nil,
 	"images/testhost":               nil,
 }

@@ -133,6 +133,7 @@ type spec struct {
 	files      []file
 	entrypoint []string
 	cmd        []string
+	user       string
 }
 
 // specs lays out the three images from cfg's binaries. It reads no files;
@@ -197,6 +198,7 @@ func (s spec) image(arch string) (v1.Image, error) {
 		Env:        []string{"PATH=" + Path},
 		Entrypoint: s.entrypoint,
 		Cmd:        s.cmd,
+		User:       s.user,
 		WorkingDir: "/",
 	}
 	cf.Created = v1.Time{Time: epoch}

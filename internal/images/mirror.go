@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,19 +20,24 @@ import (
 
 // Mirror is a loopback, in-memory OCI registry (go-containerregistry's
 // pkg/registry) holding the images of some archives, for containerd to use
-// as the registry mirror of the host "localhost":
+// as the registry mirror of the host "localhost" and of every registry
+// host the archives' references name (Registries), so that a pull of an
+// imported image (imagePullPolicy Always) needs no network:
 //
 //	[plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
 //	  endpoint = ["http://127.0.0.1:PORT"]
 //
 // An image localhost/skiff/testhost:latest is served as repository
-// skiff/testhost, tag latest, at that endpoint.
+// skiff/testhost, tag latest, at that endpoint; registry.k8s.io/pause:3.10
+// as repository pause. (Repositories of two registries with the same path
+// share one.)
 //
 // NewMirror binds the address and loads the images; Run serves them until
 // its context ends. Close releases the address when Run is never called.
 type Mirror struct {
-	l       net.Listener
-	handler http.Handler
+	l          net.Listener
+	handler    http.Handler
+	registries []string
 }
 
 // NewMirror listens on addr (for example "127.0.0.1:0") and pushes every
@@ -41,6 +47,7 @@ type Mirror struct {
 // registry part.
 func NewMirror(ctx context.Context, addr string, archives []string) (*Mirror, error) {
 	handler := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	registries := map[string]bool{}
 	for _, path := range archives {
 		imgs, err := readArchive(path)
 		if err != nil {
@@ -56,13 +63,33 @@ func NewMirror(ctx context.Context, addr string, archives []string) (*Mirror, er
 			if err := remote.Write(ref, ti.img, remote.WithContext(ctx), remote.WithTransport(handlerTransport{handler})); err != nil {
 				return nil, fmt.Errorf("images: mirror: push %s: %w", ti.ref, err)
 			}
+			registries[containerdHost(ti.ref.RegistryStr())] = true
 		}
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("images: mirror: %w", err)
 	}
-	return &Mirror{l: l, handler: handler}, nil
+	m := &Mirror{l: l, handler: handler}
+	for r := range registries {
+		m.registries = append(m.registries, r)
+	}
+	slices.Sort(m.registries)
+	return m, nil
+}
+
+// Registries are the registry hosts the mirror holds images of, as
+// containerd names them in its mirror configuration ("localhost",
+// "registry.k8s.io", "docker.io"), sorted.
+func (m *Mirror) Registries() []string { return m.registries }
+
+// containerdHost is the host containerd's mirror configuration names for
+// registry r: Docker Hub's index host is "docker.io" there.
+func containerdHost(r string) string {
+	if r == name.DefaultRegistry {
+		return "docker.io"
+	}
+	return r
 }
 
 // Addr is the address the mirror listens on, host:port.

@@ -14,6 +14,9 @@ func TestMirrorServesArchives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := m.Registries(); len(got) != 1 || got[0] != "localhost" {
+		t.Errorf("Registries() = %q, want [localhost]", got)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
