@@ -41,16 +41,22 @@ const (
 // (the upstream image adds them from Alpine: bind-tools, curl,
 // netcat-openbsd, iproute2, bash, socat), by their path in the image, with
 // the Debian package that installs each.
-var debianTools = []struct{ path, pkg string }{
+var debianTools = []tool{
 	{"usr/bin/curl", "curl"},
 	{"usr/bin/dig", "bind9-dnsutils"},
 	{"usr/bin/nslookup", "bind9-dnsutils"},
 	{"usr/bin/nc", "netcat-openbsd"}, // nc.openbsd on the host
 	{"usr/bin/socat", "socat"},
-	{"usr/bin/bash", "bash"},
+	bash,
 	{"usr/sbin/ip", "iproute2"},
 	{"usr/bin/getent", "libc-bin"},
 }
+
+// tool is a program of the build host and the Debian package of it.
+type tool struct{ path, pkg string }
+
+// bash is the stand-in images' shell.
+var bash = tool{"usr/bin/bash", "bash"}
 
 func main() {
 	bin := flag.String("bin", "conformance/out/bin", "directory holding agnhost, nnp, sample-apiserver and etcd, built from the Kubernetes module")
@@ -100,13 +106,32 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 		}
 	}
 
-	userland, err := images.BusyboxFiles(ctx, busybox)
+	busyboxUserland, err := images.BusyboxFiles(ctx, busybox)
 	if err != nil {
 		return err
 	}
-	tools, err := hostTools()
+	tools, err := hostTools(debianTools)
 	if err != nil {
 		return err
+	}
+	shell, err := hostTools([]tool{bash})
+	if err != nil {
+		return err
+	}
+	// The shell is Debian's bash, not busybox's: Debian's static busybox
+	// runs its own applets before the PATH's programs (so the tools
+	// below would not be the ones run), and its ash (1.35) drops the
+	// environment variables whose names are not identifiers (data-1),
+	// which upstream's busybox 1.37 passes on.
+	userland := withTools(busyboxUserland, shell)
+	userland = setFile(userland, images.File{Path: "bin/sh", Link: "/usr/bin/bash"})
+	// Every applet in /bin too, as upstream's busybox image has them
+	// (specs run /bin/sysctl); Debian spreads them over four directories.
+	for _, f := range busyboxUserland {
+		if name := filepath.Base(f.Path); f.Link == "/bin/busybox" && filepath.Dir(f.Path) != "bin" &&
+			!slices.ContainsFunc(userland, func(e images.File) bool { return e.Path == "bin/"+name }) {
+			userland = append(userland, images.File{Path: "bin/" + name, Link: "/bin/busybox"})
+		}
 	}
 	// agnhost: the test binary over busybox and the Debian tools; the
 	// user and group the suite expects the image to define; the
@@ -118,6 +143,9 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 		"root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\nnogroup:x:65534:\n")})
 	agnhostFiles = append(agnhostFiles,
 		images.File{Path: "agnhost", Mode: 0o755, Src: filepath.Join(bin, "agnhost")},
+		// porter's TLS certificate for localhost, as upstream adds it.
+		images.File{Path: "localhost.crt", Mode: 0o644, Src: filepath.Join(k8sDir, "test/images/agnhost/porter/localhost.crt")},
+		images.File{Path: "localhost.key", Mode: 0o644, Src: filepath.Join(k8sDir, "test/images/agnhost/porter/localhost.key")},
 		images.File{Path: "agnhost-2", Link: "agnhost"},
 		images.File{Path: "uploads", Mode: 0o777, Dir: true},
 		images.File{Path: "home/user-defined-in-image", Mode: 0o755, Dir: true},
@@ -164,7 +192,9 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 		}},
 	}
 	for _, im := range all {
-		path := filepath.Join(out, im.file)
+		// Prefixed: a tarball named like one built into skiff
+		// (pause.tar, busybox.tar) would replace it on the node.
+		path := filepath.Join(out, "conformance-"+im.file)
 		if err := images.Write(path, im.refs, im.img, runtime.GOARCH); err != nil {
 			return err
 		}
@@ -173,9 +203,10 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 	return nil
 }
 
-// hostTools are debianTools and the shared libraries they load (ldd), at
-// the paths the host has them, and the dynamic loader.
-func hostTools() ([]images.File, error) {
+// hostTools are the build host's programs of tools and the shared
+// libraries they load (ldd), at the paths the host has them, and the
+// dynamic loader.
+func hostTools(tools []tool) ([]images.File, error) {
 	var files []images.File
 	seen := map[string]bool{}
 	add := func(imagePath, hostPath string) error {
@@ -195,7 +226,7 @@ func hostTools() ([]images.File, error) {
 		return nil
 	}
 	var missing []string
-	for _, t := range debianTools {
+	for _, t := range tools {
 		host, err := exec.LookPath(filepath.Base(t.path))
 		if err != nil && t.path == "usr/bin/nc" {
 			host, err = exec.LookPath("nc.openbsd")
