@@ -28,7 +28,8 @@
 # The bridge lives in its own namespace (skiff-lan), not the host's: bridged
 # traffic there passes through that namespace's (empty) netfilter hooks
 # instead of the host's, whose rules (another skiff, Docker, a firewall)
-# would see foreign pod addresses.
+# would see foreign pod addresses. The servers get a route to each node's
+# podCIDR (webhooks and aggregated API servers run in pods).
 set -euo pipefail
 
 cmd=${1:?usage: netns-cluster.sh up|down DIR [NODES] [PORT]}
@@ -105,7 +106,29 @@ up() {
     [ "$n" -ge "$nodes" ] && break
     sleep 0.5
   done
+  route_pods
   KUBECONFIG="$dir/server/kubeconfig.yaml" "$skiff" kubectl get nodes -o wide
+}
+
+# route_pods gives the servers (which have no node, so no pod network of
+# their own) a route to each node's podCIDR via the node, as a control plane
+# host on the nodes' link needs one: the API server calls admission and
+# conversion webhooks and aggregated API servers at their pods' addresses.
+# (Routes through skv0 go with it at `down`.)
+route_pods() {
+  local kubectl=("$skiff" kubectl --kubeconfig "$dir/server/kubeconfig.yaml") name ip cidr i
+  local jp='{range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{.spec.podCIDR}{"\n"}{end}'
+  for _ in $(seq 1 120); do
+    "${kubectl[@]}" get nodes -o jsonpath="$jp" | awk 'NF < 3 {missing = 1} END {exit !missing}' || break
+    sleep 0.5
+  done
+  "${kubectl[@]}" get nodes -o jsonpath="$jp" | while read -r name ip cidr; do
+    [ -n "$cidr" ] || { echo "node $name has no podCIDR yet: no route to its pods" >&2; continue; }
+    ip route replace "$cidr" via "$ip"
+    for i in $(seq 2 "$servers"); do
+      ip -n "skiff-s$i" route replace "$cidr" via "$ip"
+    done
+  done
 }
 
 # wait_ready NAME waits until DIR/NAME.log says the server is ready.

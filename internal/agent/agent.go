@@ -318,12 +318,12 @@ func (a *Agent) components() []supervise.Component {
 			supervise.Component{
 				Name: "image-mirror",
 				Run: func(ctx context.Context) error {
-					mirror, err := startMirror(ctx, ctrd.dir, tars, log)
-					if err != nil || mirror == nil {
+					mirror, err := startMirror(ctrd.dir, log)
+					if err != nil {
 						close(mirrorReady)
 						return err
 					}
-					ctrd.mirror, ctrd.mirrored = mirror.URL(), mirror.Registries()
+					ctrd.mirror = mirror.URL()
 					close(mirrorReady)
 					return mirror.Run(ctx)
 				},

@@ -2,14 +2,14 @@ package agent
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestContainerdConfig(t *testing.T) {
 	dir := t.TempDir()
-	c := &containerd{dir: dir, cniConfDir: dir + "/net.d", cniBinDir: "/usr/lib/cni", ipamDir: dir + "/ipam", mirror: "http://127.0.0.1:5000",
-		mirrored: []string{"localhost", "registry.k8s.io"}}
+	c := &containerd{dir: dir, cniConfDir: dir + "/net.d", cniBinDir: "/usr/lib/cni", ipamDir: dir + "/ipam", mirror: "http://127.0.0.1:5000"}
 	path, err := c.writeConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -24,8 +24,8 @@ func TestContainerdConfig(t *testing.T) {
 		`conf_template = "` + dir + `/cni-template.conflist"`,
 		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]`,
 		`endpoint = ["http://127.0.0.1:5000"]`,
-		// Imported images of other registries are pulled from it too.
-		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]` + "\n" + `    endpoint = ["http://127.0.0.1:5000"]`,
+		// Imported images of every registry are pulled from it too.
+		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]` + "\n" + `    endpoint = ["http://127.0.0.1:5000"]`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("containerd config lacks %q", want)
@@ -39,5 +39,28 @@ func TestContainerdConfig(t *testing.T) {
 		if !strings.Contains(string(tmpl), want) {
 			t.Errorf("CNI template lacks %q", want)
 		}
+	}
+}
+
+func TestImportedList(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "containerd.sock")
+	if got, err := readImported(socket); err != nil || len(got) != 0 {
+		t.Fatalf("no list yet: %v, %v", got, err)
+	}
+	if err := markImported(socket, []string{"localhost/skiff/pause:latest", "docker.io/library/nginx:1.27"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := markImported(socket, []string{"docker.io/library/nginx:1.27", "registry.k8s.io/pause:3.10"}); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(importedList(socket)); strings.Count(string(data), "nginx") != 1 {
+		t.Errorf("a reference listed twice:\n%s", data)
+	}
+	if err := unmarkImported(socket, []string{"docker.io/library/nginx:1.27"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readImported(socket)
+	if err != nil || len(got) != 2 || !got["localhost/skiff/pause:latest"] || !got["registry.k8s.io/pause:3.10"] || got["docker.io/library/nginx:1.27"] {
+		t.Errorf("after unmark: %v, %v", got, err)
 	}
 }

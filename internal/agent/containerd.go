@@ -27,10 +27,10 @@ type containerd struct {
 	cniConfDir string
 	cniBinDir  string
 	ipamDir    string
-	mirror     string // http://host:port of the loopback registry, or ""
-	// mirrored are the registry hosts whose images the mirror holds (it
-	// is their first endpoint; containerd falls back to the registry).
-	mirrored   []string
+	// mirror is http://host:port of the loopback registry (the first
+	// endpoint of every registry host; containerd falls back to the
+	// registry), or "".
+	mirror     string
 	podNetwork string // the pod network's backend (podnet.Backend*)
 	log        *slog.Logger
 }
@@ -71,13 +71,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "{{.CNIBinDir}}"
     conf_dir = "{{.CNIConfDir}}"
     conf_template = "{{.Dir}}/cni-template.conflist"
-{{- if .Mirror}}{{$mirror := .Mirror}}
+{{- if .Mirror}}
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
-    endpoint = ["{{$mirror}}"]
-{{- range .Mirrored}}{{if ne . "localhost"}}
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{{.}}"]
-    endpoint = ["{{$mirror}}"]
-{{- end}}{{end}}
+    endpoint = ["{{.Mirror}}"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
+    endpoint = ["{{.Mirror}}"]
 {{- end}}
 `))
 
@@ -93,7 +91,7 @@ func (c *containerd) writeConfig() (string, error) {
 	}
 	var b strings.Builder
 	if err := configTemplate.Execute(&b, map[string]any{
-		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror, "Mirrored": c.mirrored,
+		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror,
 	}); err != nil {
 		return "", err
 	}

@@ -4,17 +4,16 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -155,22 +154,19 @@ func archive(w io.Writer, img v1.Image, refs []string) error {
 	return tw.Close()
 }
 
-// taggedImage is one image of an archive with one of its references.
-type taggedImage struct {
-	ref name.Tag
-	img v1.Image
-}
-
-// readArchive loads every image reference of an OCI layout tarball, as
-// written by Build, into memory. References come from AnnotationImageName.
-func readArchive(path string) ([]taggedImage, error) {
+// ArchiveRefs are the image references an OCI image layout or
+// docker-archive tarball names, as containerd's importer names them: an OCI
+// index entry's AnnotationImageName, a docker-archive's RepoTags made
+// whole ("nginx:1.27" is "docker.io/library/nginx:1.27"). Only the
+// tarball's headers and its index are read.
+func ArchiveRefs(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	blobs := map[string][]byte{}
 	tr := tar.NewReader(f)
+	var refs []string
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -179,112 +175,43 @@ func readArchive(path string) ([]taggedImage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		blobs[strings.TrimPrefix(hdr.Name, "./")] = b
-	}
-	var index v1.IndexManifest
-	raw, ok := blobs["index.json"]
-	if !ok {
-		return nil, fmt.Errorf("%s: no index.json: not an OCI image layout", path)
-	}
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, fmt.Errorf("%s: index.json: %w", path, err)
-	}
-	var out []taggedImage
-	for _, d := range index.Manifests {
-		ref := d.Annotations[AnnotationImageName]
-		if ref == "" {
-			continue
-		}
-		tag, err := name.NewTag(ref, name.StrictValidation)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		core := &archiveImage{blobs: blobs, desc: d}
-		if core.manifest, err = core.blob(d.Digest); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, ref, err)
-		}
-		img, err := partial.CompressedToImage(core)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, ref, err)
-		}
-		out = append(out, taggedImage{ref: tag, img: img})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no image carries the %s annotation", path, AnnotationImageName)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ref.Name() < out[j].ref.Name() })
-	return out, nil
-}
-
-// archiveImage is partial.CompressedImageCore over blobs read from an
-// archive.
-type archiveImage struct {
-	blobs    map[string][]byte // by path inside the archive
-	desc     v1.Descriptor
-	manifest []byte
-}
-
-var _ partial.CompressedImageCore = (*archiveImage)(nil)
-
-func (a *archiveImage) blob(h v1.Hash) ([]byte, error) {
-	b, ok := a.blobs["blobs/"+h.Algorithm+"/"+h.Hex]
-	if !ok {
-		return nil, fmt.Errorf("blob %s missing", h)
-	}
-	return b, nil
-}
-
-func (a *archiveImage) RawManifest() ([]byte, error)        { return a.manifest, nil }
-func (a *archiveImage) MediaType() (types.MediaType, error) { return a.desc.MediaType, nil }
-
-func (a *archiveImage) RawConfigFile() ([]byte, error) {
-	m, err := v1.ParseManifest(bytes.NewReader(a.manifest))
-	if err != nil {
-		return nil, err
-	}
-	return a.blob(m.Config.Digest)
-}
-
-func (a *archiveImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	m, err := v1.ParseManifest(bytes.NewReader(a.manifest))
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range m.Layers {
-		if l.Digest == h {
-			b, err := a.blob(h)
-			if err != nil {
-				return nil, err
+		switch strings.TrimPrefix(hdr.Name, "./") {
+		case "index.json":
+			var index v1.IndexManifest
+			if err := json.NewDecoder(io.LimitReader(tr, maxManifest)).Decode(&index); err != nil {
+				return nil, fmt.Errorf("%s: index.json: %w", path, err)
 			}
-			return &archiveLayer{desc: l, data: b}, nil
+			for _, d := range index.Manifests {
+				if r := d.Annotations[AnnotationImageName]; r != "" {
+					refs = append(refs, containerdRef(r))
+				}
+			}
+		case "manifest.json":
+			var manifest []struct{ RepoTags []string }
+			if err := json.NewDecoder(io.LimitReader(tr, maxManifest)).Decode(&manifest); err != nil {
+				return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
+			}
+			for _, m := range manifest {
+				for _, r := range m.RepoTags {
+					refs = append(refs, containerdRef(r))
+				}
+			}
 		}
 	}
-	if m.Config.Digest == h {
-		b, err := a.blob(h)
-		if err != nil {
-			return nil, err
-		}
-		return &archiveLayer{desc: m.Config, data: b}, nil
+	sort.Strings(refs)
+	return slices.Compact(refs), nil
+}
+
+// containerdRef is ref whole, as containerd names images
+// ("docker.io/library/nginx:latest"); ref itself when it does not parse.
+func containerdRef(ref string) string {
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		return ref
 	}
-	return nil, errors.New("no layer " + h.String())
-}
-
-// archiveLayer is partial.CompressedLayer over one blob.
-type archiveLayer struct {
-	desc v1.Descriptor
-	data []byte
-}
-
-func (l *archiveLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
-func (l *archiveLayer) Size() (int64, error)                { return l.desc.Size, nil }
-func (l *archiveLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
-func (l *archiveLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.data)), nil
+	whole := containerdHost(r.Context().RegistryStr()) + "/" + r.Context().RepositoryStr()
+	if t, ok := r.(name.Tag); ok {
+		return whole + ":" + t.TagStr()
+	}
+	return whole + "@" + r.Identifier()
 }

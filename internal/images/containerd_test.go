@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +45,21 @@ func TestContainerd(t *testing.T) {
 	defer cancel()
 
 	archives := buildReal(ctx, t)
-	mirror, err := NewMirror(ctx, "127.0.0.1:0", archives)
+	// The mirror serves the images of the archives from containerd's
+	// content store, once imported (as the agent's serves what it labels).
+	listed := map[string]string{}
+	for _, a := range archives {
+		imgs, err := readArchive(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range imgs {
+			d, _ := ti.img.Digest()
+			listed[ti.ref.Name()] = d.String()
+		}
+	}
+	store := &lateStore{listed: listed}
+	mirror, err := NewMirror("127.0.0.1:0", store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +74,14 @@ func TestContainerd(t *testing.T) {
 	}()
 
 	sock := startContainerd(ctx, t, containerdConfig(mirror.URL()))
+	store.setDir(filepath.Join(filepath.Dir(sock), "root", "io.containerd.content.v1.content"))
 	ctr := func(args ...string) (string, error) {
 		out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 
-	// Import: pause (the sandbox image) and busybox, as the agent would.
-	for _, a := range []string{archives[0], archives[2]} {
+	// Import, as the agent would.
+	for _, a := range archives {
 		if out, err := ctr("images", "import", a); err != nil {
 			t.Fatalf("ctr images import %s: %v\n%s", a, err, out)
 		}
@@ -80,7 +96,8 @@ func TestContainerd(t *testing.T) {
 		}
 	}
 
-	// Pull testhost through the CRI, which goes to the mirror.
+	// Pull testhost through the CRI (imagePullPolicy Always), which goes to
+	// the mirror.
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -268,3 +285,25 @@ func unmountUnder(t *testing.T, dir string) {
 		}
 	}
 }
+
+// lateStore is a ContentStore whose directory is known once containerd
+// runs.
+type lateStore struct {
+	mu     sync.Mutex
+	dir    string
+	listed map[string]string
+}
+
+func (s *lateStore) setDir(d string) { s.mu.Lock(); s.dir = d; s.mu.Unlock() }
+
+func (s *lateStore) store() ContentStore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ContentStore{Dir: s.dir, List: func(context.Context) (map[string]string, error) { return s.listed, nil }}
+}
+
+func (s *lateStore) Images(ctx context.Context) (map[string]string, error) {
+	return s.store().Images(ctx)
+}
+
+func (s *lateStore) Open(digest string) (*os.File, error) { return s.store().Open(digest) }

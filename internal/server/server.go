@@ -446,8 +446,10 @@ func (s *Server) components() ([]supervise.Component, error) {
 		}})
 	}
 	if !s.cfg.DisableControllers {
-		args, err := s.controllerManagerArgs()
-		if err != nil {
+		// Bad flags end the start; each run computes them again, so a
+		// restart probes the health port again (securePort: another
+		// process may have taken it between the probe and the listen).
+		if _, err := s.controllerManagerArgs(); err != nil {
 			return nil, err
 		}
 		provisioner, err := s.localPathProvisioner()
@@ -486,6 +488,10 @@ func (s *Server) components() ([]supervise.Component, error) {
 		identity := leader.Identity()
 		list = append(list,
 			supervise.Component{Name: "kube-controller-manager", Restart: restart, Run: func(ctx context.Context) error {
+				args, err := s.controllerManagerArgs()
+				if err != nil {
+					return err
+				}
 				return component.ControllerManager(ctx, args)
 			}},
 			supervise.Component{Name: "local-path-provisioner", Restart: restart, Run: provisioner.Run},
@@ -501,11 +507,15 @@ func (s *Server) components() ([]supervise.Component, error) {
 		)
 	}
 	if !s.cfg.DisableScheduler {
-		args, err := s.schedulerArgs()
-		if err != nil {
+		// As the controller manager's: checked now, computed per run.
+		if _, err := s.schedulerArgs(); err != nil {
 			return nil, err
 		}
 		list = append(list, supervise.Component{Name: "kube-scheduler", Restart: restart, Run: func(ctx context.Context) error {
+			args, err := s.schedulerArgs()
+			if err != nil {
+				return err
+			}
 			return component.Scheduler(ctx, args)
 		}})
 	}

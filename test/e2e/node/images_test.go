@@ -22,7 +22,8 @@ import (
 // TestImageImport: a docker-archive tarball built here (the test image
 // under a name no registry has) is imported with `skiff image import`,
 // from a file and from standard input, listed by `skiff image ls`, runs
-// in a pod with imagePullPolicy Never, and is gone after `skiff image rm`.
+// in a pod with imagePullPolicy Never and, offline, with Always (the node's
+// mirror serves imported images), and is gone after `skiff image rm`.
 func TestImageImport(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
@@ -64,6 +65,17 @@ func TestImageImport(t *testing.T) {
 		c.ImagePullPolicy = corev1.PullNever
 	})))
 	waitRunning(t, ns, "airgapped")
+	// imagePullPolicy Always pulls it from the node's own mirror (no
+	// registry has it), from the file and from standard input alike, and
+	// again after a pull (which rewrites containerd's record of it).
+	for i, r := range []string{ref, ref2, ref} {
+		podName := fmt.Sprintf("always-%d", i)
+		createPod(t, ns, pod(podName, container(func(c *corev1.Container) {
+			c.Image = r
+			c.ImagePullPolicy = corev1.PullAlways
+		})))
+		waitRunning(t, ns, podName)
+	}
 
 	skiffOut(t, nil, "image", "rm", "--data-dir", agentDir, ref2)
 	if out := skiffOut(t, nil, "image", "ls", "--data-dir", agentDir); strings.Contains(out, ref2) {
