@@ -65,11 +65,15 @@ func main() {
 		heapDir    = flag.String("heap-profiles", "", "save the API server's heap profile at each memory reading into this directory (needs --kube-apiserver-arg=profiling=true in -server-args)")
 		keep       = flag.Bool("keep", false, "keep the data directories and server logs")
 		timeout    = flag.Duration("timeout", 40*time.Minute, "give up after this long")
+		idle       = flag.Duration("idle", 0, "how long after ready the idle memory is read (default 20s; 5s with -quick)")
 	)
 	flag.Parse()
 	p := fullPlan
 	if *quick {
 		p = quickPlan
+	}
+	if *idle > 0 {
+		p.idle = *idle
 	}
 	if _, err := os.Stat(*skiff); err != nil {
 		fmt.Fprintln(os.Stderr, "apiserver bench: -skiff:", err)

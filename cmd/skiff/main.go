@@ -8,6 +8,7 @@ import (
 )
 
 func main() {
+	startCPUProfile()
 	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
 		runKubectl(os.Args[2:])
 	}
