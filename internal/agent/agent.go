@@ -50,6 +50,7 @@ import (
 	"github.com/skiffdev/skiff/internal/component"
 	"github.com/skiffdev/skiff/internal/controller/ingresslb"
 	"github.com/skiffdev/skiff/internal/controller/localpath"
+	"github.com/skiffdev/skiff/internal/gctune"
 	"github.com/skiffdev/skiff/internal/ingress"
 	"github.com/skiffdev/skiff/internal/jointoken"
 	"github.com/skiffdev/skiff/internal/kubeconfig"
@@ -287,7 +288,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) components() []supervise.Component {
 	cfg, log := a.cfg, a.cfg.Log
 	restart := &supervise.DefaultBackoff
-	var list []supervise.Component
+	// (A server's own agent shares the server's tuner: gctune runs once
+	// per process.)
+	list := []supervise.Component{{Name: "gc-tuner", Run: func(ctx context.Context) error { return gctune.Run(ctx, gctune.Config{Log: log}) }}}
 	if !cfg.DisableLB {
 		list = append(list, a.lbComponent())
 	}

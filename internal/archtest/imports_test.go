@@ -21,8 +21,8 @@ const module = "github.com/skiffdev/skiff/"
 // and agent assemble components; the leaves import no skiff package at all.
 var allowed = map[string][]string{
 	"cmd/skiff":                     {"internal/agent", "internal/clusterconfig", "internal/component", "internal/fleet", "internal/fleet/agent", "internal/fleet/upstream", "internal/gatewayapi", "internal/jointoken", "internal/mesh", "internal/mesh/api/v1alpha1", "internal/mesh/authz", "internal/secretsencrypt", "internal/server", "internal/pki", "internal/progress", "internal/sim", "internal/storage", "internal/supervise"},
-	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/dashboard", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/meshca", "internal/controller/servicelb", "internal/dns", "internal/fleet", "internal/fleet/agent", "internal/fleet/tunnel", "internal/fleet/upstream", "internal/gatewayapi", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/mesh/api", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
-	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/mesh", "internal/supervise"},
+	"internal/server":               {"internal/clusterconfig", "internal/component", "internal/dashboard", "internal/controller/ingresslb", "internal/controller/leader", "internal/controller/localpath", "internal/controller/meshca", "internal/controller/servicelb", "internal/dns", "internal/fleet", "internal/fleet/agent", "internal/fleet/tunnel", "internal/fleet/upstream", "internal/gatewayapi", "internal/gctune", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/mesh/api", "internal/pki", "internal/secretsencrypt", "internal/storage", "internal/supervise"},
+	"internal/agent":                {"internal/agent/apilb", "internal/agent/netpol", "internal/agent/podnet", "internal/clusterconfig", "internal/component", "internal/controller/ingresslb", "internal/controller/localpath", "internal/gctune", "internal/images", "internal/images/builtin", "internal/ingress", "internal/jointoken", "internal/kubeconfig", "internal/mesh", "internal/supervise"},
 	"internal/supervise":            {"internal/component"},
 	"internal/agent/apilb":          nil,
 	"internal/images/builtin":       nil,
@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"internal/controller/ingresslb": {"internal/changes", "internal/metricsreg"},
 	"internal/controller/meshca":    {"internal/metricsreg", "internal/pki"},
 	"internal/changes":              nil,
+	"internal/gctune":               nil,
 	"internal/dns":                  {"internal/changes", "internal/metricsreg"},
 	"internal/freeport":             nil,
 	"internal/images":               nil,

@@ -42,6 +42,7 @@ import (
 	clusterdns "github.com/skiffdev/skiff/internal/dns"
 	"github.com/skiffdev/skiff/internal/fleet/upstream"
 	"github.com/skiffdev/skiff/internal/gatewayapi"
+	"github.com/skiffdev/skiff/internal/gctune"
 	meshapi "github.com/skiffdev/skiff/internal/mesh/api"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/secretsencrypt"
@@ -394,6 +395,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 	var store *storage.Store
 	storeReady := make(chan struct{})
 	list := []supervise.Component{
+		{Name: "gc-tuner", Run: func(ctx context.Context) error { return gctune.Run(ctx, gctune.Config{Log: log}) }},
 		{
 			Name: "datastore",
 			Run: func(ctx context.Context) error {
