@@ -46,6 +46,7 @@ func (p Paths) issued() []string {
 	return []string{
 		filepath.Join(p.TLSDir, servingPair+".crt"), filepath.Join(p.TLSDir, kubeletClientPair+".crt"),
 		filepath.Join(p.TLSDir, metricsServerPair+".crt"), filepath.Join(p.TLSDir, frontProxyDir, proxyClientPair+".crt"),
+		filepath.Join(p.TLSDir, controllerManagerPair+".crt"), filepath.Join(p.TLSDir, schedulerPair+".crt"),
 		filepath.Join(p.EtcdTLSDir, etcdMemberPair+".crt"),
 		filepath.Join(p.TLSDir, controllerManagerKubeconfigFile), filepath.Join(p.TLSDir, schedulerKubeconfigFile),
 		filepath.Join(p.TLSDir, metricsServerKubeconfigFile), p.Kubeconfig,

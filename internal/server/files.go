@@ -28,6 +28,11 @@ type files struct {
 	// metricsServerCert serves metrics.k8s.io; metricsServerKubeconfig is
 	// metrics-server's identity (system:metrics-server).
 	metricsServerCert, metricsServerKey, metricsServerKubeconfig string
+	// controllerManagerCert and schedulerCert serve the two components'
+	// health and metrics ports (127.0.0.1): issued once, where upstream's
+	// components would generate a self-signed RSA pair on every start.
+	controllerManagerCert, controllerManagerKey string
+	schedulerCert, schedulerKey                 string
 	// encryption is set when Paths.EncryptionConfig is to be passed.
 	encryption bool
 	// auditPolicy is the policy file in use.
@@ -43,6 +48,8 @@ const (
 	schedulerKubeconfigFile         = "scheduler.kubeconfig"
 	metricsServerKubeconfigFile     = "metrics-server.kubeconfig"
 	metricsServerPair               = "metrics-server"
+	controllerManagerPair           = "kube-controller-manager"
+	schedulerPair                   = "kube-scheduler"
 	// frontProxyDir holds the front-proxy CA and the aggregator's client
 	// certificate (proxyClientPair), apart from the cluster CA: a client
 	// certificate of the cluster CA must not pass as the front proxy.
@@ -151,6 +158,15 @@ func preparePKI(cfg Config, url string) (files, error) {
 	}
 	if f.metricsServerCert, f.metricsServerKey, err = ca.Ensure(dir, metricsServerPair, metrics); err != nil {
 		return files{}, err
+	}
+	for _, c := range []struct {
+		pair      string
+		cert, key *string
+	}{{controllerManagerPair, &f.controllerManagerCert, &f.controllerManagerKey}, {schedulerPair, &f.schedulerCert, &f.schedulerKey}} {
+		leaf := pki.Leaf{CommonName: c.pair, DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true}
+		if *c.cert, *c.key, err = ca.Ensure(dir, c.pair, leaf); err != nil {
+			return files{}, err
+		}
 	}
 	f.authnConfig = filepath.Join(dir, "authentication.yaml")
 	if err := os.WriteFile(f.authnConfig, []byte(authnConfig), 0o600); err != nil {
