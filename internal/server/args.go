@@ -62,7 +62,9 @@ func (s *Server) apiServerArgs(etcd []string) ([]string, error) {
 	return component.Args(merged, nil), nil
 }
 
-func (s *Server) controllerManagerArgs() ([]string, error) {
+// controllerManagerArgs are the controller manager's flags, serving its
+// health port on securePort.
+func (s *Server) controllerManagerArgs(securePort string) ([]string, error) {
 	f := s.files
 	flags := map[string]string{
 		"kubeconfig":                       f.controllerManagerKubeconfig,
@@ -71,7 +73,7 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 		"authentication-skip-lookup":       "true", // no front proxy: clients are the cluster CA's
 		"client-ca-file":                   f.caCert,
 		"bind-address":                     "127.0.0.1",
-		"secure-port":                      s.securePort("kube-controller-manager", controllerManagerPort),
+		"secure-port":                      securePort,
 		"tls-cert-file":                    f.controllerManagerCert,
 		"tls-private-key-file":             f.controllerManagerKey,
 		"cluster-signing-cert-file":        f.caSigner,
@@ -99,7 +101,9 @@ func (s *Server) controllerManagerArgs() ([]string, error) {
 	return component.Args(merged, nil), nil
 }
 
-func (s *Server) schedulerArgs() ([]string, error) {
+// schedulerArgs are the scheduler's flags, serving its health port on
+// securePort.
+func (s *Server) schedulerArgs(securePort string) ([]string, error) {
 	flags := map[string]string{
 		"kubeconfig":                  s.files.schedulerKubeconfig,
 		"authentication-kubeconfig":   s.files.schedulerKubeconfig,
@@ -107,7 +111,7 @@ func (s *Server) schedulerArgs() ([]string, error) {
 		"authentication-skip-lookup":  "true",
 		"client-ca-file":              s.files.caCert,
 		"bind-address":                "127.0.0.1",
-		"secure-port":                 s.securePort("kube-scheduler", schedulerPort),
+		"secure-port":                 securePort,
 		"tls-cert-file":               s.files.schedulerCert,
 		"tls-private-key-file":        s.files.schedulerKey,
 		"leader-elect":                "true",

@@ -448,10 +448,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 		}})
 	}
 	if !s.cfg.DisableControllers {
-		// Bad flags end the start; each run computes them again, so a
-		// restart probes the health port again (securePort: another
-		// process may have taken it between the probe and the listen).
-		if _, err := s.controllerManagerArgs(); err != nil {
+		// Bad flags end the start (checked here without probing the
+		// port); each run computes them again and probes the health port
+		// then (securePort: another process may have taken it between a
+		// probe and the listen, so a restart probes afresh).
+		if _, err := s.controllerManagerArgs(strconv.Itoa(controllerManagerPort)); err != nil {
 			return nil, err
 		}
 		provisioner, err := s.localPathProvisioner()
@@ -490,7 +491,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 		identity := leader.Identity()
 		list = append(list,
 			supervise.Component{Name: "kube-controller-manager", Restart: restart, Run: func(ctx context.Context) error {
-				args, err := s.controllerManagerArgs()
+				args, err := s.controllerManagerArgs(s.securePort("kube-controller-manager", controllerManagerPort))
 				if err != nil {
 					return err
 				}
@@ -510,11 +511,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 	}
 	if !s.cfg.DisableScheduler {
 		// As the controller manager's: checked now, computed per run.
-		if _, err := s.schedulerArgs(); err != nil {
+		if _, err := s.schedulerArgs(strconv.Itoa(schedulerPort)); err != nil {
 			return nil, err
 		}
 		list = append(list, supervise.Component{Name: "kube-scheduler", Restart: restart, Run: func(ctx context.Context) error {
-			args, err := s.schedulerArgs()
+			args, err := s.schedulerArgs(s.securePort("kube-scheduler", schedulerPort))
 			if err != nil {
 				return err
 			}
