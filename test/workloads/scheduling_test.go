@@ -73,7 +73,14 @@ func TestUnschedulableUntilNodeJoins(t *testing.T) {
 	}
 
 	big := sim.Config{Nodes: 1, NamePrefix: nodePrefix(ns, "big"), CPU: resource.MustParse("64")}
-	startSim(t, big)
+	stop := startSim(t, big)
+	// The node would take the next run's pod (go test -count): gone with the test.
+	t.Cleanup(func() {
+		stop()
+		if err := env.Client.CoreV1().Nodes().Delete(ctx, big.NamePrefix+"0", metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete node: %v", err)
+		}
+	})
 	pod = waitFor(t, long, "pod big running on the new node", func() (*corev1.Pod, error) {
 		return env.Client.CoreV1().Pods(ns).Get(ctx, "big", metav1.GetOptions{})
 	}, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })

@@ -78,6 +78,18 @@ func (l *podLog) snapshot() (created []string, readyAt map[string][]string, dele
 	return slices.Clone(l.created), readyAt, slices.Clone(l.deleting)
 }
 
+// await waits until the watch has delivered at least created creations and
+// deleting deletions: a list can show a state before the watch has delivered
+// the events that led to it.
+func (l *podLog) await(t *testing.T, created, deleting int) {
+	t.Helper()
+	testenv.Eventually(t, long, fmt.Sprintf("the watch to deliver %d creations and %d deletions", created, deleting), func() (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.created) >= created && len(l.deleting) >= deleting, nil
+	})
+}
+
 // TestStatefulSetOrderedReady checks the default pod management: pods are
 // created one at a time, each after its predecessors are Ready, keep their
 // names when replaced, and are removed in reverse order.
@@ -97,6 +109,7 @@ func TestStatefulSetOrderedReady(t *testing.T) {
 		})
 	pods := waitPods(t, ns, "app=db", "3 running pods", allRunning(3))
 
+	log.await(t, 3, 0)
 	created, readyAt, _ := log.snapshot()
 	if want := []string{"db-0", "db-1", "db-2"}; !slices.Equal(created, want) {
 		t.Fatalf("pods created in order %v, want %v", created, want)
@@ -140,6 +153,7 @@ func TestStatefulSetOrderedReady(t *testing.T) {
 	if left[0].Name != "db-0" || string(left[0].UID) != old["db-0"] {
 		t.Fatalf("after scale down %s (uid %s) is left, want the original db-0", left[0].Name, left[0].UID)
 	}
+	log.await(t, 0, 3)
 	_, _, deleting := log.snapshot()
 	if want := []string{"db-1", "db-2", "db-1"}; !slices.Equal(deleting, want) {
 		t.Fatalf("pods deleted in order %v, want %v (our db-1 deletion, then db-2 before db-1)", deleting, want)
