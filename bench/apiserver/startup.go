@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -122,19 +119,7 @@ func (b *bench) goMemory(ctx context.Context, s *benchkit.Server, what string) {
 
 // heapProfile saves the API server process's heap profile when -heap-profiles is set.
 func (b *bench) heapProfile(ctx context.Context, cs *kubernetes.Clientset, what string) {
-	if b.heapDir == "" {
-		return
-	}
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
-	if err != nil {
-		fmt.Println("  (no heap profile; is profiling on?", err, ")")
-		return
-	}
-	name := strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(what) + ".pb.gz"
-	path := filepath.Join(b.heapDir, name)
-	if err := os.MkdirAll(b.heapDir, 0o755); err == nil {
-		if err := os.WriteFile(path, body, 0o644); err == nil {
-			fmt.Println("  heap profile:", path)
-		}
+	if b.heapDir != "" {
+		benchkit.SaveHeapProfile(ctx, cs, b.heapDir, what)
 	}
 }

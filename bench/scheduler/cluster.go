@@ -63,7 +63,7 @@ func (b *bench) runAll(ctx context.Context) error {
 // node is schedulable.
 func (b *bench) start(ctx context.Context) error {
 	var err error
-	if b.server, b.rc, b.client, err = benchkit.StartControlPlane(ctx, b.opts.skiff, filepath.Join(b.root, "server")); err != nil {
+	if b.server, b.rc, b.client, err = benchkit.StartControlPlane(ctx, b.opts.skiff, filepath.Join(b.root, "server"), b.opts.serverArgs...); err != nil {
 		return err
 	}
 	b.memory("server RSS, ready, no nodes")
@@ -92,6 +92,16 @@ func (b *bench) memory(what string) {
 		b.report.Add(what, m.String())
 	} else {
 		b.report.Add(what, "unreadable: "+err.Error())
+	}
+	b.heapProfile(what)
+}
+
+// heapProfile saves the server's heap profile when -heap-profiles is set.
+func (b *bench) heapProfile(what string) {
+	if b.opts.heapDir != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		benchkit.SaveHeapProfile(ctx, b.client, b.opts.heapDir, what)
 	}
 }
 

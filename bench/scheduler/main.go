@@ -41,6 +41,8 @@ type options struct {
 	simQPS          int           // the sim's client rate limit
 	scenarioTimeout time.Duration // bound on one scenario, cleanup excluded
 	keep            bool
+	serverArgs      []string // further `skiff server` flags
+	heapDir         string   // receives heap profiles at each memory reading
 }
 
 func main() {
@@ -56,6 +58,11 @@ func main() {
 	flag.IntVar(&o.simQPS, "sim-qps", 2000, "API requests per second allowed to the simulated nodes (burst twice that)")
 	flag.DurationVar(&o.scenarioTimeout, "scenario-timeout", 15*time.Minute, "abort a scenario after this long and report what was measured")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and logs")
+	flag.StringVar(&o.heapDir, "heap-profiles", "", "save the server's heap profile at each memory reading into this directory (needs -server-arg=--kube-apiserver-arg=profiling=true)")
+	flag.Func("server-arg", "a further `flag` of skiff server, such as --kube-scheduler-arg=config=FILE (repeatable)", func(v string) error {
+		o.serverArgs = append(o.serverArgs, v)
+		return nil
+	})
 	flag.Parse()
 	if *quick {
 		o.nodes = 100

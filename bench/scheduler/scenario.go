@@ -225,6 +225,7 @@ func (b *bench) scenarioMemory(sc scenario, pods int) {
 	if sm, err := benchkit.ProcessMemory(b.sim.PID()); err == nil {
 		b.report.Add(sc.String()+": skiff sim RSS (not part of the server)", sm.String())
 	}
+	b.heapProfile(what)
 }
 
 func plainPod(name string) *corev1.Pod {

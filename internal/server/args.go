@@ -90,8 +90,8 @@ func (s *Server) controllerManagerArgs(securePort string) ([]string, error) {
 		"leader-elect-renew-deadline":      leader.RenewDeadline.String(),
 		"leader-elect-retry-period":        leader.RetryPeriod.String(),
 		"feature-gates":                    "ControllerManagerReleaseLeaderElectionLockOnExit=true",
-		"kube-api-qps":                     "1000",
-		"kube-api-burst":                   "2000",
+		"kube-api-qps":                     strconv.Itoa(componentQPS),
+		"kube-api-burst":                   strconv.Itoa(2 * componentQPS),
 		"profiling":                        "false",
 	}
 	merged, err := component.Merge(flags, s.cfg.ControllerManagerArgs)
@@ -100,6 +100,11 @@ func (s *Server) controllerManagerArgs(securePort string) ([]string, error) {
 	}
 	return component.Args(merged, nil), nil
 }
+
+// componentQPS is the request rate the controller manager's and the
+// scheduler's clients may keep up (upstream's 20 and 50 would throttle a
+// Deployment of thousands of replicas); their burst is twice that.
+const componentQPS = 1000
 
 // schedulerArgs are the scheduler's flags, serving its health port on
 // securePort.
@@ -118,13 +123,19 @@ func (s *Server) schedulerArgs(securePort string) ([]string, error) {
 		"leader-elect-lease-duration": leader.LeaseDuration.String(),
 		"leader-elect-renew-deadline": leader.RenewDeadline.String(),
 		"leader-elect-retry-period":   leader.RetryPeriod.String(),
-		"kube-api-qps":                "1000",
-		"kube-api-burst":              "2000",
+		"kube-api-qps":                strconv.Itoa(componentQPS),
+		"kube-api-burst":              strconv.Itoa(2 * componentQPS),
 		"profiling":                   "false",
 	}
 	merged, err := component.Merge(flags, s.cfg.SchedulerArgs)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := merged["config"]; !ok {
+		if err := writeSchedulerConfig(s.files.schedulerConfig, merged); err != nil {
+			return nil, err
+		}
+		merged["config"] = s.files.schedulerConfig
 	}
 	return component.Args(merged, nil), nil
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -97,4 +99,26 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// SaveHeapProfile saves the API server process's heap profile into dir,
+// named after what, saying where (the server needs
+// --kube-apiserver-arg=profiling=true; without it, says so).
+func SaveHeapProfile(ctx context.Context, cs kubernetes.Interface, dir, what string) {
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
+	if err != nil {
+		fmt.Println("  (no heap profile; is profiling on?", err, ")")
+		return
+	}
+	name := strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", ":", "").Replace(what) + ".pb.gz"
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Println("  (no heap profile:", err, ")")
+		return
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		fmt.Println("  (no heap profile:", err, ")")
+		return
+	}
+	fmt.Println("  heap profile:", path)
 }

@@ -137,12 +137,13 @@ func (s *Sim) Stop() {
 // StartControlPlane starts `skiff server --disable-agent` for simulated
 // nodes (a /9 cluster CIDR, clear of the default service CIDR 10.43.0.0/16,
 // leaves a /24 podCIDR for each of thousands),
-// waits until it is ready, saying so, and returns it with a client.
-func StartControlPlane(ctx context.Context, binary, dataDir string) (*Server, *rest.Config, *kubernetes.Clientset, error) {
+// waits until it is ready, saying so, and returns it with a client. extra
+// are further `skiff server` flags.
+func StartControlPlane(ctx context.Context, binary, dataDir string, extra ...string) (*Server, *rest.Config, *kubernetes.Clientset, error) {
 	s, err := StartServer(ServerOptions{
 		Binary:  binary,
 		DataDir: dataDir,
-		Args:    []string{"--disable-agent", "--cluster-cidr", "10.128.0.0/9"},
+		Args:    append([]string{"--disable-agent", "--cluster-cidr", "10.128.0.0/9"}, extra...),
 	})
 	if err != nil {
 		return nil, nil, nil, err
