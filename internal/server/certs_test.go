@@ -63,3 +63,30 @@ func TestRenewOnce(t *testing.T) {
 		t.Errorf("the renewed serving certificate expires %v (err %v)", certs[0].NotAfter, err)
 	}
 }
+
+// TestFrontProxyCAName: the front-proxy CA's subject is not the cluster
+// CA's, so checking a cluster CA client's certificate against the
+// front-proxy CA (the API server does, on every request) finds no candidate
+// issuer and costs no signature check.
+func TestFrontProxyCAName(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir()}
+	cfg.Defaults()
+	f, err := preparePKI(cfg, "https://127.0.0.1:6443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := certutil.CertsFromFile(f.caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := certutil.CertsFromFile(f.frontProxyCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if front[0].Subject.String() == cluster[0].Subject.String() {
+		t.Fatalf("the front-proxy CA and the cluster CA share the subject %q", front[0].Subject)
+	}
+	if got := front[0].Subject.CommonName; got != frontProxyCAName {
+		t.Errorf("front-proxy CA named %q, want %q", got, frontProxyCAName)
+	}
+}
