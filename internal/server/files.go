@@ -63,8 +63,9 @@ const (
 	// the cluster CA's: the API server checks every client certificate
 	// against the front-proxy CA before the cluster CA, and Go tries the
 	// signature of every CA whose subject is the certificate's issuer, so
-	// a shared name costs each request of a cluster CA client a second
-	// signature check (9 % of the API server's CPU under load, docs/perf.md).
+	// a shared name costs each request of a cluster CA client a second,
+	// failing signature check (~4.7 % of the API server's CPU under load,
+	// docs/perf.md).
 	frontProxyCAName = "skiff-front-proxy-ca"
 	// etcdMemberPair is an HA server's etcd member certificate, in
 	// Paths.EtcdTLSDir.

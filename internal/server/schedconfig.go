@@ -13,44 +13,51 @@ import (
 	"github.com/skiffdev/skiff/internal/component"
 )
 
+// schedulerFileFlags are the scheduler's flags that a configuration file
+// replaces (the scheduler ignores them beside one).
+var schedulerFileFlags = []string{"kubeconfig", "kube-api-content-type", "kube-api-qps", "kube-api-burst", "profiling"}
+
 // writeSchedulerConfig writes the scheduler's configuration file to path,
-// moving into it the flags that a configuration file replaces (the
-// scheduler ignores them beside one): its client's kubeconfig, content type
-// and request rate, and profiling. The leader election flags stay flags:
-// the scheduler applies them over the file. A --kube-scheduler-arg
-// config=FILE replaces this file whole. Scheduling settings are upstream's
-// defaults (docs/perf.md has what a lower percentageOfNodesToScore buys).
+// moving schedulerFileFlags from flags into it: its client's kubeconfig,
+// content type and request rate, and profiling. The leader election flags
+// stay flags: the scheduler applies them over the file. A
+// --kube-scheduler-arg config=FILE replaces this file whole. Scheduling
+// settings are upstream's defaults (docs/perf.md has what a lower
+// percentageOfNodesToScore buys).
 func writeSchedulerConfig(path string, flags map[string]string) error {
 	cfg := schedulerv1.KubeSchedulerConfiguration{}
 	cfg.APIVersion, cfg.Kind = schedulerv1.SchemeGroupVersion.String(), "KubeSchedulerConfiguration"
-	cc := componentbasev1alpha1.ClientConnectionConfiguration{Kubeconfig: flags["kubeconfig"], ContentType: flags["kube-api-content-type"]}
-	for key, parse := range map[string]func(string) error{
-		"kube-api-qps": func(v string) error {
+	cfg.ClientConnection = componentbasev1alpha1.ClientConnectionConfiguration{Kubeconfig: flags["kubeconfig"], ContentType: flags["kube-api-content-type"]}
+	cc := &cfg.ClientConnection
+	for _, p := range []struct {
+		key   string
+		parse func(string) error
+	}{
+		{"kube-api-qps", func(v string) error {
 			f, err := strconv.ParseFloat(v, 32)
 			cc.QPS = float32(f)
 			return err
-		},
-		"kube-api-burst": func(v string) error {
+		}},
+		{"kube-api-burst", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 32)
 			cc.Burst = int32(n)
 			return err
-		},
-		"profiling": func(v string) error {
+		}},
+		{"profiling", func(v string) error {
 			b, err := strconv.ParseBool(v)
 			cfg.EnableProfiling = ptr.To(b)
 			return err
-		},
+		}},
 	} {
-		if v, ok := flags[key]; ok {
-			if err := parse(v); err != nil {
-				return fmt.Errorf("%w: --kube-scheduler-arg %s=%s: %v", component.ErrConfig, key, v, err)
+		if v, ok := flags[p.key]; ok {
+			if err := p.parse(v); err != nil {
+				return fmt.Errorf("%w: --kube-scheduler-arg %s=%s: %v", component.ErrConfig, p.key, v, err)
 			}
 		}
 	}
-	for _, key := range []string{"kubeconfig", "kube-api-content-type", "kube-api-qps", "kube-api-burst", "profiling"} {
+	for _, key := range schedulerFileFlags {
 		delete(flags, key)
 	}
-	cfg.ClientConnection = cc
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("scheduler configuration: %w", err)
