@@ -15,7 +15,8 @@ run: deps build
 	./bin/skiff server --data-dir $(DATA_DIR)
 
 # The pause and busybox images are built into the binary (internal/images/builtin).
-build: images dashboard
+# containerd, its runc shim and ctr are built beside it (bin/containerd).
+build: images dashboard bin/containerd
 	cp images/out/pause.tar images/out/busybox.tar internal/images/builtin/files/
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
@@ -56,6 +57,22 @@ test: test-deps build bin/coredns bin/kwok
 	# The pod network again, over the VXLAN backend.
 	POD_NETWORK=vxlan SKIFF_BIN=$(CURDIR)/bin/skiff COREDNS_BIN=$(CURDIR)/bin/coredns $(GO) test -ldflags "$(LDFLAGS)" -timeout 20m -count=1 \
 		-run 'TestPodToPodAcrossNodes|TestClusterIPSpreadsAndDropsUnready|TestClusterDNS' ./test/e2e/network
+
+# The node's container runtime: containerd 2.x, its runc shim and ctr, built
+# from containerd's Go module into bin/, where the agent looks first (then
+# $PATH). Without btrfs, devmapper and zfs snapshotters (the node uses
+# overlayfs; btrfs needs C headers). The stamp file rebuilds them when the
+# version changes.
+CONTAINERD_VERSION = v2.4.2
+CONTAINERD_PKG = github.com/containerd/containerd/v2
+bin/containerd: bin/.containerd-$(CONTAINERD_VERSION)
+bin/.containerd-$(CONTAINERD_VERSION):
+	cd /tmp && GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod $(GO) install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+		-ldflags "-s -w -X $(CONTAINERD_PKG)/version.Version=$(CONTAINERD_VERSION)" \
+		$(CONTAINERD_PKG)/cmd/containerd@$(CONTAINERD_VERSION) \
+		$(CONTAINERD_PKG)/cmd/containerd-shim-runc-v2@$(CONTAINERD_VERSION) \
+		$(CONTAINERD_PKG)/cmd/ctr@$(CONTAINERD_VERSION)
+	rm -f bin/.containerd-* && touch $@
 
 # CoreDNS, the reference the cluster DNS's answers are compared with
 # (test/e2e/network), built from the Go module proxy.

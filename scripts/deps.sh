@@ -17,7 +17,7 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   exit 1
 fi
 
-pkgs=(ca-certificates iproute2 nftables containerd runc containernetworking-plugins busybox-static)
+pkgs=(ca-certificates iproute2 nftables runc containernetworking-plugins busybox-static)
 # The dashboard's build (make dashboard) runs Vite on Node.js: Debian's
 # nodejs and npm, unless a Node.js is already installed (from NodeSource,
 # say, whose nodejs package brings npm).

@@ -165,7 +165,7 @@ func preflight(o *options) (warning string, err error) {
 	if os.Geteuid() != 0 {
 		return "", errors.New("needs root (network namespaces, containerd, nftables)")
 	}
-	for _, tool := range []string{"ip", "nsenter", "containerd", "nft"} {
+	for _, tool := range []string{"ip", "nsenter", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("%s not installed", tool)
 		}

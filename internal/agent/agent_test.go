@@ -17,22 +17,33 @@ func TestContainerdConfig(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	cfg := string(data)
 	for _, want := range []string{
+		"version = 3",
 		`restrict_oom_score_adj = true`, // required on these VMs
-		`sandbox_image = "localhost/skiff/pause:latest"`,
+		`sandbox = "localhost/skiff/pause:latest"`,
 		`address = "` + dir + `/containerd.sock"`,
-		`bin_dir = "/usr/lib/cni"`,
+		`bin_dirs = ["/usr/lib/cni"]`,
 		`conf_template = "` + dir + `/cni-template.conflist"`,
-		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]`,
-		`endpoint = ["http://127.0.0.1:5000"]`,
-		// Imported images of every registry are pulled from it too.
-		`[plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]` + "\n" + `    endpoint = ["http://127.0.0.1:5000"]`,
+		// The CRI's pulls and the transfer service's read the same hosts.
+		"[plugins.\"io.containerd.cri.v1.images\".registry]\n    config_path = \"" + dir + "/certs.d\"",
+		"[plugins.\"io.containerd.transfer.v1.local\"]\n  config_path = \"" + dir + "/certs.d\"",
+		`disabled_plugins = ["io.containerd.nri.v1.nri"]`,
 	} {
 		if !strings.Contains(cfg, want) {
-			t.Errorf("containerd config lacks %q", want)
+			t.Errorf("containerd config lacks %q:\n%s", want, cfg)
 		}
 	}
-	if strings.Count(cfg, `mirrors."localhost"`) != 1 {
-		t.Errorf("the localhost mirror configured %d times, want once:\n%s", strings.Count(cfg, `mirrors."localhost"`), cfg)
+	// Imported images of every registry are pulled from the mirror first.
+	hosts, err := os.ReadFile(dir + "/certs.d/_default/hosts.toml")
+	if want := "[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"; err != nil || string(hosts) != want {
+		t.Errorf("certs.d/_default/hosts.toml = %q, %v; want %q", hosts, err, want)
+	}
+	// Without a mirror, no host is configured (a stale file goes).
+	c.mirror = ""
+	if _, err := c.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir + "/certs.d"); err != nil || len(entries) != 0 {
+		t.Errorf("certs.d without a mirror: %v, %v; want an empty directory", entries, err)
 	}
 	tmpl, _ := os.ReadFile(dir + "/cni-template.conflist")
 	for _, want := range []string{`"bridge": "skiff0"`, `"dataDir": "` + dir + `/ipam"`, `{{range $i, $r := .PodCIDRRanges}}`, `"type": "portmap"`, `"ipMasq": false`} {

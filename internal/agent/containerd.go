@@ -38,12 +38,17 @@ type containerd struct {
 func (c *containerd) socket() string   { return filepath.Join(c.dir, "containerd.sock") }
 func (c *containerd) Endpoint() string { return "unix://" + c.socket() }
 
-// configTemplate is containerd 1.6's config (version 2). restrict_oom_score_adj
-// is required on these VMs (no CAP_SYS_RESOURCE; NOTES-runtime.md).
-var configTemplate = template.Must(template.New("config").Parse(`version = 2
+// configTemplate is containerd 2.x's configuration (version 3; 2.4 reads
+// it too). restrict_oom_score_adj is required on these VMs (no
+// CAP_SYS_RESOURCE; NOTES-runtime.md). NRI is off: its socket is
+// machine-wide (/var/run/nri), and a private instance must not take a
+// system containerd's. Registry hosts are configured by hosts.toml files
+// under certs.d (registryHosts), for the CRI's pulls and the transfer
+// service's alike.
+var configTemplate = template.Must(template.New("config").Parse(`version = 3
 root = "{{.Dir}}/root"
 state = "{{.Dir}}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 [grpc]
   address = "{{.Dir}}/containerd.sock"
@@ -55,29 +60,52 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   path = "{{.Dir}}/opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/skiff/pause:latest"
-  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "localhost/skiff/pause:latest"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{{.Dir}}/certs.d"
+
+[plugins."io.containerd.transfer.v1.local"]
+  config_path = "{{.Dir}}/certs.d"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{{.CNIBinDir}}"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{{.CNIBinDir}}"]
     conf_dir = "{{.CNIConfDir}}"
     conf_template = "{{.Dir}}/cni-template.conflist"
-{{- if .Mirror}}
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
-    endpoint = ["{{.Mirror}}"]
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
-    endpoint = ["{{.Mirror}}"]
-{{- end}}
 `))
+
+// registryHosts writes containerd's registry host configuration: with a
+// mirror, certs.d/_default/hosts.toml makes it the first endpoint of every
+// registry host (containerd falls back to the registry itself); without
+// one, the directory is empty and every host is reached directly.
+func (c *containerd) registryHosts() error {
+	dir := filepath.Join(c.dir, "certs.d")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if c.mirror == "" {
+		return os.MkdirAll(dir, 0o700)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "_default"), 0o700); err != nil {
+		return err
+	}
+	hosts := fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", c.mirror)
+	return os.WriteFile(filepath.Join(dir, "_default", "hosts.toml"), []byte(hosts), 0o600)
+}
 
 func (c *containerd) writeConfig() (string, error) {
 	for _, d := range []string{c.dir, c.cniConfDir, c.ipamDir} {
@@ -89,9 +117,12 @@ func (c *containerd) writeConfig() (string, error) {
 	if err := os.WriteFile(filepath.Join(c.dir, "cni-template.conflist"), []byte(cni), 0o600); err != nil {
 		return "", err
 	}
+	if err := c.registryHosts(); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	if err := configTemplate.Execute(&b, map[string]any{
-		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir, "Mirror": c.mirror,
+		"Dir": c.dir, "CNIBinDir": c.cniBinDir, "CNIConfDir": c.cniConfDir,
 	}); err != nil {
 		return "", err
 	}
@@ -131,7 +162,14 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 			}
 			continue
 		}
-		cmd := exec.Command("containerd", "--config", path)
+		bin, err := FindProgram("containerd")
+		if err != nil {
+			return fmt.Errorf("start containerd: %w", err)
+		}
+		cmd := exec.Command(bin, "--config", path)
+		// Its shim is looked for on $PATH: the one beside this containerd
+		// first (they are built together).
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 		logFile, err := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return err

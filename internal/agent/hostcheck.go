@@ -32,8 +32,11 @@ type Host struct {
 	ReadFile func(path string) ([]byte, error)
 	// Exists reports whether a path exists.
 	Exists func(path string) bool
-	// LookPath finds a program on $PATH.
+	// LookPath finds a program: beside the skiff binary, then on $PATH
+	// (FindProgram).
 	LookPath func(name string) (string, error)
+	// Output runs a program and returns its standard output.
+	Output func(name string, args ...string) (string, error)
 	// PortFree reports whether a TCP port can be listened on.
 	PortFree func(port int) bool
 	// Run runs a program and reports whether it succeeded.
@@ -50,7 +53,11 @@ func RealHost() Host {
 	return Host{
 		ReadFile: os.ReadFile,
 		Exists:   func(p string) bool { _, err := os.Stat(p); return err == nil },
-		LookPath: exec.LookPath,
+		LookPath: FindProgram,
+		Output: func(name string, args ...string) (string, error) {
+			out, err := exec.Command(name, args...).Output()
+			return string(out), err
+		},
 		PortFree: func(port int) bool {
 			l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 			if err != nil {
@@ -110,17 +117,36 @@ func CheckHost(h Host, o CheckOptions) []Finding {
 		add("cgroup controller "+c, ok, essential, problem, "enable it (cgroup_enable="+c+" on the kernel command line, or your init system's delegation)")
 	}
 
+	// containerd, its shim and ctr are built from containerd's Go module
+	// into bin/ beside skiff (make build); runc and nft are Debian's.
+	const buildContainerd = "make build (it builds containerd 2.x into bin/, beside skiff), or put containerd 2.x on $PATH"
 	for _, p := range []struct {
-		name, pkg string
+		name, fix string
 		why       string
 	}{
-		{"containerd", "containerd", "the container runtime"},
-		{"runc", "runc", "containerd's OCI runtime"},
-		{"ctr", "containerd", "imports images"},
-		{"nft", "nftables", "Services (kube-proxy) and NetworkPolicy"},
+		{"containerd", buildContainerd, "the container runtime"},
+		{"containerd-shim-runc-v2", buildContainerd, "containerd's shim for runc"},
+		{"runc", "apt-get install runc", "containerd's OCI runtime"},
+		{"ctr", buildContainerd, "imports images"},
+		{"nft", "apt-get install nftables", "Services (kube-proxy) and NetworkPolicy"},
 	} {
-		_, err := h.LookPath(p.name)
-		add("program "+p.name, err == nil, true, p.name+" is not on $PATH ("+p.why+")", "apt-get install "+p.pkg)
+		path, err := h.LookPath(p.name)
+		add("program "+p.name, err == nil, true, p.name+" is neither beside skiff nor on $PATH ("+p.why+")", p.fix)
+		if p.name != "containerd" || err != nil {
+			continue
+		}
+		out, err := h.Output(path, "--version")
+		major, version, perr := containerdMajor(out)
+		switch {
+		case err != nil:
+			add("containerd version", false, true, fmt.Sprintf("%s --version: %v", path, err), buildContainerd)
+		case perr != nil:
+			add("containerd version", false, true, perr.Error(), buildContainerd)
+		default:
+			add("containerd version", major >= 2, true,
+				fmt.Sprintf("containerd %s at %s is too old: skiff needs containerd 2.x (image volumes, its configuration version 3)", version, path),
+				buildContainerd)
+		}
 	}
 	for _, plugin := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		ok := h.Exists(filepath.Join(o.CNIBinDir, plugin))

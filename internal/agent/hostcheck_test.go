@@ -27,7 +27,13 @@ func fakeHost(files map[string]string, programs ...string) Host {
 			}
 			return "", errors.New("not found")
 		},
-		Run:           func(n string, _ ...string) bool { return has[n] },
+		Run: func(n string, _ ...string) bool { return has[n] },
+		Output: func(n string, _ ...string) (string, error) {
+			if n == "/usr/bin/containerd" {
+				return "containerd github.com/containerd/containerd/v2 2.4.2+unknown\n", nil
+			}
+			return "", errors.New("no output")
+		},
 		PortFree:      func(p int) bool { return p != 80 },
 		Root:          true,
 		KernelRelease: "6.1.0",
@@ -44,7 +50,7 @@ func goodFiles() map[string]string {
 }
 
 func TestCheckHost(t *testing.T) {
-	all := []string{"containerd", "runc", "ctr", "nft"}
+	all := []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nft"}
 	for _, tc := range []struct {
 		name      string
 		host      Host
@@ -53,8 +59,15 @@ func TestCheckHost(t *testing.T) {
 		wantWarn  []string // checks that fail with a warning
 	}{
 		{"complete", fakeHost(goodFiles(), all...), CheckOptions{KubeletPort: 10250}, nil, nil},
-		{"no containerd", fakeHost(goodFiles(), "runc", "ctr", "nft"), CheckOptions{}, []string{"program containerd"}, nil},
-		{"no nft", fakeHost(goodFiles(), "containerd", "runc", "ctr"), CheckOptions{}, []string{"program nft", "nf_tables"}, nil},
+		{"no containerd", fakeHost(goodFiles(), "containerd-shim-runc-v2", "runc", "ctr", "nft"), CheckOptions{}, []string{"program containerd"}, nil},
+		{"containerd 1.6", func() Host {
+			h := fakeHost(goodFiles(), all...)
+			h.Output = func(string, ...string) (string, error) {
+				return "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", nil
+			}
+			return h
+		}(), CheckOptions{}, []string{"containerd version"}, nil},
+		{"no nft", fakeHost(goodFiles(), "containerd", "containerd-shim-runc-v2", "runc", "ctr"), CheckOptions{}, []string{"program nft", "nf_tables"}, nil},
 		{"no memory controller", func() Host {
 			f := goodFiles()
 			f["/sys/fs/cgroup/cgroup.controllers"] = "cpu pids"
@@ -96,5 +109,26 @@ func TestCheckHost(t *testing.T) {
 				t.Errorf("fatal %v, warnings %v; want %v, %v", fatal, warn, tc.wantFatal, tc.wantWarn)
 			}
 		})
+	}
+}
+
+func TestContainerdMajor(t *testing.T) {
+	for _, tc := range []struct {
+		out     string
+		major   int
+		version string
+		err     bool
+	}{
+		{"containerd github.com/containerd/containerd/v2 2.4.2+unknown\n", 2, "2.4.2+unknown", false},
+		{"containerd github.com/containerd/containerd/v2 v2.1.0 abcdef\n", 2, "2.1.0", false},
+		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", 1, "1.6.20~ds1", false},
+		{"", 0, "", true},
+		{"runc version 1.1.5", 0, "", true},
+		{"containerd github.com/containerd/containerd/v2 dev", 0, "", true},
+	} {
+		major, version, err := containerdMajor(tc.out)
+		if (err != nil) != tc.err || major != tc.major || version != tc.version {
+			t.Errorf("containerdMajor(%q) = %d, %q, %v; want %d, %q, error %v", tc.out, major, version, err, tc.major, tc.version, tc.err)
+		}
 	}
 }

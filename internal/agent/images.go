@@ -178,11 +178,19 @@ func ctr(ctx context.Context, socket string, stdin io.Reader, args ...string) ([
 	if _, err := os.Stat(socket); err != nil {
 		return nil, fmt.Errorf("no containerd at %s (is the agent running on this data dir?): %w", socket, err)
 	}
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)...)
-	cmd.Stdin = stdin
-	out, err := cmd.CombinedOutput()
+	bin, err := FindProgram("ctr")
 	if err != nil {
-		return out, fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)...)
+	cmd.Stdin = stdin
+	// Standard output only: ctr warns on standard error (containerd 2.2+
+	// on cgroup v1 hosts: a deprecation line before every listing).
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(append(out, stderr.Bytes()...)))
 	}
 	return out, nil
 }

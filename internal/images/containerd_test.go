@@ -23,8 +23,8 @@ import (
 // TestContainerd checks the images against a real, private containerd:
 // the archives import with ctr, an image pulled through the CRI from a
 // Mirror (imagePullPolicy: Always) has the archive's digest, and the
-// images run. It needs root, containerd, ctr and runc (Debian's
-// containerd 1.6 and busybox-static), and the go command to compile the
+// images run. It needs root, containerd 2.x, its shim and ctr (bin/, from
+// make build), runc and busybox-static, and the go command to compile the
 // real binaries.
 func TestContainerd(t *testing.T) {
 	if testing.Short() {
@@ -33,9 +33,9 @@ func TestContainerd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run containerd")
 	}
-	for _, bin := range []string{"containerd", "ctr", "runc"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s: %v", bin, err)
+	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
+		if _, err := runtimeProgram(bin); err != nil {
+			t.Skipf("needs %s (make build puts containerd, its shim and ctr in bin/): %v", bin, err)
 		}
 	}
 	if _, err := os.Stat(DefaultBusybox); err != nil {
@@ -73,11 +73,19 @@ func TestContainerd(t *testing.T) {
 		}
 	}()
 
-	sock := startContainerd(ctx, t, containerdConfig(mirror.URL()))
+	sock := startContainerd(ctx, t, containerdConfig(), map[string]string{"certs.d/localhost/hosts.toml": localhostMirror(mirror.URL())})
 	store.setDir(filepath.Join(filepath.Dir(sock), "root", "io.containerd.content.v1.content"))
 	ctr := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
-		return string(out), err
+		// Standard output only: ctr 2.2+ warns on standard error on a
+		// cgroup v1 host.
+		var stderr strings.Builder
+		cmd := exec.CommandContext(ctx, program(t, "ctr"), append([]string{"--address", sock, "-n", "k8s.io"}, args...)...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out) + stderr.String(), err
+		}
+		return string(out), nil
 	}
 
 	// Import, as the agent would.
@@ -139,11 +147,13 @@ func TestContainerd(t *testing.T) {
 // containerdConfig is the containerd config the test uses, with
 // {{DIR}} standing for the state directory: the settings this machine
 // needs (restrict_oom_score_adj, the local sandbox image, Debian's CNI
-// directory) plus the mirror for the host "localhost".
-func containerdConfig(mirrorURL string) string {
-	return fmt.Sprintf(`version = 2
+// directory); the mirror for the host "localhost" is in
+// {{DIR}}/certs.d/localhost/hosts.toml (localhostMirror).
+func containerdConfig() string {
+	return fmt.Sprintf(`version = 3
 root = "{{DIR}}/root"
 state = "{{DIR}}/state"
+disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 [grpc]
   address = "{{DIR}}/containerd.sock"
@@ -151,17 +161,50 @@ state = "{{DIR}}/state"
 [ttrpc]
   address = "{{DIR}}/containerd.sock.ttrpc"
 
-[plugins."io.containerd.grpc.v1.cri"]
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = "%s:latest"
+
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = "{{DIR}}/certs.d"
+
+[plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
-  sandbox_image = "%s:latest"
 
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/usr/lib/cni"
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = ["/usr/lib/cni"]
   conf_dir = "{{DIR}}/cni"
+`, Pause)
+}
 
-[plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost"]
-  endpoint = [%q]
-`, Pause, mirrorURL)
+// localhostMirror is the hosts.toml that makes mirrorURL the first
+// endpoint of the registry host "localhost".
+func localhostMirror(mirrorURL string) string {
+	return fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", mirrorURL)
+}
+
+// runtimeProgram finds containerd, its shim or ctr where the agent does:
+// beside the skiff binary under test (SKIFF_BIN, else the repository's
+// bin/), then on $PATH.
+func runtimeProgram(name string) (string, error) {
+	dir := filepath.Join("..", "..", "bin")
+	if b := os.Getenv("SKIFF_BIN"); b != "" {
+		dir = filepath.Dir(b)
+	}
+	if p, err := filepath.Abs(filepath.Join(dir, name)); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}
+
+func program(t *testing.T, name string) string {
+	t.Helper()
+	p, err := runtimeProgram(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // buildReal compiles images/pause and images/testhost and builds the
@@ -202,21 +245,30 @@ func buildReal(ctx context.Context, t *testing.T) []string {
 // is replaced by its state directory) until the test ends, and returns its
 // socket. Cleanup stops it, unmounts whatever it left mounted and removes
 // the directory.
-func startContainerd(ctx context.Context, t *testing.T, config string) string {
+func startContainerd(ctx context.Context, t *testing.T, config string, files map[string]string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "skiff-ctrd-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	config = strings.ReplaceAll(config, "{{DIR}}", dir)
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
+	files["config.toml"] = config
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	log, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
+	containerd := program(t, "containerd")
+	cmd := exec.Command(containerd, "--config", filepath.Join(dir, "config.toml"))
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(containerd)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -246,7 +298,7 @@ func startContainerd(ctx context.Context, t *testing.T, config string) string {
 	sock := filepath.Join(dir, "containerd.sock")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := exec.CommandContext(ctx, "ctr", "--address", sock, "version").Run()
+		err := exec.CommandContext(ctx, program(t, "ctr"), "--address", sock, "version").Run()
 		if err == nil {
 			return sock
 		}

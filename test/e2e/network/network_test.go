@@ -48,7 +48,7 @@ func run(m *testing.M) int {
 		fmt.Println("skip: network namespaces need root")
 		return 0
 	}
-	for _, tool := range []string{"ip", "nsenter", "containerd", "nft"} {
+	for _, tool := range []string{"ip", "nsenter", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Printf("skip: %s not installed\n", tool)
 			return 0
