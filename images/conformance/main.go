@@ -151,6 +151,11 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 		images.File{Path: "home/user-defined-in-image", Mode: 0o755, Dir: true},
 		images.File{Path: "etc/nsswitch.conf", Mode: 0o644, Data: []byte("passwd: files\ngroup: files\nhosts: files dns\n")},
 	)
+	// Upstream's agnhost is built on Alpine Linux, and the ImageVolume spec
+	// reads the base's os-release through the kitten image; this one says
+	// what it is.
+	agnhostFiles = setFile(agnhostFiles, images.File{Path: "etc/os-release", Mode: 0o644, Data: []byte(
+		"NAME=\"Alpine Linux\"\nPRETTY_NAME=\"Alpine Linux (skiff's stand-in for agnhost: Debian's busybox and tools)\"\n")})
 	agnhost := images.Image{Files: agnhostFiles, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}
 	webPage := func(name string) images.Image {
 		fs := slices.Clone(agnhostFiles)
