@@ -21,12 +21,13 @@ import (
 )
 
 // Mirror is a loopback, read-only OCI registry over a node's own image
-// store, for containerd to use as the registry mirror of the host
-// "localhost" and of every other host ("*"), so that a pull of an image the
-// node holds (imagePullPolicy Always) needs no network:
+// store, for containerd to use as the first endpoint of every registry host,
+// so that a pull of an image the node holds (imagePullPolicy Always) needs
+// no network; in containerd 2.x's registry hosts directory,
+// certs.d/_default/hosts.toml:
 //
-//	[plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
-//	  endpoint = ["http://127.0.0.1:PORT"]
+//	[host."http://127.0.0.1:PORT"]
+//	  capabilities = ["pull", "resolve"]
 //
 // It serves only the images its Store lists (the agent's: those imported
 // from tarballs, not those pulled from registries, so that Always still
