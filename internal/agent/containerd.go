@@ -38,8 +38,8 @@ type containerd struct {
 func (c *containerd) socket() string   { return filepath.Join(c.dir, "containerd.sock") }
 func (c *containerd) Endpoint() string { return "unix://" + c.socket() }
 
-// configTemplate is containerd 2.x's configuration (version 3; 2.4 reads
-// it too). restrict_oom_score_adj is required on these VMs (no
+// configTemplate is containerd's configuration for 2.1 and later (version
+// 3, which 2.4 migrates to its 4 in memory). restrict_oom_score_adj is required on these VMs (no
 // CAP_SYS_RESOURCE; NOTES-runtime.md). NRI is off: its socket is
 // machine-wide (/var/run/nri), and a private instance must not take a
 // system containerd's. Registry hosts are configured by hosts.toml files

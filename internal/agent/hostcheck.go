@@ -119,7 +119,7 @@ func CheckHost(h Host, o CheckOptions) []Finding {
 
 	// containerd, its shim and ctr are built from containerd's Go module
 	// into bin/ beside skiff (make build); runc and nft are Debian's.
-	const buildContainerd = "make build (it builds containerd 2.x into bin/, beside skiff), or put containerd 2.x on $PATH"
+	const buildContainerd = "make build (it builds containerd 2.x into bin/, beside skiff), or put containerd 2.1 or later on $PATH"
 	for _, p := range []struct {
 		name, fix string
 		why       string
@@ -135,16 +135,17 @@ func CheckHost(h Host, o CheckOptions) []Finding {
 		if p.name != "containerd" || err != nil {
 			continue
 		}
+		// 2.1: image volumes, and the CNI's bin_dirs the configuration uses.
 		out, err := h.Output(path, "--version")
-		major, version, perr := containerdMajor(out)
+		major, minor, version, perr := containerdVersion(out)
 		switch {
 		case err != nil:
 			add("containerd version", false, true, fmt.Sprintf("%s --version: %v", path, err), buildContainerd)
 		case perr != nil:
 			add("containerd version", false, true, perr.Error(), buildContainerd)
 		default:
-			add("containerd version", major >= 2, true,
-				fmt.Sprintf("containerd %s at %s is too old: skiff needs containerd 2.x (image volumes, its configuration version 3)", version, path),
+			add("containerd version", major > 2 || major == 2 && minor >= 1, true,
+				fmt.Sprintf("containerd %s at %s is too old: skiff needs containerd 2.1 or later (image volumes, its configuration)", version, path),
 				buildContainerd)
 		}
 	}

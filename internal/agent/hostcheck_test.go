@@ -30,7 +30,7 @@ func fakeHost(files map[string]string, programs ...string) Host {
 		Run: func(n string, _ ...string) bool { return has[n] },
 		Output: func(n string, _ ...string) (string, error) {
 			if n == "/usr/bin/containerd" {
-				return "containerd github.com/containerd/containerd/v2 2.4.2+unknown\n", nil
+				return "containerd github.com/containerd/containerd/v2 v2.4.2 \n", nil
 			}
 			return "", errors.New("no output")
 		},
@@ -38,6 +38,12 @@ func fakeHost(files map[string]string, programs ...string) Host {
 		Root:          true,
 		KernelRelease: "6.1.0",
 	}
+}
+
+// withContainerd makes the host's containerd print version.
+func withContainerd(h Host, version string) Host {
+	h.Output = func(string, ...string) (string, error) { return version, nil }
+	return h
 }
 
 func goodFiles() map[string]string {
@@ -60,13 +66,12 @@ func TestCheckHost(t *testing.T) {
 	}{
 		{"complete", fakeHost(goodFiles(), all...), CheckOptions{KubeletPort: 10250}, nil, nil},
 		{"no containerd", fakeHost(goodFiles(), "containerd-shim-runc-v2", "runc", "ctr", "nft"), CheckOptions{}, []string{"program containerd"}, nil},
-		{"containerd 1.6", func() Host {
-			h := fakeHost(goodFiles(), all...)
-			h.Output = func(string, ...string) (string, error) {
-				return "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", nil
-			}
-			return h
-		}(), CheckOptions{}, []string{"containerd version"}, nil},
+		{"containerd 1.6", withContainerd(fakeHost(goodFiles(), all...), "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n"),
+			CheckOptions{}, []string{"containerd version"}, nil},
+		{"containerd 2.0", withContainerd(fakeHost(goodFiles(), all...), "containerd github.com/containerd/containerd/v2 v2.0.5 abc\n"),
+			CheckOptions{}, []string{"containerd version"}, nil},
+		{"containerd 3.0", withContainerd(fakeHost(goodFiles(), all...), "containerd github.com/containerd/containerd/v3 v3.0.0\n"),
+			CheckOptions{}, nil, nil},
 		{"no nft", fakeHost(goodFiles(), "containerd", "containerd-shim-runc-v2", "runc", "ctr"), CheckOptions{}, []string{"program nft", "nf_tables"}, nil},
 		{"no memory controller", func() Host {
 			f := goodFiles()
@@ -112,23 +117,24 @@ func TestCheckHost(t *testing.T) {
 	}
 }
 
-func TestContainerdMajor(t *testing.T) {
+func TestContainerdVersion(t *testing.T) {
 	for _, tc := range []struct {
-		out     string
-		major   int
-		version string
-		err     bool
+		out          string
+		major, minor int
+		version      string
+		err          bool
 	}{
-		{"containerd github.com/containerd/containerd/v2 2.4.2+unknown\n", 2, "2.4.2+unknown", false},
-		{"containerd github.com/containerd/containerd/v2 v2.1.0 abcdef\n", 2, "2.1.0", false},
-		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", 1, "1.6.20~ds1", false},
-		{"", 0, "", true},
-		{"runc version 1.1.5", 0, "", true},
-		{"containerd github.com/containerd/containerd/v2 dev", 0, "", true},
+		{"containerd github.com/containerd/containerd/v2 v2.4.2 \n", 2, 4, "2.4.2", false},
+		{"containerd github.com/containerd/containerd/v2 2.4.2+unknown\n", 2, 4, "2.4.2+unknown", false},
+		{"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", 1, 6, "1.6.20~ds1", false},
+		{"", 0, 0, "", true},
+		{"runc version 1.1.5", 0, 0, "", true},
+		{"containerd github.com/containerd/containerd/v2 dev", 0, 0, "", true},
 	} {
-		major, version, err := containerdMajor(tc.out)
-		if (err != nil) != tc.err || major != tc.major || version != tc.version {
-			t.Errorf("containerdMajor(%q) = %d, %q, %v; want %d, %q, error %v", tc.out, major, version, err, tc.major, tc.version, tc.err)
+		major, minor, version, err := containerdVersion(tc.out)
+		if (err != nil) != tc.err || major != tc.major || minor != tc.minor || version != tc.version {
+			t.Errorf("containerdVersion(%q) = %d, %d, %q, %v; want %d, %d, %q, error %v",
+				tc.out, major, minor, version, err, tc.major, tc.minor, tc.version, tc.err)
 		}
 	}
 }

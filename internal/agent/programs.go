@@ -21,18 +21,18 @@ func FindProgram(name string) (string, error) {
 	return exec.LookPath(name)
 }
 
-// containerdMajor reads the major version from `containerd --version`
-// output: "containerd github.com/containerd/containerd/v2 2.4.2+unknown"
-// (a build from the module) or "containerd github.com/containerd/containerd
-// 1.6.20~ds1 1.6.20~ds1-1+deb12u3" (Debian's).
-func containerdMajor(out string) (major int, version string, err error) {
+// containerdVersion reads the version from `containerd --version` output:
+// "containerd github.com/containerd/containerd/v2 v2.4.2" (a build from
+// the module) or "containerd github.com/containerd/containerd 1.6.20~ds1
+// 1.6.20~ds1-1+deb12u3" (Debian's).
+func containerdVersion(out string) (major, minor int, version string, err error) {
 	f := strings.Fields(out)
 	if len(f) < 3 || f[0] != "containerd" {
-		return 0, "", fmt.Errorf("unexpected `containerd --version` output %q", strings.TrimSpace(out))
+		return 0, 0, "", fmt.Errorf("unexpected `containerd --version` output %q", strings.TrimSpace(out))
 	}
 	version = strings.TrimPrefix(f[2], "v")
-	if _, err := fmt.Sscanf(version, "%d.", &major); err != nil {
-		return 0, "", fmt.Errorf("unexpected containerd version %q", f[2])
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return 0, 0, "", fmt.Errorf("unexpected containerd version %q", f[2])
 	}
-	return major, version, nil
+	return major, minor, version, nil
 }

@@ -3,7 +3,7 @@
 // a namespace of its own joined with --server and the server token, and one
 // node whose agent was told only the first server's address
 // (scripts/netns-cluster.sh with SERVERS=3), run from a lone copy of the
-// binary with the test image imported. The leading server is killed
+// binary (and the containerd programs) with the test image imported. The leading server is killed
 // with -9 under write load; every acknowledged write must survive, another
 // server must lead, and the node must keep its pods and fail over.
 package ha
@@ -96,13 +96,21 @@ func run(m *testing.M) int {
 		return 1
 	}
 	clusterDir = dir
-	// The node runs a lone copy of the binary, without the images
-	// directory beside it: the pause image comes from the binary itself,
-	// the test image is imported with `skiff image import`.
+	// The node runs a lone copy of the binary, with only the containerd
+	// programs beside it and without the images directory: the pause
+	// image comes from the binary itself, the test image is imported with
+	// `skiff image import`.
 	lone := filepath.Join(dir, "lone", "skiff")
-	if err := copyFile(skiffBin, lone); err != nil {
-		fmt.Println(err)
-		return 1
+	for name, from := range map[string]string{
+		"skiff":                   skiffBin,
+		"containerd":              filepath.Join(filepath.Dir(skiffBin), "containerd"),
+		"containerd-shim-runc-v2": filepath.Join(filepath.Dir(skiffBin), "containerd-shim-runc-v2"),
+		"ctr":                     filepath.Join(filepath.Dir(skiffBin), "ctr"),
+	} {
+		if err := copyFile(from, filepath.Join(dir, "lone", name)); err != nil {
+			fmt.Println(err)
+			return 1
+		}
 	}
 	up := exec.Command(script, "up", dir, "1", strconv.Itoa(port))
 	up.Env = append(env, "AGENT_BIN="+lone)
