@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skiffdev/skiff/internal/agent/podnet"
+	"github.com/skiffdev/skiff/internal/images"
 )
 
 // containerd is the agent's private containerd: its own root, state, socket
@@ -39,12 +40,12 @@ func (c *containerd) socket() string   { return filepath.Join(c.dir, "containerd
 func (c *containerd) Endpoint() string { return "unix://" + c.socket() }
 
 // configTemplate is containerd's configuration for 2.1 and later (version
-// 3, which 2.4 migrates to its 4 in memory). restrict_oom_score_adj is required on these VMs (no
-// CAP_SYS_RESOURCE; NOTES-runtime.md). NRI is off: its socket is
-// machine-wide (/var/run/nri), and a private instance must not take a
-// system containerd's. Registry hosts are configured by hosts.toml files
-// under certs.d (registryHosts), for the CRI's pulls and the transfer
-// service's alike.
+// 3, which 2.4 migrates to its 4 in memory). restrict_oom_score_adj is
+// required on these VMs (no CAP_SYS_RESOURCE; NOTES-runtime.md). NRI is
+// off: its socket is machine-wide (/var/run/nri), and a private instance
+// must not take a system containerd's. Registry hosts are configured by
+// hosts.toml files under certs.d (registryHosts), for the CRI's pulls and
+// the transfer service's alike.
 var configTemplate = template.Must(template.New("config").Parse(`version = 3
 root = "{{.Dir}}/root"
 state = "{{.Dir}}/state"
@@ -103,8 +104,7 @@ func (c *containerd) registryHosts() error {
 	if err := os.MkdirAll(filepath.Join(dir, "_default"), 0o700); err != nil {
 		return err
 	}
-	hosts := fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", c.mirror)
-	return os.WriteFile(filepath.Join(dir, "_default", "hosts.toml"), []byte(hosts), 0o600)
+	return os.WriteFile(filepath.Join(dir, "_default", "hosts.toml"), []byte(images.HostsTOML(c.mirror)), 0o600)
 }
 
 func (c *containerd) writeConfig() (string, error) {

@@ -73,7 +73,7 @@ func TestContainerd(t *testing.T) {
 		}
 	}()
 
-	sock := startContainerd(ctx, t, containerdConfig(), map[string]string{"certs.d/localhost/hosts.toml": localhostMirror(mirror.URL())})
+	sock := startContainerd(ctx, t, containerdConfig(), map[string]string{"certs.d/localhost/hosts.toml": HostsTOML(mirror.URL())})
 	store.setDir(filepath.Join(filepath.Dir(sock), "root", "io.containerd.content.v1.content"))
 	ctr := func(args ...string) (string, error) {
 		// Standard output only: ctr 2.2+ warns on standard error on a
@@ -148,7 +148,7 @@ func TestContainerd(t *testing.T) {
 // {{DIR}} standing for the state directory: the settings this machine
 // needs (restrict_oom_score_adj, the local sandbox image, Debian's CNI
 // directory); the mirror for the host "localhost" is in
-// {{DIR}}/certs.d/localhost/hosts.toml (localhostMirror).
+// {{DIR}}/certs.d/localhost/hosts.toml (HostsTOML).
 func containerdConfig() string {
 	return fmt.Sprintf(`version = 3
 root = "{{DIR}}/root"
@@ -174,12 +174,6 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   bin_dirs = ["/usr/lib/cni"]
   conf_dir = "{{DIR}}/cni"
 `, Pause)
-}
-
-// localhostMirror is the hosts.toml that makes mirrorURL the first
-// endpoint of the registry host "localhost".
-func localhostMirror(mirrorURL string) string {
-	return fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", mirrorURL)
 }
 
 // runtimeProgram finds containerd, its shim or ctr where the agent does:

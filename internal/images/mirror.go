@@ -20,11 +20,19 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
+// HostsTOML is containerd's hosts.toml that makes the mirror at mirrorURL
+// (http://127.0.0.1:PORT) the first endpoint of a registry host, for pulls
+// and resolving; containerd goes on to the host itself after it. In a
+// certs.d directory's _default it serves every host.
+func HostsTOML(mirrorURL string) string {
+	return fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", mirrorURL)
+}
+
 // Mirror is a loopback, read-only OCI registry over a node's own image
 // store, for containerd to use as the first endpoint of every registry host,
 // so that a pull of an image the node holds (imagePullPolicy Always) needs
 // no network; in containerd 2.x's registry hosts directory,
-// certs.d/_default/hosts.toml:
+// certs.d/_default/hosts.toml (HostsTOML):
 //
 //	[host."http://127.0.0.1:PORT"]
 //	  capabilities = ["pull", "resolve"]
