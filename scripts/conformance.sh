@@ -3,7 +3,9 @@
 # conformance; not part of make test: it takes hours on two cores).
 #
 #   scripts/conformance.sh build   the suite (conformance/out/e2e.test, ginkgo),
-#                                  the binaries of its images and the images
+#                                  the binaries of its images (busybox built
+#                                  from source with the host's C compiler) and
+#                                  the images
 #                                  (conformance/out/images)
 #   scripts/conformance.sh run     build, start a fresh one-node cluster, run
 #                                  every [Conformance] spec (ginkgo runs the
@@ -34,8 +36,41 @@ out=$root/conformance/out
 export PATH=$PATH:/usr/local/go/bin
 cd "$root"
 
+# busybox as upstream's busybox image has it (busybox 1.37.0 from its own
+# source, the default configuration, static): Debian's busybox-static
+# reverts upstream's ash change that keeps environment variables whose
+# names are not identifiers (data-1), and runs its applets before the
+# PATH's programs. The source is upstream's release tarball as Debian's
+# archive holds it (busybox_VERSION.orig.tar.bz2), checked against its
+# SHA-256.
+busybox_version=1.37.0
+busybox_sha256=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
+
+build_busybox() {
+  local stamp=$out/bin/.busybox-$busybox_version
+  [ -x "$out/bin/busybox" ] && [ -e "$stamp" ] && return 0
+  echo "conformance: building busybox $busybox_version from source"
+  local src tarball=busybox_$busybox_version.orig.tar.bz2
+  src=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$src/$tarball" "http://deb.debian.org/debian/pool/main/b/busybox/$tarball"
+  echo "$busybox_sha256  $src/$tarball" | sha256sum -c --quiet -
+  tar -C "$src" -xjf "$src/$tarball"
+  (
+    cd "$src/busybox-$busybox_version"
+    make -s defconfig >/dev/null
+    sed -i 's/^# CONFIG_STATIC is not set$/CONFIG_STATIC=y/' .config
+    grep -qx CONFIG_STATIC=y .config
+    make -s -j"$(nproc)" busybox >"$src/build.log" 2>&1 || { tail -30 "$src/build.log" >&2; exit 1; }
+  )
+  install -m 0755 "$src/busybox-$busybox_version/busybox" "$out/bin/busybox"
+  rm -f "$out"/bin/.busybox-*
+  touch "$stamp"
+  rm -rf "$src"
+}
+
 build() {
   mkdir -p "$out/bin"
+  build_busybox
   (
     cd conformance
     echo "conformance: building agnhost, nnp, sample-apiserver, etcd and ginkgo"
@@ -53,7 +88,7 @@ build() {
     go build -o "$out/bin/report" ./cmd/report
   )
   k8s_dir=$(cd conformance && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
-  go run ./images/conformance -bin "$out/bin" -k8s-dir "$k8s_dir" -out "$out/images"
+  go run ./images/conformance -bin "$out/bin" -busybox "$out/bin/busybox" -k8s-dir "$k8s_dir" -out "$out/images"
 }
 
 run() {

@@ -8,7 +8,8 @@
 #                         bench/ingress (haproxy, nginx, caddy, wrk, h2load)
 #   scripts/deps.sh conformance  those of run, and the Debian programs the
 #                         conformance suite's stand-in images carry (make
-#                         conformance): dig, nc, socat
+#                         conformance): dig, nc, socat; and the C
+#                         toolchain that builds its busybox from source
 set -euo pipefail
 mode=${1:-run}
 
@@ -32,7 +33,7 @@ if [ "$mode" = bench-ingress ]; then
   pkgs=(haproxy nginx caddy wrk nghttp2-client)
 fi
 if [ "$mode" = conformance ]; then
-  pkgs+=(curl bind9-dnsutils netcat-openbsd socat bash iproute2 libc-bin)
+  pkgs+=(curl bind9-dnsutils netcat-openbsd socat bash iproute2 libc-bin gcc make bzip2 libc6-dev)
 fi
 
 missing=()

@@ -47,7 +47,7 @@ var debianTools = []tool{
 	{"usr/bin/nslookup", "bind9-dnsutils"},
 	{"usr/bin/nc", "netcat-openbsd"}, // nc.openbsd on the host
 	{"usr/bin/socat", "socat"},
-	bash,
+	{"usr/bin/bash", "bash"},
 	{"usr/sbin/ip", "iproute2"},
 	{"usr/bin/getent", "libc-bin"},
 }
@@ -55,14 +55,11 @@ var debianTools = []tool{
 // tool is a program of the build host and the Debian package of it.
 type tool struct{ path, pkg string }
 
-// bash is the stand-in images' shell.
-var bash = tool{"usr/bin/bash", "bash"}
-
 func main() {
 	bin := flag.String("bin", "conformance/out/bin", "directory holding agnhost, nnp, sample-apiserver and etcd, built from the Kubernetes module")
 	k8sDir := flag.String("k8s-dir", "", "the k8s.io/kubernetes module's source directory (for the kitten and nautilus pages); required")
 	out := flag.String("out", "conformance/out/images", "directory for the image tarballs")
-	busybox := flag.String("busybox", images.DefaultBusybox, "static busybox binary")
+	busybox := flag.String("busybox", "conformance/out/bin/busybox", "static busybox binary, built from upstream's source (scripts/conformance.sh build)")
 	goTool := flag.String("go", "go", "go command that compiles images/pause")
 	flag.Parse()
 	if *k8sDir == "" {
@@ -114,17 +111,12 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 	if err != nil {
 		return err
 	}
-	shell, err := hostTools([]tool{bash})
-	if err != nil {
-		return err
-	}
-	// The shell is Debian's bash, not busybox's: Debian's static busybox
-	// runs its own applets before the PATH's programs (so the tools
-	// below would not be the ones run), and its ash (1.35) drops the
-	// environment variables whose names are not identifiers (data-1),
-	// which upstream's busybox 1.37 passes on.
-	userland := withTools(busyboxUserland, shell)
-	userland = setFile(userland, images.File{Path: "bin/sh", Link: "/usr/bin/bash"})
+	// /bin/sh is busybox's ash, as in upstream's images: the specs expect
+	// its messages. (scripts/conformance.sh passes a busybox built from
+	// upstream's source: Debian's drops environment variables whose names
+	// are not identifiers, data-1, and runs its applets before the PATH's
+	// programs, the Debian tools below.)
+	userland := slices.Clone(busyboxUserland)
 	// Every applet in /bin too, as upstream's busybox image has them
 	// (specs run /bin/sysctl); Debian spreads them over four directories.
 	for _, f := range busyboxUserland {
@@ -155,7 +147,7 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 	// reads the base's os-release through the kitten image; this one says
 	// what it is.
 	agnhostFiles = setFile(agnhostFiles, images.File{Path: "etc/os-release", Mode: 0o644, Data: []byte(
-		"NAME=\"Alpine Linux\"\nPRETTY_NAME=\"Alpine Linux (skiff's stand-in for agnhost: Debian's busybox and tools)\"\n")})
+		"NAME=\"Alpine Linux\"\nPRETTY_NAME=\"Alpine Linux (skiff's stand-in for agnhost: busybox and Debian's tools)\"\n")})
 	agnhost := images.Image{Files: agnhostFiles, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}
 	webPage := func(name string) images.Image {
 		fs := slices.Clone(agnhostFiles)
