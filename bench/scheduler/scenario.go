@@ -20,8 +20,9 @@ import (
 )
 
 // scenario runs one scenario in a namespace of its own, reads the
-// server's memory while its pods exist, and deletes the namespace.
-func (b *bench) scenario(ctx context.Context, sc scenario) error {
+// server's memory while its pods exist, and deletes the namespace when
+// cleanUp is set (another scenario follows).
+func (b *bench) scenario(ctx context.Context, sc scenario, cleanUp bool) error {
 	ns := "bench-" + sc.String()
 	if err := benchkit.CreateNamespace(ctx, b.client, ns); err != nil {
 		return err
@@ -46,6 +47,9 @@ func (b *bench) scenario(ctx context.Context, sc scenario) error {
 		b.scenarioMemory(sc, tr.count())
 	}
 	tr.stop()
+	if !cleanUp {
+		return err
+	}
 	if derr := b.deleteNamespace(ctx, ns, 10*time.Minute); err == nil {
 		err = derr
 	}
