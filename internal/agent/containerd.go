@@ -14,6 +14,8 @@ import (
 	"text/template"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skiffdev/skiff/internal/agent/podnet"
 	"github.com/skiffdev/skiff/internal/images"
 )
@@ -22,7 +24,8 @@ import (
 // and CNI directories under the agent's data dir, so it never touches a
 // system containerd. It keeps running when the agent is killed (as a
 // systemd-managed containerd outlives the kubelet), so pods survive an agent
-// restart; a restarted agent reuses it.
+// restart; a restarted agent reuses it, if it runs the same program
+// (replaceOther).
 type containerd struct {
 	dir        string // DATA/containerd
 	cniConfDir string
@@ -147,6 +150,15 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 	if err != nil {
 		return err
 	}
+	bin, err := FindProgram("containerd")
+	if err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	if c.alive() {
+		if err := c.replaceOther(ctx, bin); err != nil {
+			return err
+		}
+	}
 	signalled := false
 	for ctx.Err() == nil {
 		if c.alive() {
@@ -161,10 +173,6 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 			case <-time.After(2 * time.Second):
 			}
 			continue
-		}
-		bin, err := FindProgram("containerd")
-		if err != nil {
-			return fmt.Errorf("start containerd: %w", err)
 		}
 		cmd := exec.Command(bin, "--config", path)
 		// Its shim is looked for on $PATH: the one beside this containerd
@@ -201,6 +209,83 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 		}
 	}
 	return nil
+}
+
+// replaceOther stops the containerd an earlier agent left running on the
+// socket when it runs another program than bin (an older skiff's, or a
+// system package's), so that an upgrade takes effect at the next agent
+// start instead of the new agent speaking to the old runtime. Its
+// containers keep running: their shims are processes of their own, and
+// the containerd started next reconnects to them. When the running
+// program cannot be told (another PID namespace), it is reused as before.
+func (c *containerd) replaceOther(ctx context.Context, bin string) error {
+	pid, err := c.peerPID()
+	if err != nil {
+		c.log.Warn("containerd left running: cannot tell its program; reusing it", "err", err)
+		return nil
+	}
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	running, err := os.Stat(exe)
+	if err != nil {
+		c.log.Warn("containerd left running: cannot tell its program; reusing it", "pid", pid, "err", err)
+		return nil
+	}
+	want, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	if os.SameFile(running, want) {
+		return nil
+	}
+	name, _ := os.Readlink(exe)
+	c.log.Info("containerd left running is another program; restarting it as this agent's (containers keep running)",
+		"pid", pid, "running", name, "program", bin)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop containerd %d: %w", pid, err)
+	}
+	// Gone, not only its socket closed: the next one opens the same
+	// metadata database, which the old one holds locked until it exits.
+	kill := time.After(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-kill:
+			c.log.Warn("containerd did not stop within 30s of SIGTERM; killing it", "pid", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			kill = nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// peerPID is the process id of what listens on the socket, as the kernel
+// reports it for a connection (SO_PEERCRED).
+func (c *containerd) peerPID() (int, error) {
+	conn, err := net.DialTimeout("unix", c.socket(), time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	if cred.Pid <= 0 {
+		return 0, errors.New("the kernel reports no process (another PID namespace)")
+	}
+	return int(cred.Pid), nil
 }
 
 func (c *containerd) waitSocket(ctx context.Context, exited <-chan error) error {
