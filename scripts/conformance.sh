@@ -91,7 +91,7 @@ build() {
     go build -o "$out/bin/report" ./cmd/report
   )
   k8s_dir=$(cd conformance && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
-  go run ./images/conformance -bin "$out/bin" -busybox "$out/bin/busybox" -k8s-dir "$k8s_dir" -out "$out/images"
+  go run ./images/conformance -bin "$out/bin" -k8s-dir "$k8s_dir" -out "$out/images"
 }
 
 run() {

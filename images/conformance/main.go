@@ -56,10 +56,9 @@ var debianTools = []tool{
 type tool struct{ path, pkg string }
 
 func main() {
-	bin := flag.String("bin", "conformance/out/bin", "directory holding agnhost, nnp, sample-apiserver and etcd, built from the Kubernetes module")
+	bin := flag.String("bin", "conformance/out/bin", "directory holding agnhost, nnp, sample-apiserver and etcd, built from the Kubernetes module, and busybox, built from its source")
 	k8sDir := flag.String("k8s-dir", "", "the k8s.io/kubernetes module's source directory (for the kitten and nautilus pages); required")
 	out := flag.String("out", "conformance/out/images", "directory for the image tarballs")
-	busybox := flag.String("busybox", "conformance/out/bin/busybox", "static busybox binary, built from upstream's source (scripts/conformance.sh build)")
 	goTool := flag.String("go", "go", "go command that compiles images/pause")
 	flag.Parse()
 	if *k8sDir == "" {
@@ -67,7 +66,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := build(ctx, *bin, *k8sDir, *out, *busybox, *goTool); err != nil {
+	if err := build(ctx, *bin, *k8sDir, *out, *goTool); err != nil {
 		fail(err)
 	}
 }
@@ -84,7 +83,7 @@ type image struct {
 	img  images.Image
 }
 
-func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error {
+func build(ctx context.Context, bin, k8sDir, out, goTool string) error {
 	tmp, err := os.MkdirTemp("", "skiff-conformance-images-")
 	if err != nil {
 		return err
@@ -97,13 +96,13 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build ./images/pause: %w", err)
 	}
-	for _, b := range []string{"agnhost", "nnp", "sample-apiserver", "etcd"} {
+	for _, b := range []string{"agnhost", "nnp", "sample-apiserver", "etcd", "busybox"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return fmt.Errorf("%w (build it with make conformance-build)", err)
 		}
 	}
 
-	busyboxUserland, err := images.BusyboxFiles(ctx, busybox)
+	busyboxUserland, err := images.BusyboxFiles(ctx, filepath.Join(bin, "busybox"))
 	if err != nil {
 		return err
 	}
@@ -112,8 +111,8 @@ func build(ctx context.Context, bin, k8sDir, out, busybox, goTool string) error 
 		return err
 	}
 	// /bin/sh is busybox's ash, as in upstream's images: the specs expect
-	// its messages. (scripts/conformance.sh passes a busybox built from
-	// upstream's source: Debian's drops environment variables whose names
+	// its messages. (scripts/conformance.sh builds busybox from upstream's
+	// source: Debian's drops environment variables whose names
 	// are not identifiers, data-1, and runs its applets before the PATH's
 	// programs, the Debian tools below.)
 	userland := slices.Clone(busyboxUserland)

@@ -3,9 +3,10 @@
 // a namespace of its own joined with --server and the server token, and one
 // node whose agent was told only the first server's address
 // (scripts/netns-cluster.sh with SERVERS=3), run from a lone copy of the
-// binary (and the containerd programs) with the test image imported. The leading server is killed
-// with -9 under write load; every acknowledged write must survive, another
-// server must lead, and the node must keep its pods and fail over.
+// binary (and the containerd programs) with the test image imported. The
+// leading server is killed with -9 under write load; every acknowledged
+// write must survive, another server must lead, and the node must keep its
+// pods and fail over.
 package ha
 
 import (
