@@ -136,6 +136,10 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the scaled Deployment took %s to show; the page watches, so it should take well under a second", d)
 	}
 	shot("deployments")
+	// The scaled pods' veths make chromium drop its connections
+	// (ERR_NETWORK_CHANGED), a request the page sends on a click among
+	// them: the steps below start once those pods are up.
+	mustKubectl(t, "rollout", "status", "-n", ns, "deployment/web", "--timeout=90s")
 
 	browse(t, tab, "pods", chromedp.Navigate(base+"#/core/v1/pods"),
 		waitText(fmt.Sprintf(`tr[data-name=%q]`, podName), "Running"))
