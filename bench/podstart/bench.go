@@ -132,8 +132,30 @@ func (b *bench) withAgent(ctx context.Context, baseline int64) error {
 	}
 	sleep(ctx, 10*time.Second)
 	b.memory(fmt.Sprintf("%d pods Ready", b.opts.pods))
+	b.idleCPU(ctx, fmt.Sprintf("%d pods Ready", b.opts.pods), 30*time.Second)
 	b.probeFailures(ctx)
 	return b.deletePods(ctx)
+}
+
+// idleCPU records the CPU the server process uses over d with nothing
+// changing, as a share of one core: the cost of the loops that run on their
+// own (the kubelet's relist, volume manager, probes, status sync).
+func (b *bench) idleCPU(ctx context.Context, state string, d time.Duration) {
+	before, err := benchkit.CPUSeconds(b.server.PID())
+	if err != nil {
+		b.report.Add("server process CPU, "+state, "unreadable: "+err.Error())
+		return
+	}
+	t0 := time.Now()
+	if !sleep(ctx, d) {
+		return
+	}
+	after, err := benchkit.CPUSeconds(b.server.PID())
+	if err != nil {
+		b.report.Add("server process CPU, "+state, "unreadable: "+err.Error())
+		return
+	}
+	b.report.Add(fmt.Sprintf("server process CPU, %s, over %s", state, d), fmt.Sprintf("%.1f %% of a core", 100*(after-before)/time.Since(t0).Seconds()))
 }
 
 // memory records the server process's own RSS, containerd's and the
@@ -220,7 +242,7 @@ func (b *bench) pods(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := testPod(fmt.Sprintf("web-%d", i))
+			p := testPod(fmt.Sprintf("web-%d", i), b.opts.noToken)
 			t0 := time.Now()
 			tr.sentAt(p.Name, t0)
 			if _, err := b.client.CoreV1().Pods(namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -290,8 +312,8 @@ func (b *bench) deletePods(ctx context.Context) error {
 	return fmt.Errorf("namespace %s not gone after 5 minutes", namespace)
 }
 
-func testPod(name string) *corev1.Pod {
-	return &corev1.Pod{
+func testPod(name string, noToken bool) *corev1.Pod {
+	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "podstart"}},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
@@ -306,6 +328,10 @@ func testPod(name string) *corev1.Pod {
 			}},
 		},
 	}
+	if noToken {
+		p.Spec.AutomountServiceAccountToken = new(false)
+	}
+	return p
 }
 
 // tracker notes when each pod's create was sent and when the informer

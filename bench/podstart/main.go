@@ -42,6 +42,7 @@ type options struct {
 	clusterCIDR string
 	baseline    bool
 	keep        bool
+	noToken     bool
 	serverArgs  []string
 }
 
@@ -62,6 +63,7 @@ func main() {
 		o.serverArgs = append(o.serverArgs, v)
 		return nil
 	})
+	flag.BoolVar(&o.noToken, "no-token", false, "pods without the service account token volume (automountServiceAccountToken: false), to tell what waiting for a volume costs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories and logs (the agent is still torn down)")
 	flag.Parse()
 	if *quick {
@@ -108,7 +110,7 @@ func main() {
 
 func header(o options, node string) {
 	benchkit.PrintHeader(os.Stdout, "skiff node agent pod start-up benchmark", o.skiff)
-	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s, extra server flags %q\n", o.pods, o.rate, node, o.idle, o.serverArgs)
+	fmt.Printf("plan:    %d pods at %g/s on node %s, idle wait %s, service account token volume %t, extra server flags %q\n", o.pods, o.rate, node, o.idle, !o.noToken, o.serverArgs)
 	others := benchkit.FindProcesses(func(argv []string) bool {
 		return filepath.Base(argv[0]) == "containerd" && len(argv) == 3 && argv[1] == "--config"
 	})
