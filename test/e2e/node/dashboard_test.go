@@ -191,6 +191,32 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("after the refused edit: %v, replicas %v; want 3", err, d.Spec.Replicas)
 	}
 
+	// A save whose connection fails (as Chrome fails every open request
+	// when the host's network changes): the editor says so instead of
+	// dropping the error. The page's fetch fails for this one request.
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(() => {
+		const t = document.querySelector('textarea[aria-label="Object YAML"]');
+		t.value = t.value.replace(/^  replicas: -1$/m, '  replicas: 4');
+		t.dispatchEvent(new Event('input', {bubbles: true}));
+		const real = window.fetch;
+		window.fetch = (url, opts) => {
+			if (opts && opts.method === 'PUT' && !String(url).includes('dryRun=All')) {
+				window.fetch = real;
+				return Promise.reject(new TypeError('Failed to fetch'));
+			}
+			return real(url, opts);
+		};
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, tab, "a YAML save whose connection fails",
+		click(`.editor-box .actions button:nth-child(2)`), // Save
+		waitText(`.field-errors`, "No answer from the API server (Failed to fetch): the change may or may not have been saved"))
+	if d, err := the.client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil || *d.Spec.Replicas != 3 {
+		t.Errorf("after the failed save: %v, replicas %v; want 3", err, d.Spec.Replicas)
+	}
+
 	// A Service with its endpoints, live.
 	if _, err := the.client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},

@@ -45,9 +45,10 @@ async function failure(r) {
 // Chrome drops every open connection when the host's network changes (a
 // pod's veth appearing is enough: ERR_NETWORK_CHANGED), failing requests
 // that no server answered with a TypeError. Reads are tried again a few
-// times; writes are not (one may have reached the server).
+// times, and so are dry runs; writes are not (one may have reached the server).
 const retries = 3;
-const retryable = (method, path) => method === 'GET' || path.endsWith('/selfsubjectreviews');
+const retryable = (method, path) =>
+  method === 'GET' || path.endsWith('/selfsubjectreviews') || path.includes('dryRun=All');
 
 export async function request(path, opts = {}) {
   for (let attempt = 0; ; attempt++) {

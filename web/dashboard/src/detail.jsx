@@ -103,7 +103,15 @@ function Editor({ res, obj, onSaved }) {
       setNote(`Saved: resourceVersion ${saved.metadata.resourceVersion}.`);
       onSaved(saved);
     } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
+      if (!(e instanceof ApiError)) {
+        // No answer (the connection failed): a dry run changed nothing, a
+        // save may or may not have reached the server.
+        const message = dryRun
+          ? `No answer from the API server (${e.message}); nothing was changed. Try again.`
+          : `No answer from the API server (${e.message}): the change may or may not have been saved. Reload the page to see the object as it is.`;
+        setErrors([{ field: '', message, line: 0 }]);
+        return;
+      }
       const list = causesOf(e, text);
       setErrors(list);
       if (list[0] && list[0].line) jump(list[0].line);
