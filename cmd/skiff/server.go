@@ -146,13 +146,16 @@ func newServerCommand() *cobra.Command {
 	return cmd
 }
 
-// runWithAgent runs the server and, once it is ready, a node agent in the
-// same process that joins it like any other node (with the join token), and
-// labels the agent's node as the control plane's.
+// runWithAgent runs the server and, once its API server is ready and
+// bootstrapped, a node agent in the same process that joins it like any
+// other node (with the join token), and labels the agent's node as the
+// control plane's. The agent starts while the server's later components
+// (the metrics API above all, ~1.5 s) are still starting: it needs only
+// the API.
 func runWithAgent(ctx context.Context, s *server.Server, cfg agent.Config) error {
 	var a *agent.Agent
 	return supervise.Group{Log: cfg.Log, Components: []supervise.Component{
-		{Name: "server", Run: s.Run, Ready: s.WaitReady, StopTimeout: 30 * time.Second},
+		{Name: "server", Run: s.Run, Ready: s.WaitBootstrapped, StopTimeout: 30 * time.Second},
 		{Name: "agent-config", Step: true, Run: func(context.Context) error {
 			token, err := os.ReadFile(s.Paths.Token)
 			if err != nil {

@@ -256,8 +256,12 @@ type Server struct {
 	AdminConfig *rest.Config
 	// URL is the API server's address as clients reach it locally.
 	URL string
-	// Ready is closed once the API server is ready and bootstrap is done.
+	// Ready is closed once every component has started (the last, the
+	// metrics API, once it is served).
 	Ready chan struct{}
+	// Bootstrapped is closed once the API server is ready and bootstrap is
+	// done (the join token written): enough for a node agent to join.
+	Bootstrapped chan struct{}
 	// snapshotSchedule is cfg.SnapshotSchedule, parsed (nil when
 	// snapshots are disabled and it does not parse).
 	snapshotSchedule cron.Schedule
@@ -312,7 +316,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.checkHA(); err != nil {
 		return nil, fmt.Errorf("%w: %v", component.ErrConfig, err)
 	}
-	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{}), snapshotSchedule: schedule}
+	s := &Server{cfg: cfg, Paths: cfg.Paths(), Ready: make(chan struct{}), Bootstrapped: make(chan struct{}), snapshotSchedule: schedule}
 	s.URL = "https://" + net.JoinHostPort(localHost(cfg.BindAddress), strconv.Itoa(cfg.HTTPSPort))
 	if cfg.JoinURL != "" {
 		if err := joinCluster(context.Background(), cfg); err != nil {
@@ -367,6 +371,12 @@ func (s *Server) Run(ctx context.Context) error {
 // WaitReady returns once the server is ready (its Ready is closed), or with
 // ctx's error.
 func (s *Server) WaitReady(ctx context.Context) error { return supervise.Closed(s.Ready)(ctx) }
+
+// WaitBootstrapped returns once the server's Bootstrapped is closed, or with
+// ctx's error.
+func (s *Server) WaitBootstrapped(ctx context.Context) error {
+	return supervise.Closed(s.Bootstrapped)(ctx)
+}
 
 // components lists the control plane in start order: the datastore, the API
 // server (once ready, the bootstrap), then the controllers, the scheduler and
@@ -432,6 +442,11 @@ func (s *Server) components() ([]supervise.Component, error) {
 		{Name: "bootstrap", Step: true, Run: func(ctx context.Context) error {
 			if err := s.bootstrap(ctx, client); err != nil {
 				return fmt.Errorf("bootstrap: %w", err)
+			}
+			select {
+			case <-s.Bootstrapped:
+			default:
+				close(s.Bootstrapped)
 			}
 			return nil
 		}},
