@@ -61,7 +61,11 @@ dest=${XDG_CACHE_HOME:-$HOME/.cache}/skiff/$(basename "$mod")@$version
 if [ ! -e "$dest/.complete" ]; then
   mkdir -p "$(dirname "$dest")"
   tmp=$(mktemp -d "$dest.tmp.XXXXXX")
-  cp -al "$dir/." "$tmp/" 2>/dev/null || cp -a "$dir/." "$tmp/"
+  if ! cp -al "$dir/." "$tmp/" 2>/dev/null; then
+    # Another file system: a copy (~130 MB) instead of hard links.
+    chmod -R u+w "$tmp" && rm -rf "$tmp" && mkdir "$tmp"
+    cp -a "$dir/." "$tmp/"
+  fi
   chmod u+w "$tmp" "$tmp/$(dirname "$rel")"
   touch "$tmp/.complete"
   if [ -e "$dest" ]; then chmod -R u+w "$dest" && rm -rf "$dest"; fi
