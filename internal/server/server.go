@@ -368,10 +368,6 @@ func (s *Server) Run(ctx context.Context) error {
 	return supervise.Group{Log: s.cfg.Log, Components: components, Progress: s.cfg.Progress}.Run(ctx)
 }
 
-// WaitReady returns once the server is ready (its Ready is closed), or with
-// ctx's error.
-func (s *Server) WaitReady(ctx context.Context) error { return supervise.Closed(s.Ready)(ctx) }
-
 // WaitBootstrapped returns once the server's Bootstrapped is closed, or with
 // ctx's error.
 func (s *Server) WaitBootstrapped(ctx context.Context) error {
@@ -443,11 +439,7 @@ func (s *Server) components() ([]supervise.Component, error) {
 			if err := s.bootstrap(ctx, client); err != nil {
 				return fmt.Errorf("bootstrap: %w", err)
 			}
-			select {
-			case <-s.Bootstrapped:
-			default:
-				close(s.Bootstrapped)
-			}
+			close(s.Bootstrapped)
 			return nil
 		}},
 	}
