@@ -7,8 +7,9 @@ TEST_TIMEOUT ?= 60m
 K8S_VERSION := v1.37.2
 SKIFF_VERSION ?= $(K8S_VERSION)+skiff$(shell git rev-parse --short HEAD 2>/dev/null | sed 's/^/./')
 VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
-# skiff builds against k8s.io/kubernetes with three kubelet timings patched
-# (scripts/kubelet-patch.sh says which and why), through a workspace file.
+# skiff builds against k8s.io/kubernetes with a few waits shortened (three of
+# the kubelet's volume manager, two of the API server's post-start hooks;
+# scripts/kubernetes-patch.sh says which and why), through a workspace file.
 GOWORK_PATCHED := $(CURDIR)/bin/go.work
 LDFLAGS := -s -w $(foreach p,$(VERSION_PKGS),-X $(p).gitVersion=$(SKIFF_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).gitCommit=$(shell git rev-parse HEAD 2>/dev/null) -X $(p).buildDate=$(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null))
 
@@ -24,7 +25,7 @@ run: deps build
 # every build (well under a second); the tests build with it too.
 build: images dashboard bin/containerd
 	cp images/out/pause.tar images/out/busybox.tar internal/images/builtin/files/
-	./scripts/kubelet-patch.sh $(GOWORK_PATCHED)
+	./scripts/kubernetes-patch.sh $(GOWORK_PATCHED)
 	GOWORK=$(GOWORK_PATCHED) $(GO) build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 # The web dashboard (web/dashboard: Preact, built by Vite from the npm

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +124,16 @@ func serveSkiff(ctx context.Context, o childOptions) error {
 		return err
 	}
 	p.SetTable(t)
+	if f := os.Getenv("BENCH_INGRESS_CPU_PROFILE"); f != "" {
+		pf, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
