@@ -154,10 +154,8 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 	if err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}
-	if c.alive() {
-		if err := c.replaceOther(ctx, bin); err != nil {
-			return err
-		}
+	if err := c.replaceOther(ctx, bin); err != nil {
+		return err
 	}
 	signalled := false
 	for ctx.Err() == nil {
@@ -218,8 +216,12 @@ func (c *containerd) Run(ctx context.Context, ready chan<- struct{}) error {
 // containers keep running: their shims are processes of their own, and
 // the containerd started next reconnects to them. When the running
 // program cannot be told (another PID namespace), it is reused as before.
+// With none answering on the socket there is nothing to replace.
 func (c *containerd) replaceOther(ctx context.Context, bin string) error {
 	pid, err := c.peerPID()
+	if errors.Is(err, errNoPeer) {
+		return nil
+	}
 	if err != nil {
 		c.log.Warn("containerd left running: cannot tell its program; reusing it", "err", err)
 		return nil
@@ -260,12 +262,15 @@ func (c *containerd) replaceOther(ctx context.Context, bin string) error {
 	return nil
 }
 
+// errNoPeer is peerPID's error when nothing answers on the socket.
+var errNoPeer = errors.New("no containerd answers on the socket")
+
 // peerPID is the process id of what listens on the socket, as the kernel
 // reports it for a connection (SO_PEERCRED).
 func (c *containerd) peerPID() (int, error) {
 	conn, err := net.DialTimeout("unix", c.socket(), time.Second)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %v", errNoPeer, err)
 	}
 	defer conn.Close()
 	raw, err := conn.(*net.UnixConn).SyscallConn()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -56,6 +57,13 @@ func leftRunning(t *testing.T, c *containerd) (*os.Process, <-chan struct{}) {
 
 func TestReplaceOther(t *testing.T) {
 	c := &containerd{dir: t.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// Nothing on the socket: nothing to replace, and no error.
+	if _, err := c.peerPID(); !errors.Is(err, errNoPeer) {
+		t.Fatalf("peerPID with no listener: %v, want errNoPeer", err)
+	}
+	if err := c.replaceOther(context.Background(), os.Args[0]); err != nil {
+		t.Fatalf("replaceOther with no listener: %v", err)
+	}
 	proc, exited := leftRunning(t, c)
 
 	pid, err := c.peerPID()
