@@ -101,9 +101,10 @@ func (s *Server) controllerManagerArgs(securePort string) ([]string, error) {
 	return component.Args(merged, nil), nil
 }
 
-// componentQPS is the request rate the controller manager's and the
-// scheduler's clients may keep up (upstream's 20 and 50 would throttle a
-// Deployment of thousands of replicas); their burst is twice that.
+// componentQPS is the request rate the controller manager's, the
+// scheduler's and the server's own clients may keep up (upstream's 20 and
+// 50 would throttle a Deployment of thousands of replicas); their burst is
+// twice that.
 const componentQPS = 1000
 
 // schedulerArgs are the scheduler's flags, serving its health port on

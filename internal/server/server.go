@@ -347,6 +347,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server's own clients (bootstrap, the add-ons it applies, its
+	// controllers) write a few dozen objects at start: at client-go's
+	// default of 5 requests/s with a burst of 10, bootstrap alone waited
+	// 0.6 s of every start, with the node's agent waiting on it
+	// (docs/perf.md, "the server's own clients, unthrottled"). They are
+	// the cluster's own components, like the controller manager.
+	s.AdminConfig.QPS, s.AdminConfig.Burst = componentQPS, 2*componentQPS
 	return s, nil
 }
 
