@@ -42,7 +42,11 @@ func TestBadConfigExits(t *testing.T) {
 			port := fmt.Sprint(e2eutil.FreePort(t))
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			args := append([]string{"server", "--data-dir", t.TempDir(), "--https-listen-port", port, "--disable-agent"}, tc.args...)
+			// A metrics-server port of its own: a server that gets that far
+			// must not fail on the one of the server this test runs beside
+			// (TestAgentWithWrongTokenExits) instead of on its own error.
+			args := append([]string{"server", "--data-dir", t.TempDir(), "--https-listen-port", port, "--disable-agent",
+				"--metrics-server-port", fmt.Sprint(e2eutil.FreePort(t))}, tc.args...)
 			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 			var exit *exec.ExitError
 			if ctx.Err() != nil || !errors.As(err, &exit) || exit.ExitCode() != 1 {
