@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -129,11 +130,39 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
+// waitServed waits until the API server serves the mesh's policy kinds,
+// and reports false if ctx ends first. The server installs their CRDs
+// once it is ready, and its own node's agent can get here before that;
+// informers started earlier would log a failed list every second or so
+// until the kinds appear.
+func (p *Proxy) waitServed(ctx context.Context) bool {
+	logged := false
+	for {
+		list, err := p.cfg.Client.Discovery().ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
+		if err == nil && slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == v1alpha1.AuthorizationPolicies.Resource }) &&
+			slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == v1alpha1.PeerAuthentications.Resource }) {
+			return true
+		}
+		if !logged {
+			p.cfg.Log.Info("waiting for the API server to serve the mesh API", "groupVersion", v1alpha1.GroupVersion.String())
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // Run serves until ctx ends, and returns after every goroutine it started
 // has stopped. Connections in flight end with it.
 func (p *Proxy) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if !p.waitServed(ctx) {
+		return nil
+	}
 	factory := informers.NewSharedInformerFactory(p.cfg.Client, 10*time.Minute)
 	world, infs, err := newInformerWorld(factory)
 	if err != nil {

@@ -2,8 +2,10 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiffdev/skiff/internal/mesh/api/v1alpha1"
@@ -29,6 +32,19 @@ func TestRunCapturesAndStops(t *testing.T) {
 	client := fake.NewClientset(ns("shop", map[string]string{EnabledLabel: "true"}), web,
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "elsewhere"}, Spec: corev1.PodSpec{NodeName: "b"},
 			Status: corev1.PodStatus{PodIP: "10.42.1.7", Phase: corev1.PodRunning}})
+	// The mesh API is not served at first (discovery fails): the proxy
+	// waits for it.
+	client.Resources = []*metav1.APIResourceList{{GroupVersion: v1alpha1.GroupVersion.String(), APIResources: []metav1.APIResource{
+		{Name: v1alpha1.AuthorizationPolicies.Resource}, {Name: v1alpha1.PeerAuthentications.Resource},
+	}}}
+	var served atomic.Bool
+	client.PrependReactor("get", "resource", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if !served.Load() {
+			return true, nil, errors.New("the server could not find the requested resource")
+		}
+		return false, nil, nil
+	})
+	time.AfterFunc(700*time.Millisecond, func() { served.Store(true) })
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
 		v1alpha1.AuthorizationPolicies: "AuthorizationPolicyList",
 		v1alpha1.PeerAuthentications:   "PeerAuthenticationList",
