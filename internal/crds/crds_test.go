@@ -12,6 +12,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 )
 
@@ -211,6 +212,26 @@ func TestEstablished(t *testing.T) {
 		crd := &apiextensionsv1.CustomResourceDefinition{Status: apiextensionsv1.CustomResourceDefinitionStatus{Conditions: c.conds}}
 		if got := Established(crd); got != c.want {
 			t.Errorf("%s: Established = %v; want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestServed(t *testing.T) {
+	client := kubefake.NewClientset()
+	client.Resources = []*metav1.APIResourceList{{GroupVersion: "example.skiff.dev/v1", APIResources: []metav1.APIResource{{Name: "things"}, {Name: "widgets"}}}}
+	disc := client.Discovery()
+	for _, tc := range []struct {
+		gv        string
+		resources []string
+		want      bool
+	}{
+		{"example.skiff.dev/v1", []string{"things", "widgets"}, true},
+		{"example.skiff.dev/v1", []string{"things"}, true},
+		{"example.skiff.dev/v1", []string{"things", "gadgets"}, false},
+		{"example.skiff.dev/v2", []string{"things"}, false},
+	} {
+		if got := Served(disc, tc.gv, tc.resources...); got != tc.want {
+			t.Errorf("Served(%s, %v) = %v, want %v", tc.gv, tc.resources, got, tc.want)
 		}
 	}
 }

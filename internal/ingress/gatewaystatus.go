@@ -23,6 +23,7 @@ import (
 	gwxlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apisx/v1alpha1"
 
 	"github.com/skiffdev/skiff/internal/changes"
+	"github.com/skiffdev/skiff/internal/crds"
 )
 
 // gatewayResources are the kinds the Gateway API informers need served.
@@ -113,22 +114,9 @@ func (c *Controller) gatewayInformers(ctx context.Context, core informers.Shared
 // servesGatewayAPI tells whether the API server serves every kind the
 // Gateway API caches list.
 func (c *Controller) servesGatewayAPI() bool {
-	list, err := c.cfg.Client.Discovery().ServerResourcesForGroupVersion(gwv1.GroupVersion.String())
-	if err != nil {
-		return false
-	}
-	for _, want := range gatewayResources {
-		if !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == want }) {
-			return false
-		}
-	}
-	if c.cfg.ExperimentalGatewayAPI {
-		list, err := c.cfg.Client.Discovery().ServerResourcesForGroupVersion(gwxv1a1.GroupVersion.String())
-		if err != nil || !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == "xbackendtrafficpolicies" }) {
-			return false
-		}
-	}
-	return true
+	disc := c.cfg.Client.Discovery()
+	return crds.Served(disc, gwv1.GroupVersion.String(), gatewayResources...) &&
+		(!c.cfg.ExperimentalGatewayAPI || crds.Served(disc, gwxv1a1.GroupVersion.String(), "xbackendtrafficpolicies"))
 }
 
 // fill adds the Gateway API objects to in; synced tells whether the caches

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiffdev/skiff/internal/changes"
+	"github.com/skiffdev/skiff/internal/crds"
 	"github.com/skiffdev/skiff/internal/mesh/api/v1alpha1"
 )
 
@@ -136,23 +137,19 @@ func New(cfg Config) (*Proxy, error) {
 // informers started earlier would log a failed list every second or so
 // until the kinds appear.
 func (p *Proxy) waitServed(ctx context.Context) bool {
+	gv, disc := v1alpha1.GroupVersion.String(), p.cfg.Client.Discovery()
 	logged := false
-	for {
-		list, err := p.cfg.Client.Discovery().ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
-		if err == nil && slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == v1alpha1.AuthorizationPolicies.Resource }) &&
-			slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == v1alpha1.PeerAuthentications.Resource }) {
-			return true
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(context.Context) (bool, error) {
+		if crds.Served(disc, gv, v1alpha1.AuthorizationPolicies.Resource, v1alpha1.PeerAuthentications.Resource) {
+			return true, nil
 		}
 		if !logged {
-			p.cfg.Log.Info("waiting for the API server to serve the mesh API", "groupVersion", v1alpha1.GroupVersion.String())
+			p.cfg.Log.Info("waiting for the API server to serve the mesh API", "groupVersion", gv)
 			logged = true
 		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+		return false, nil
+	})
+	return err == nil
 }
 
 // Run serves until ctx ends, and returns after every goroutine it started
