@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,9 @@ func TestSchedulerArgs(t *testing.T) {
 	}
 	if cfg.EnableProfiling || len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName != "default-scheduler" {
 		t.Errorf("profiling %v, profiles %+v; want off and upstream's default profile", cfg.EnableProfiling, cfg.Profiles)
+	}
+	if want := min(16, int32(runtime.GOMAXPROCS(0))); cfg.Parallelism != want {
+		t.Errorf("parallelism %d, want %d (the CPUs, at most upstream's 16)", cfg.Parallelism, want)
 	}
 
 	s.cfg.SchedulerArgs = []string{"config=/etc/mine.yaml", "kube-api-qps=5"}
