@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -47,9 +46,9 @@ func registerLogFlags(root *cobra.Command) {
 // shown, only their warnings and errors: a person reads one line per
 // component as it becomes ready. With -v N, or --log-level debug, klog's
 // output at that verbosity is shown as upstream prints it.
-func setUpLogging(flags *pflag.FlagSet) {
+func setUpLogging(cmd *cobra.Command) {
 	verbose := logging.Level <= slog.LevelDebug
-	if v := flags.Lookup("v"); v != nil && v.Changed {
+	if v := cmd.Flags().Lookup("v"); v != nil && v.Changed {
 		verbose = true
 	}
 	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
@@ -66,11 +65,21 @@ func setUpLogging(flags *pflag.FlagSet) {
 	for _, s := range []string{"WARNING", "ERROR", "FATAL"} {
 		klog.SetOutputBySeverity(s, io.Discard)
 	}
-	// Warnings the API server returns to skiff's own in-process clients
-	// (the API server's endpoint reconciler reads v1 Endpoints, deprecated,
-	// every 10 s) are printed once each, not forever.
-	rest.SetDefaultWarningHandler(rest.NewWarningWriter(status.Writer(), rest.WarningWriterOptions{Deduplicate: true}))
+	// The API server's warnings to a long-running command's in-process
+	// clients are about what those clients themselves use (the API
+	// server's endpoint reconciler reads v1 Endpoints, deprecated, every
+	// 10 s): nothing its reader can act on, and upstream's kube-apiserver
+	// and kube-controller-manager silence them. So do skiff's, unless
+	// verbose; a client command (kubectl has its own) prints each once.
+	if longRunning[cmd.Name()] && !verbose {
+		rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	} else {
+		rest.SetDefaultWarningHandler(rest.NewWarningWriter(status.Writer(), rest.WarningWriterOptions{Deduplicate: true}))
+	}
 }
+
+// longRunning are the commands that run components in-process.
+var longRunning = map[string]bool{"server": true, "agent": true, "sim": true}
 
 // newLogger is skiff's own logger for one command, at --log-level.
 func newLogger(component string) *slog.Logger {

@@ -18,7 +18,7 @@ func newRootCommand() *cobra.Command {
 		// every Kubernetes binary.
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			verflag.PrintAndExitIfRequested()
-			setUpLogging(cmd.Flags())
+			setUpLogging(cmd)
 		},
 		Run: func(cmd *cobra.Command, _ []string) {
 			verflag.PrintAndExitIfRequested()
