@@ -40,6 +40,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/kubernetes/pkg/kubelet/certificate/bootstrap"
 	"k8s.io/utils/ptr"
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
@@ -351,8 +352,10 @@ func (a *Agent) components() []supervise.Component {
 			if err := ensureCgroupRoot(a.cgroupRoot()); err != nil {
 				return fmt.Errorf("create cgroup %s: %w", a.cgroupRoot(), err)
 			}
+			removeLogLinks(legacyLogDir, a.podLogsDir(), false)
 			return nil
 		}},
+		supervise.Component{Name: "kubelet-certificate", Step: true, Run: a.bootstrapKubelet},
 		supervise.Component{Name: "kubelet", Restart: restart, Run: func(ctx context.Context) error {
 			return component.Kubelet(ctx, a.configureKubelet, cfg.KubeletArgs)
 		}},
@@ -683,7 +686,7 @@ func (a *Agent) configureKubelet(s *options.KubeletServer) {
 	kc.Authorization.Mode = "Webhook"
 	kc.ClusterDomain = a.cluster.ClusterDomain
 	kc.ClusterDNS = []string{a.cluster.ClusterDNS}
-	kc.PodLogsDir = filepath.Join(cfg.DataDir, "pod-logs")
+	kc.PodLogsDir = a.podLogsDir()
 	kc.RotateCertificates = true
 	kc.SerializeImagePulls = false
 	kc.ProtectKernelDefaults = false
@@ -696,6 +699,11 @@ func (a *Agent) configureKubelet(s *options.KubeletServer) {
 	kc.ImageGCHighThresholdPercent = 100
 	kc.ImageGCLowThresholdPercent = 99
 }
+
+// podLogsDir holds the node's container logs (the kubelet's podLogsDir).
+func (a *Agent) podLogsDir() string { return podLogsDir(a.cfg.DataDir) }
+
+func podLogsDir(dataDir string) string { return filepath.Join(dataDir, "pod-logs") }
 
 // cgroupRoot is the parent of the node's pod cgroups: one per node name.
 func (a *Agent) cgroupRoot() string { return "/skiff/" + a.cfg.NodeName }
@@ -735,6 +743,34 @@ func (a *Agent) ensureCA() (string, error) {
 		time.Sleep(time.Second)
 	}
 	return "", fmt.Errorf("discover the cluster CA: %w", lastErr)
+}
+
+// bootstrapKubelet obtains the kubelet's client certificate with the join
+// token before the kubelet starts (upstream's TLS bootstrap, the kubelet's
+// own code; a kubeconfig whose certificate is still valid is kept). The
+// kubelet rotates the certificate from then on. Left to the kubelet, which
+// bootstraps in the background when it rotates certificates, the first
+// start would run a second with no credentials and then drop every
+// connection opened meanwhile ("Certificate rotation detected, shutting
+// down client connections"), failing the requests and watches in flight.
+func (a *Agent) bootstrapKubelet(ctx context.Context) error {
+	current := filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
+	before, _ := os.Readlink(current)
+	err := bootstrap.LoadClientCert(ctx, a.kubeletKubeconfig(), a.bootstrapKubeconfig, KubeletCertDir(a.cfg.DataDir), types.NodeName(a.cfg.NodeName))
+	if err == nil {
+		// The store links current.pem to each new certificate's file.
+		if after, _ := os.Readlink(current); after != before {
+			a.cfg.Log.Info("the kubelet has its client certificate", "node", a.cfg.NodeName, "file", after)
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		return fmt.Errorf("%w: the server refuses the kubelet's certificate request with this node's join token (%v): skiff token create makes a new one", component.ErrConfig, err)
+	}
+	return fmt.Errorf("the kubelet's client certificate: %w", err)
 }
 
 // kubeletKubeconfig is the kubeconfig the kubelet writes once it has its

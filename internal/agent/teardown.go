@@ -25,8 +25,9 @@ import (
 )
 
 // Teardown removes what an agent leaves running on purpose when it stops
-// (its containerd, the pods' containers and network namespaces) and
-// unmounts everything under its data dir, so the directory can be deleted.
+// (its containerd, the pods' containers and network namespaces), unmounts
+// everything under its data dir, so the directory can be deleted, and
+// removes the kubelet's links to its containers' logs (/var/log/containers).
 // Tests and `skiff agent teardown` use it; it is idempotent.
 //
 // With keepShared it leaves what every agent in the same network namespace
@@ -57,6 +58,7 @@ func Teardown(ctx context.Context, dataDir string, keepShared bool) error {
 	}
 	time.Sleep(200 * time.Millisecond)
 	unmountUnder(dataDir)
+	removeLogLinks(legacyLogDir, podLogsDir(dataDir), true)
 	if name, err := os.ReadFile(filepath.Join(dataDir, nodeNameFile)); err == nil && len(name) > 0 {
 		removeCgroupRoot("/skiff/" + string(name))
 	}

@@ -41,6 +41,12 @@ type cluster struct {
 	kubelet    int
 	starts     int
 
+	// firstStart is the first start's log up to the node being Ready.
+	firstStart []byte
+	// danglingLogLink is a link in /var/log/containers planted before the
+	// first start, to a log under a data dir that does not exist.
+	danglingLogLink string
+
 	cmd    *exec.Cmd
 	logf   *os.File
 	exited chan struct{} // closed once cmd has been waited for
@@ -85,6 +91,13 @@ func run(m *testing.M) (code int) {
 			code = 1
 		}
 	}()
+	// A link to a container log of a node whose data dir is gone, as one
+	// deleted without teardown leaves (TestFirstStartLog).
+	if c.danglingLogLink, err = plantDanglingLogLink(); err != nil {
+		fmt.Fprintln(os.Stderr, "node e2e:", err)
+		return 1
+	}
+	defer os.Remove(c.danglingLogLink)
 	if err := c.start(); err != nil {
 		fmt.Fprintln(os.Stderr, "node e2e:", err)
 		return 1
@@ -210,6 +223,9 @@ func (c *cluster) start() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	fmt.Printf("skiff server (start %d) with node %s ready in %s\n", c.starts, c.nodeName, time.Since(began).Round(time.Millisecond))
+	if c.starts == 1 {
+		c.firstStart, _ = os.ReadFile(logPath)
+	}
 	return nil
 }
 
