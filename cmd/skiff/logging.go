@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	goflag "flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -88,10 +92,28 @@ func newLogger(component string) *slog.Logger {
 
 // klogFilter passes the upstream components' klog lines to w: all of them
 // when verbose, else their warnings and errors, less those that every
-// healthy start prints and that need nothing from the reader.
+// healthy start prints and that need nothing from the reader, and none once
+// the command was told to stop.
 type klogFilter struct {
 	w       io.Writer
 	verbose bool
+}
+
+// stopping is set once a long-running command was told to stop (SIGTERM,
+// Ctrl-C). The upstream components' errors from then on are the stop's
+// consequences, not faults: the controller manager reports its leader lease
+// released as "leaderelection lost/stopped", the API server the watches
+// still open when its grace (component.ShutdownTimeout) ends as "Failed to
+// shutdown server", the kubelet, which outlives its API server, its
+// requests refused. skiff's own lines say what stopped.
+var stopping atomic.Bool
+
+// untilSignal is a long-running command's context: done on SIGTERM or
+// Ctrl-C, from when upstream's lines are shown only if verbose.
+func untilSignal() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	context.AfterFunc(ctx, func() { stopping.Store(true) })
+	return ctx, stop
 }
 
 // startupNoise are messages of healthy starts and stops: API versions without
@@ -136,7 +158,7 @@ var startupNoise = []string{
 
 func (f *klogFilter) Write(line []byte) (int, error) {
 	if !f.verbose {
-		if len(line) == 0 || line[0] == 'I' {
+		if len(line) == 0 || line[0] == 'I' || stopping.Load() {
 			return len(line), nil
 		}
 		for _, n := range startupNoise {

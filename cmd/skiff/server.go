@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -95,7 +93,7 @@ func newServerCommand() *cobra.Command {
 					return fmt.Errorf("%w: %v", component.ErrConfig, err)
 				}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			ctx, stop := untilSignal()
 			defer stop()
 			if disableAgent {
 				return s.Run(ctx)
