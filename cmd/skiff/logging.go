@@ -109,12 +109,30 @@ type klogFilter struct {
 var stopping atomic.Bool
 
 // untilSignal is a long-running command's context: done on SIGTERM or
-// Ctrl-C, from when upstream's lines are shown only if verbose.
-func untilSignal() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	context.AfterFunc(ctx, func() { stopping.Store(true) })
-	return ctx, stop
+// Ctrl-C, from when upstream's lines are shown only if verbose (a command
+// ending on its own, say on a configuration error, shows them to the end).
+// Like signal.NotifyContext, stop unregisters the signals.
+func untilSignal() (ctx context.Context, stop context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		select {
+		case <-sigs:
+			stopping.Store(true)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel()
+	}
 }
+
+// commandFailed is in the line the command's final error is printed with
+// (component-base's cli.Run): shown whatever happened before.
+const commandFailed = `"command failed"`
 
 // startupNoise are messages of healthy starts and stops: API versions without
 // resources, the node not registered in its first second, nftables sets
@@ -158,7 +176,7 @@ var startupNoise = []string{
 
 func (f *klogFilter) Write(line []byte) (int, error) {
 	if !f.verbose {
-		if len(line) == 0 || line[0] == 'I' || stopping.Load() {
+		if len(line) == 0 || line[0] == 'I' || stopping.Load() && !bytes.Contains(line, []byte(commandFailed)) {
 			return len(line), nil
 		}
 		for _, n := range startupNoise {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Upstream's informational lines and healthy-start noise are dropped, its
@@ -32,10 +35,37 @@ func TestKlogFilter(t *testing.T) {
 		t.Errorf("running, verbose: %q, want every line", got)
 	}
 	stopping.Store(true)
-	if got := write(false, info, fault); got != "" {
-		t.Errorf("stopping: %q, want nothing", got)
+	failed := "E1207 10:05:49.798983   23383 run.go:72] \"command failed\" err=\"server: stop timed out\"\n"
+	if got := write(false, info, fault, failed); got != failed {
+		t.Errorf("stopping: %q, want only the command's final error", got)
 	}
 	if got := write(true, fault); got != fault {
 		t.Errorf("stopping, verbose: %q, want the line", got)
+	}
+}
+
+// A command that ends on its own (a configuration error) is not stopping,
+// so its last lines, the final error among them, are shown; a signal makes
+// it stopping.
+func TestUntilSignal(t *testing.T) {
+	defer stopping.Store(false)
+	ctx, stop := untilSignal()
+	stop()
+	<-ctx.Done()
+	if stopping.Load() {
+		t.Fatal("stopping after the command ended on its own")
+	}
+	ctx, stop = untilSignal()
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGTERM did not end the context")
+	}
+	if !stopping.Load() {
+		t.Fatal("not stopping after SIGTERM")
 	}
 }

@@ -69,9 +69,21 @@ func TestGroupStartsInOrderAndStopsInReverse(t *testing.T) {
 		j.add("bootstrap")
 		return nil
 	}}
+	// The controllers are ready once their start is noted: without a
+	// Ready, the scheduler could start, and end the group, before the
+	// controllers' goroutine notes its start.
+	controllers, controllersStarted := j.service("controllers"), make(chan struct{})
+	controllers.Run = func(ctx context.Context) error {
+		j.add("start controllers")
+		close(controllersStarted)
+		<-ctx.Done()
+		j.add("stop controllers")
+		return nil
+	}
+	controllers.Ready = Closed(controllersStarted)
 	last := j.service("scheduler")
 	last.Ready = func(context.Context) error { cancel(); return nil }
-	err := Group{Log: quiet, Components: []Component{j.service("etcd"), api, bootstrap, j.service("controllers"), last}}.Run(ctx)
+	err := Group{Log: quiet, Components: []Component{j.service("etcd"), api, bootstrap, controllers, last}}.Run(ctx)
 	if err != nil {
 		t.Fatalf("Run = %v, want nil after ctx ended", err)
 	}

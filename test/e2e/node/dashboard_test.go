@@ -426,7 +426,14 @@ func load(t *testing.T, tab context.Context, what, url string, actions ...chrome
 	for attempt := 1; ; attempt++ {
 		before := networkChanged.Load()
 		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-		err := chromedp.Do(ctx, append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(url)}, actions...)...)
+		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(url)}
+		if attempt > 1 {
+			// A URL that differs from the tab's only by its fragment (the
+			// login URL's #token=) navigates within the document, which
+			// would leave the dropped scripts unloaded: leave it first.
+			steps = append([]chromedp.Action[chromedp.Void]{chromedp.Navigate("about:blank")}, steps...)
+		}
+		err := chromedp.Do(ctx, append(steps, actions...)...)
 		cancel()
 		if err == nil {
 			return
