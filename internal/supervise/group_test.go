@@ -45,26 +45,25 @@ func (j *journal) service(name string) Component {
 	}}
 }
 
+// readyService is a service that is ready once its start is noted.
+func (j *journal) readyService(name string) Component {
+	started := make(chan struct{})
+	c := j.service(name)
+	c.Run = func(ctx context.Context) error {
+		j.add("start %s", name)
+		close(started)
+		<-ctx.Done()
+		j.add("stop %s", name)
+		return nil
+	}
+	c.Ready = Closed(started)
+	return c
+}
+
 func TestGroupStartsInOrderAndStopsInReverse(t *testing.T) {
 	var j journal
 	ctx, cancel := context.WithCancel(context.Background())
-	apiReady := make(chan struct{})
-	api := j.service("api")
-	api.Run = func(ctx context.Context) error {
-		j.add("start api")
-		close(apiReady)
-		<-ctx.Done()
-		j.add("stop api")
-		return nil
-	}
-	api.Ready = func(ctx context.Context) error {
-		select {
-		case <-apiReady:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	api := j.readyService("api")
 	bootstrap := Component{Name: "bootstrap", Step: true, Run: func(context.Context) error {
 		j.add("bootstrap")
 		return nil
@@ -72,15 +71,7 @@ func TestGroupStartsInOrderAndStopsInReverse(t *testing.T) {
 	// The controllers are ready once their start is noted: without a
 	// Ready, the scheduler could start, and end the group, before the
 	// controllers' goroutine notes its start.
-	controllers, controllersStarted := j.service("controllers"), make(chan struct{})
-	controllers.Run = func(ctx context.Context) error {
-		j.add("start controllers")
-		close(controllersStarted)
-		<-ctx.Done()
-		j.add("stop controllers")
-		return nil
-	}
-	controllers.Ready = Closed(controllersStarted)
+	controllers := j.readyService("controllers")
 	last := j.service("scheduler")
 	last.Ready = func(context.Context) error { cancel(); return nil }
 	err := Group{Log: quiet, Components: []Component{j.service("etcd"), api, bootstrap, controllers, last}}.Run(ctx)
