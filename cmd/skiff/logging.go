@@ -99,35 +99,38 @@ type klogFilter struct {
 	verbose bool
 }
 
-// stopping is set once a long-running command was told to stop (SIGTERM,
-// Ctrl-C). The upstream components' errors from then on are the stop's
-// consequences, not faults: the controller manager reports its leader lease
-// released as "leaderelection lost/stopped", the API server the watches
-// still open when its grace (component.ShutdownTimeout) ends as "Failed to
-// shutdown server", the kubelet, which outlives its API server, its
-// requests refused. skiff's own lines say what stopped.
-var stopping atomic.Bool
+// signalled is the context untilSignal made for the running long-running
+// command (nil for other commands).
+var signalled atomic.Pointer[context.Context]
 
-// untilSignal is a long-running command's context: done on SIGTERM or
-// Ctrl-C, from when upstream's lines are shown only if verbose (a command
-// ending on its own, say on a configuration error, shows them to the end).
-// Like signal.NotifyContext, stop unregisters the signals.
-func untilSignal() (ctx context.Context, stop context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
-	go func() {
-		select {
-		case <-sigs:
-			stopping.Store(true)
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(sigs)
-		cancel()
+// stopping reports whether a long-running command was told to stop
+// (SIGTERM, Ctrl-C): its context ended with the signal as the cause, not by
+// the command's own stop at its end. The upstream components' errors from
+// then on are the stop's consequences, not faults: the controller manager
+// reports its leader lease released as "leaderelection lost/stopped", the
+// API server the watches still open when its grace
+// (component.ShutdownTimeout) ends as "Failed to shutdown server", the
+// kubelet, which outlives its API server, its requests refused. skiff's own
+// lines say what stopped.
+func stopping() bool {
+	p := signalled.Load()
+	if p == nil {
+		return false
 	}
+	// stop cancels with no cause (context.Canceled itself); a signal's cause
+	// is its own error, which errors.Is also counts as context.Canceled.
+	ctx := *p
+	return ctx.Err() != nil && context.Cause(ctx) != context.Canceled
+}
+
+// untilSignal is a long-running command's context (signal.NotifyContext's):
+// done on SIGTERM or Ctrl-C, from when upstream's lines are shown only if
+// verbose (a command ending on its own, say on a configuration error,
+// shows them to the end).
+func untilSignal() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	signalled.Store(&ctx)
+	return ctx, stop
 }
 
 // commandFailed is in the line the command's final error is printed with
@@ -176,7 +179,7 @@ var startupNoise = []string{
 
 func (f *klogFilter) Write(line []byte) (int, error) {
 	if !f.verbose {
-		if len(line) == 0 || line[0] == 'I' || stopping.Load() && !bytes.Contains(line, []byte(commandFailed)) {
+		if len(line) == 0 || line[0] == 'I' || stopping() && !bytes.Contains(line, []byte(commandFailed)) {
 			return len(line), nil
 		}
 		for _, n := range startupNoise {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"syscall"
 	"testing"
@@ -12,7 +14,7 @@ import (
 // errors shown; once the command is stopping, nothing of upstream's is shown
 // unless verbose.
 func TestKlogFilter(t *testing.T) {
-	defer stopping.Store(false)
+	defer signalled.Store(nil)
 	const (
 		info  = "I1207 10:05:48.794259   23383 server.go:1] \"serving\"\n"
 		noise = "E1207 10:05:48.794259   23383 x.go:1] \"Failed to set rlimit on max file handles\"\n"
@@ -34,7 +36,9 @@ func TestKlogFilter(t *testing.T) {
 	if got := write(true, info, fault); got != info+fault {
 		t.Errorf("running, verbose: %q, want every line", got)
 	}
-	stopping.Store(true)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("interrupt signal received"))
+	signalled.Store(&ctx)
 	failed := "E1207 10:05:49.798983   23383 run.go:72] \"command failed\" err=\"server: stop timed out\"\n"
 	if got := write(false, info, fault, failed); got != failed {
 		t.Errorf("stopping: %q, want only the command's final error", got)
@@ -48,11 +52,14 @@ func TestKlogFilter(t *testing.T) {
 // so its last lines, the final error among them, are shown; a signal makes
 // it stopping.
 func TestUntilSignal(t *testing.T) {
-	defer stopping.Store(false)
+	defer signalled.Store(nil)
 	ctx, stop := untilSignal()
+	if stopping() {
+		t.Fatal("stopping while the command runs")
+	}
 	stop()
 	<-ctx.Done()
-	if stopping.Load() {
+	if stopping() {
 		t.Fatal("stopping after the command ended on its own")
 	}
 	ctx, stop = untilSignal()
@@ -65,7 +72,7 @@ func TestUntilSignal(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("SIGTERM did not end the context")
 	}
-	if !stopping.Load() {
+	if !stopping() {
 		t.Fatal("not stopping after SIGTERM")
 	}
 }
