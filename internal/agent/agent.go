@@ -754,9 +754,9 @@ func (a *Agent) ensureCA() (string, error) {
 // connection opened meanwhile ("Certificate rotation detected, shutting
 // down client connections"), failing the requests and watches in flight.
 func (a *Agent) bootstrapKubelet(ctx context.Context) error {
-	current := filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
+	current := a.kubeletClientCert()
 	before, _ := os.Readlink(current)
-	err := bootstrap.LoadClientCert(ctx, a.kubeletKubeconfig(), a.bootstrapKubeconfig, KubeletCertDir(a.cfg.DataDir), types.NodeName(a.cfg.NodeName))
+	err := bootstrap.LoadClientCert(ctx, a.kubeletKubeconfig(), a.bootstrapKubeconfig, filepath.Dir(current), types.NodeName(a.cfg.NodeName))
 	if err == nil {
 		// The store links current.pem to each new certificate's file.
 		if after, _ := os.Readlink(current); after != before {
@@ -773,6 +773,12 @@ func (a *Agent) bootstrapKubelet(ctx context.Context) error {
 	return fmt.Errorf("the kubelet's client certificate: %w", err)
 }
 
+// kubeletClientCert is the kubelet's client certificate and key: upstream's
+// certificate store links it to the current dated file in its cert dir.
+func (a *Agent) kubeletClientCert() string {
+	return filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
+}
+
 // kubeletKubeconfig is the kubeconfig the kubelet writes once it has its
 // client certificate (TLS bootstrap), and acts as the node with.
 func (a *Agent) kubeletKubeconfig() string { return filepath.Join(a.cfg.DataDir, "kubelet.kubeconfig") }
@@ -781,9 +787,8 @@ func (a *Agent) kubeletKubeconfig() string { return filepath.Join(a.cfg.DataDir,
 // kubelet has obtained its client certificate.
 func (a *Agent) nodeCredentials() (string, bool) {
 	kubeconfigPath := a.kubeletKubeconfig()
-	clientCert := filepath.Join(KubeletCertDir(a.cfg.DataDir), "kubelet-client-current.pem")
 	_, err1 := os.Stat(kubeconfigPath)
-	_, err2 := os.Stat(clientCert)
+	_, err2 := os.Stat(a.kubeletClientCert())
 	return kubeconfigPath, err1 == nil && err2 == nil
 }
 
