@@ -59,6 +59,7 @@ type options struct {
 	dir      string
 	downDir  string
 	keep     bool
+	verbose  bool
 }
 
 // lean are the downstreams' and upstream's flags: many servers share this
@@ -83,6 +84,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "/tmp/bench-fleet", "where the upstream's data dir goes")
 	flag.StringVar(&o.downDir, "downstream-dir", "/dev/shm/bench-fleet", "where the downstreams' data dirs go (default tmpfs: on this one machine their etcds' fsyncs would otherwise queue behind the upstream's on one disk, as they would not on machines of their own)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data dirs")
+	flag.BoolVar(&o.verbose, "v", false, "print each propagation sample: its time, and how long until the last Work was written on the upstream")
 	flag.Parse()
 	for _, s := range strings.Split(counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -243,6 +245,8 @@ func join(ctx context.Context, o options, up *benchkit.Server, i int) (*downstre
 	return d, nil
 }
 
+var worksGVR = schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "works"}
+
 var clustersGVR = schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "clusters"}
 
 // waitReady waits until n clusters are Ready.
@@ -353,7 +357,24 @@ spec:
 			}
 		}(d)
 	}
-	var lat benchkit.Latencies
+	// The Works the upstream writes for each sample, one per cluster,
+	// split the time in two: the upstream's part (create → its last Work
+	// written) and the agents' (→ the last downstream copy).
+	works := &arrivals{seen: map[string]map[string]time.Time{}}
+	ww, err := upDyn.Resource(worksGVR).Watch(wctx, metav1.ListOptions{})
+	if err != nil {
+		return benchkit.Summary{}, err
+	}
+	go func() {
+		for ev := range ww.ResultChan() {
+			if w, ok := ev.Object.(*unstructured.Unstructured); ok && ev.Type == watch.Added {
+				if name, _, ok := strings.Cut(w.GetName(), "-configmap-"); ok {
+					works.record(name, w.GetNamespace(), time.Now())
+				}
+			}
+		}
+	}()
+	var lat, upPart benchkit.Latencies
 	for i := range o.samples {
 		name := fmt.Sprintf("p%d-%d", len(downs), i)
 		t0 := time.Now()
@@ -367,6 +388,19 @@ spec:
 		for {
 			if at, ok := a.all(name, len(downs)); ok {
 				lat.Add(at.Sub(t0))
+				// The bench's own watch of the Works can trail the
+				// agents' watches: then this sample has no split.
+				w, ok := works.all(name, len(downs))
+				if ok {
+					upPart.Add(w.Sub(t0))
+				}
+				if o.verbose {
+					split := "the Works' watch behind"
+					if ok {
+						split = "the last Work after " + ms(w.Sub(t0))
+					}
+					fmt.Printf("sample %s at %s: %s (%s)\n", name, t0.Format("15:04:05.000"), ms(at.Sub(t0)), split)
+				}
 				break
 			}
 			if time.Now().After(deadline) {
@@ -378,6 +412,7 @@ spec:
 	}
 	s := lat.Summary()
 	fmt.Printf("%d clusters: propagation %s\n", len(downs), s)
+	fmt.Printf("%d clusters: of which create → the last Work written on the upstream %s\n", len(downs), upPart.Summary())
 	return s, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,12 +13,15 @@ import (
 // with SKIFF_CPU_PROFILE=FILE in the environment, the process writes a CPU
 // profile of SKIFF_CPU_PROFILE_SECONDS (default 5) seconds to FILE (go tool
 // pprof FILE), from its start or, with SKIFF_CPU_PROFILE_AFTER=N, from N
-// seconds after it.
+// seconds after it. A "%p" in FILE is replaced by the process ID, for
+// several processes started with the same environment (bench/fleet's
+// servers).
 func startCPUProfile() {
 	path := os.Getenv("SKIFF_CPU_PROFILE")
 	if path == "" {
 		return
 	}
+	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 	d, after := seconds("SKIFF_CPU_PROFILE_SECONDS", 5), seconds("SKIFF_CPU_PROFILE_AFTER", 0)
 	f, err := os.Create(path)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/skiffdev/skiff/internal/fleet"
 	"github.com/skiffdev/skiff/internal/fleet/aggregate"
@@ -104,14 +105,25 @@ type worker struct {
 	mapper    *restmapper.DeferredDiscoveryRESTMapper
 	upInf     dynamicinformer.DynamicSharedInformerFactory
 	localInf  dynamicinformer.DynamicSharedInformerFactory
-	queue     workqueue.TypedRateLimitingInterface[string]
-	ctx       context.Context
+	// works is the Works informer's store with this agent's own writes
+	// laid over it until the informer catches up: a Work synced again
+	// right after its status was written (its copy's creation in the
+	// downstream brings it back at once) is then read as written, not as
+	// it was, which would write the same status again and be refused as
+	// a conflict.
+	works cache.MutationCache
+	queue workqueue.TypedRateLimitingInterface[string]
+	ctx   context.Context
 
 	mu      sync.Mutex
 	watched map[schema.GroupVersionResource]bool // guarded by mu
 	// namespaces are those known to exist (a deleted one is created again
 	// by the apply's error and retry).
 	namespaces sync.Map
+	// appliedRV is, per copy (copyKey), the resourceVersion it had after
+	// this agent's last apply or check of it: a copy still at that
+	// version has not drifted, and needs no dry run to say so.
+	appliedRV sync.Map
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -143,6 +155,8 @@ func (w *worker) run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	w.works = cache.NewIntegerResourceVersionMutationCacheWithOptions(klog.FromContext(ctx), works.GetStore(),
+		cache.MutationCacheOptions{TTL: time.Minute, MaxCacheSize: 4096})
 	w.upInf.Start(ctx.Done())
 	defer w.upInf.Shutdown()
 	defer w.localInf.Shutdown()
@@ -209,7 +223,7 @@ func (w *worker) watchLocal(gvr schema.GroupVersionResource) {
 // and reports the copies' state.
 func (w *worker) sync(ctx context.Context, name string) error {
 	ns := fleet.ExecutionNamespace(w.cluster)
-	obj, exists, err := w.upInf.ForResource(v1alpha1.Works).Informer().GetStore().GetByKey(ns + "/" + name)
+	obj, exists, err := w.works.GetByKey(ns + "/" + name)
 	if err != nil || !exists {
 		return err
 	}
@@ -254,6 +268,7 @@ func (w *worker) sync(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
+		w.works.Mutation(updated)
 		work = updated
 	}
 
@@ -325,7 +340,10 @@ func (w *worker) sync(ctx context.Context, name string) error {
 		return err
 	}
 	work.Object["status"] = m
-	_, err = api.UpdateStatus(ctx, work, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+	updated, err := api.UpdateStatus(ctx, work, metav1.UpdateOptions{FieldManager: fleet.FieldManager})
+	if err == nil {
+		w.works.Mutation(updated)
+	}
 	if apierrors.IsConflict(err) {
 		w.queue.Add(name) // the next version brings us back anyway
 		return nil
@@ -418,12 +436,18 @@ func (w *worker) apply(ctx context.Context, m *unstructured.Unstructured, ref st
 	out := applied{gvr: gvr}
 	// A Work that changed is applied as it is; one applied before is
 	// first compared (a dry run) to see whether the copy drifted.
+	key := copyKey(gvr, m)
 	if live != nil && settled {
+		if rv, ok := w.appliedRV.Load(key); ok && rv == live.GetResourceVersion() {
+			out.live = live
+			return out, nil
+		}
 		dry, err := res.Patch(ctx, m.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: fleet.FieldManager, Force: new(true), DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return applied{}, refusal(err)
 		}
 		if same(dry, live) {
+			w.appliedRV.Store(key, live.GetResourceVersion())
 			out.live = live
 			return out, nil
 		}
@@ -440,8 +464,14 @@ func (w *worker) apply(ctx context.Context, m *unstructured.Unstructured, ref st
 	if err != nil {
 		return applied{}, refusal(err)
 	}
+	w.appliedRV.Store(key, got.GetResourceVersion())
 	out.live = got
 	return out, nil
+}
+
+// copyKey names a copy in the downstream for appliedRV.
+func copyKey(gvr schema.GroupVersionResource, m *unstructured.Unstructured) string {
+	return gvr.String() + " " + objName(m)
 }
 
 // cached is the downstream's copy of m from the informer on the agent's
@@ -511,10 +541,11 @@ func (w *worker) ensureNamespace(ctx context.Context, ns string) error {
 // deleteCopy deletes the downstream's copy of a manifest if this Work put
 // it there.
 func (w *worker) deleteCopy(ctx context.Context, m *unstructured.Unstructured, ref string) error {
-	res, _, err := w.resource(m)
+	res, gvr, err := w.resource(m)
 	if err != nil {
 		return nil // the kind is gone, and its objects with it
 	}
+	w.appliedRV.Delete(copyKey(gvr, m))
 	live, err := res.Get(ctx, m.GetName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

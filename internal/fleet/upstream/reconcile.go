@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -435,6 +436,12 @@ func (c *Controller) upsertWork(ctx context.Context, k key, binding *unstructure
 	_, err := api.Create(ctx, w, metav1.CreateOptions{FieldManager: fleet.FieldManager})
 	if isNotFound(err) {
 		return fmt.Errorf("the execution namespace %s does not exist (the cluster is being removed?)", ns)
+	}
+	if apierrors.IsAlreadyExists(err) {
+		// Written a moment ago, by the pass before this one, and not in
+		// the cache yet: its arrival there brings the resource back, and
+		// that pass compares it.
+		return nil
 	}
 	return err
 }
