@@ -136,10 +136,15 @@ func ingressClient(certPEM []byte) func(url string, header ...string) (int, stri
 // clientTo is ingressClient for a proxy at addr (a node's or a Gateway's
 // address).
 func clientTo(node string, certPEM []byte) func(url string, header ...string) (int, string, http.Header) {
+	return clientTimeout(node, certPEM, 3*time.Second)
+}
+
+// clientTimeout is clientTo with requests that may take up to timeout.
+func clientTimeout(node string, certPEM []byte, timeout time.Duration) func(url string, header ...string) (int, string, http.Header) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	httpClient := &http.Client{
-		Timeout:       3 * time.Second,
+		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -175,21 +180,11 @@ func TestIngressStickiness(t *testing.T) {
 	ns := namespace(t)
 	spreadDeployment(t, ns, "sticky", 2)
 	service(t, ns, "sticky", corev1.ServiceTypeClusterIP)
-	prefix := networkingv1.PathTypePrefix
-	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "sticky", Port: networkingv1.ServiceBackendPort{Number: 80}}}
 	for name, ann := range map[string]map[string]string{
 		"cookie": {"skiff.dev/session-affinity": "cookie"},
 		"hash":   {"skiff.dev/load-balance": "consistent-hash", "skiff.dev/hash-on": "header:X-User"},
 	} {
-		ing := &networkingv1.Ingress{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
-			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: name + ".example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
-			}}}}},
-		}
-		if _, err := client.NetworkingV1().Ingresses(ns).Create(context.Background(), ing, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		hostIngress(t, ns, name, name+".example", "sticky", ann)
 	}
 	get := ingressClient(nil)
 	cookie, pinned := affinityCookie(t, get, "http://cookie.example/hostname", "skiff-affinity")
@@ -258,6 +253,18 @@ func countAnswers(t *testing.T, get func(url string, header ...string) (int, str
 	return seen
 }
 
+// servedBy sends n GETs of url through get and counts the bodies (the
+// pods' names) of the answers that are 200; the others are not counted.
+func servedBy(get func(url string, header ...string) (int, string, http.Header), n int, url string) map[string]int {
+	seen := map[string]int{}
+	for range n {
+		if code, body, _ := get(url); code == 200 {
+			seen[body]++
+		}
+	}
+	return seen
+}
+
 // selfSigned makes a certificate and key for host, PEM-encoded.
 func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
 	t.Helper()
@@ -298,26 +305,9 @@ func TestIngressActiveHealthCheck(t *testing.T) {
 	if _, err := client.CoreV1().Services(ns).Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	prefix := networkingv1.PathTypePrefix
-	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "hc", Port: networkingv1.ServiceBackendPort{Name: "http"}}}
-	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "hc"}, Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
-		Host: "hc.example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-			Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
-		}},
-	}}}}
-	if _, err := client.NetworkingV1().Ingresses(ns).Create(context.Background(), ing, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	hostIngress(t, ns, "hc", "hc.example", "hc", nil)
 	get := ingressClient(nil)
-	answered := func() map[string]int {
-		seen := map[string]int{}
-		for range 10 {
-			if code, body, _ := get("http://hc.example/hostname"); code == 200 {
-				seen[body]++
-			}
-		}
-		return seen
-	}
+	answered := func() map[string]int { return servedBy(get, 10, "http://hc.example/hostname") }
 	eventually(t, time.Minute, "both pods serve through the Ingress", func() bool { return len(answered()) == 2 })
 
 	sick := pods[0].Name
