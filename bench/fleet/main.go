@@ -49,6 +49,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffdev/skiff/bench/internal/benchkit"
+	v1alpha1 "github.com/skiffdev/skiff/internal/fleet/api/v1alpha1"
 )
 
 type options struct {
@@ -245,15 +246,11 @@ func join(ctx context.Context, o options, up *benchkit.Server, i int) (*downstre
 	return d, nil
 }
 
-var worksGVR = schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "works"}
-
-var clustersGVR = schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "clusters"}
-
 // waitReady waits until n clusters are Ready.
 func waitReady(ctx context.Context, up dynamic.Interface, n int) error {
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		list, err := up.Resource(clustersGVR).List(ctx, metav1.ListOptions{})
+		list, err := up.Resource(v1alpha1.Clusters).List(ctx, metav1.ListOptions{})
 		ready := 0
 		if err == nil {
 			for _, c := range list.Items {
@@ -361,7 +358,7 @@ spec:
 	// split the time in two: the upstream's part (create → its last Work
 	// written) and the agents' (→ the last downstream copy).
 	works := &arrivals{seen: map[string]map[string]time.Time{}}
-	ww, err := upDyn.Resource(worksGVR).Watch(wctx, metav1.ListOptions{})
+	ww, err := upDyn.Resource(v1alpha1.Works).Watch(wctx, metav1.ListOptions{})
 	if err != nil {
 		return benchkit.Summary{}, err
 	}
@@ -516,8 +513,7 @@ spec:
 // cleanup deletes the round's objects and policies on the upstream and
 // waits until the downstreams' copies are gone.
 func cleanup(ctx context.Context, upClient kubernetes.Interface, upDyn dynamic.Interface, downs []*downstream) error {
-	pp := schema.GroupVersionResource{Group: "fleet.skiff.dev", Version: "v1alpha1", Resource: "propagationpolicies"}
-	if err := upDyn.Resource(pp).Namespace("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+	if err := upDyn.Resource(v1alpha1.PropagationPolicies).Namespace("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
 	if err := upClient.CoreV1().ConfigMaps("bench").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench"}); err != nil {
