@@ -6,18 +6,22 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,9 +35,10 @@ import (
 // refused an action with the API's 403 message. Screenshots of each page go
 // to SKIFF_ARTIFACTS (default bin/artifacts/dashboard).
 func TestDashboard(t *testing.T) {
-	browser := chromium(t)
 	ns := namespace(t)
 	ctx := context.Background()
+	browser := chromium(t, the.port)
+	churnHostNetwork(t)
 	base := fmt.Sprintf("https://127.0.0.1:%d/dashboard/", the.port)
 
 	// The page is public; the API behind it is not.
@@ -136,9 +141,7 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the scaled Deployment took %s to show; the page watches, so it should take well under a second", d)
 	}
 	shot("deployments")
-	// The scaled pods' veths make chromium drop its connections
-	// (ERR_NETWORK_CHANGED), a request the page sends on a click among
-	// them: the steps below start once those pods are up.
+	// The steps below count the scaled pods: they start once those are up.
 	mustKubectl(t, "rollout", "status", "-n", ns, "deployment/web", "--timeout=90s")
 
 	browse(t, tab, "pods", chromedp.Navigate(base+"#/core/v1/pods"),
@@ -336,8 +339,14 @@ type browser struct {
 }
 
 // chromium starts a headless chromium for the test, or skips it when the
-// machine has none (scripts/deps.sh test installs Debian's).
-func chromium(t *testing.T) *browser {
+// machine has none (scripts/deps.sh test installs Debian's). The browser
+// runs in a network namespace of its own, where the test forwards each of
+// ports on 127.0.0.1 to the same port on the host's loopback: chromium drops
+// every request in flight when it sees the host's network change
+// (ERR_NETWORK_CHANGED, with no switch to turn that off), and each pod the
+// tests beside it start adds a veth to the host. It speaks DevTools over a
+// pipe, so it needs no other address.
+func chromium(t *testing.T, ports ...int) *browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -350,9 +359,27 @@ func chromium(t *testing.T) *browser {
 		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.WindowSize(1400, 900),
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{
+				Cloneflags: syscall.CLONE_NEWNET,
+				Pdeathsig:  syscall.SIGKILL, // as chromedp's own default
+			}
+		}),
 	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	proc := chromedp.FromContext(ctx).Browser.Process()
+	if proc == nil {
+		t.Fatal("chromium started without a process")
+	}
+	for _, port := range ports {
+		forwardInto(t, proc.Pid, port)
+	}
 	dir := os.Getenv("SKIFF_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join("..", "..", "..", "bin", "artifacts")
@@ -361,26 +388,130 @@ func chromium(t *testing.T) *browser {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &browser{ctx: actx, artifacts: dir}
+	return &browser{ctx: ctx, artifacts: dir}
+}
+
+// forwardInto listens on 127.0.0.1:port in the network namespace of process
+// pid (bringing its loopback up) and copies each connection to and from
+// 127.0.0.1:port on the host, until the test ends.
+func forwardInto(t *testing.T, pid, port int) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		// The thread enters the browser's namespace and is never unlocked,
+		// so the runtime ends it with the goroutine; the listening socket
+		// stays in the namespace it was made in.
+		runtime.LockOSThread()
+		ln, err := func() (net.Listener, error) {
+			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				return nil, err
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return nil, fmt.Errorf("enter the browser's network namespace: %w", err)
+			}
+			lo, err := netlink.LinkByName("lo")
+			if err != nil {
+				return nil, err
+			}
+			if err := netlink.LinkSetUp(lo); err != nil {
+				return nil, fmt.Errorf("loopback up: %w", err)
+			}
+			return net.Listen("tcp", addr)
+		}()
+		got <- result{ln, err}
+	}()
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("forward %s into chromium's network namespace: %v", addr, r.err)
+	}
+	t.Cleanup(func() { r.ln.Close() })
+	go func() {
+		for {
+			in, err := r.ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(out, in); out.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+				go func() { io.Copy(in, out); in.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+				<-done
+				<-done
+			}()
+		}
+	}()
+}
+
+// churnHostNetwork adds an address to a veth on the host and takes it away
+// again, every 200 ms until the test ends, as pods' veths coming and
+// going do: the browser must not see it.
+func churnHostNetwork(t *testing.T) {
+	t.Helper()
+	link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "skiff-churn0"}, PeerName: "skiff-churn1"}
+	if err := netlink.LinkAdd(link); err != nil {
+		t.Fatalf("add a veth to churn: %v", err)
+	}
+	addr, err := netlink.ParseAddr("198.51.100.77/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() {
+		close(stop)
+		<-stopped
+		if err := netlink.LinkDel(link); err != nil {
+			t.Errorf("remove the veth: %v", err)
+		}
+	})
+	if err := netlink.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for up := true; ; up = !up {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if up {
+				netlink.AddrAdd(link, addr)
+			} else {
+				netlink.AddrDel(link, addr)
+			}
+		}
+	}()
 }
 
 // tab opens a browser tab; its console and exceptions go to the test log.
 func (b *browser) tab(t *testing.T) (context.Context, context.CancelFunc) {
 	// The page's console and uncaught exceptions go to the test's log.
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithErrorf(t.Logf), chromedp.WithListener(func(ev any) {
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(func(ev any) {
 		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
+		case *cdpruntime.EventConsoleAPICalled:
 			var args []string
 			for _, a := range ev.Args {
 				args = append(args, string(a.Value)+a.Description)
 			}
 			t.Logf("browser console %s: %s", ev.Type, strings.Join(args, " "))
 		case *cdplog.EventEntryAdded:
-			if strings.Contains(ev.Entry.Text, "ERR_NETWORK_CHANGED") {
-				networkChanged.Add(1)
-			}
 			t.Logf("browser log %s: %s %s", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL)
-		case *runtime.EventExceptionThrown:
+		case *cdpruntime.EventExceptionThrown:
 			d := ev.ExceptionDetails
 			msg := d.Text
 			if d.Exception != nil {
@@ -391,7 +522,7 @@ func (b *browser) tab(t *testing.T) (context.Context, context.CancelFunc) {
 	}))
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("open a tab: %v", err)
 	}
 	return ctx, cancel
 }
@@ -411,41 +542,16 @@ func (b *browser) screenshots(t *testing.T, tab context.Context) func(name strin
 	}
 }
 
-// browse runs browser actions with a bound of 30 s, failing the test with
-// what it was doing.
-// networkChanged counts the loads chromium dropped with ERR_NETWORK_CHANGED:
-// it drops every connection when the host's network changes, as it does
-// when a pod's veth appears beside the test.
-var networkChanged atomic.Int64
-
-// load opens url in the tab and runs actions; a document load the browser
-// dropped because the host's network changed (its scripts never arrived, so
-// the page cannot retry by itself) is loaded again, at most 3 times.
+// load opens url in the tab and runs actions, bounded by 30 s. A URL that
+// differs from the tab's only by its fragment (the login URL's #token=)
+// would navigate within the document: it leaves the page first.
 func load(t *testing.T, tab context.Context, what, url string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		before := networkChanged.Load()
-		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(url)}
-		if attempt > 1 {
-			// A URL that differs from the tab's only by its fragment (the
-			// login URL's #token=) navigates within the document, which
-			// would leave the dropped scripts unloaded: leave it first.
-			steps = append([]chromedp.Action[chromedp.Void]{chromedp.Navigate("about:blank")}, steps...)
-		}
-		err := chromedp.Do(ctx, append(steps, actions...)...)
-		cancel()
-		if err == nil {
-			return
-		}
-		if networkChanged.Load() == before || attempt == 3 {
-			body, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.body.innerText`))
-			t.Fatalf("%s: %v\nthe page says: %.2000s", what, err, body)
-		}
-		t.Logf("%s: chromium dropped the load (ERR_NETWORK_CHANGED); loading it again", what)
-	}
+	browse(t, tab, what, append([]chromedp.Action[chromedp.Void]{chromedp.Navigate("about:blank"), chromedp.Navigate(url)}, actions...)...)
 }
 
+// browse runs browser actions with a bound of 30 s, failing the test with
+// what it was doing.
 func browse(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
