@@ -82,6 +82,9 @@ func fleetCluster(args []string) ([]string, func(), error) {
 	if _, ok := cfg.Clusters[name]; ok {
 		return args, nothing, nil // kubectl's own --cluster
 	}
+	if len(cfg.Clusters) == 0 {
+		return nil, nothing, fmt.Errorf("--cluster %s: no kubeconfig to reach the fleet upstream through: set KUBECONFIG or --kubeconfig to the upstream's (DATA/kubeconfig.yaml on its server; %s is not there)", name, server.PathsIn(defaultDataDir()).Kubeconfig)
+	}
 	ctx := cfg.Contexts[cfg.CurrentContext]
 	if ctx == nil || cfg.Clusters[ctx.Cluster] == nil {
 		return nil, nothing, fmt.Errorf("--cluster %s: the kubeconfig has no current context to reach the fleet upstream through", name)

@@ -120,6 +120,7 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&cfg.DisableControllers, "disable-controller-manager", false, "do not run the controller manager")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	f.BoolVar(&cfg.DisableDNS, "disable-dns", false, "do not run the cluster DNS server (kube-dns Service at --cluster-dns)")
+	f.IntVar(&cfg.DNSPort, "dns-port", 10053, "port the cluster DNS server listens on, UDP and TCP, at the advertise address (the kube-dns Service's port 53 leads there)")
 	f.BoolVar(&cfg.DisableDashboard, "disable-dashboard", false, "serve no web dashboard at /dashboard/ on the HTTPS port")
 	f.BoolVar(&cfg.DisableMetricsServer, "disable-metrics-server", false, "do not run metrics-server (metrics.k8s.io: kubectl top, HorizontalPodAutoscaler on CPU and memory)")
 	f.IntVar(&cfg.MetricsServerPort, "metrics-server-port", 10251, "port metrics-server serves metrics.k8s.io on, at the advertise address (the API server's aggregator reaches it there)")

@@ -45,16 +45,16 @@ func (s *Server) fleetComponents(client kubernetes.Interface, restart *supervise
 		if err != nil {
 			return nil, err
 		}
-		// Every upstream server takes tunnels and proxies to clusters;
-		// only the leader runs the controller.
+		// Every upstream server takes tunnels and proxies to clusters,
+		// once the API it watches Clusters through is installed; only
+		// the leader runs the controller.
 		s.fleetProxy = upstream.NewProxy(dyn, kube, log.With("component", "fleet-proxy"))
-		list = append(list, supervise.Component{Name: "fleet-proxy", Restart: restart, Run: s.fleetProxy.Run})
 		list = append(list, supervise.Component{Name: "fleet-api", Step: true, Run: func(ctx context.Context) error {
 			if err := fleet.InstallCRDs(ctx, ext); err != nil {
 				return fmt.Errorf("install the fleet API: %w", err)
 			}
 			return nil
-		}}, supervise.Component{Name: "fleet-controller", Restart: restart, Run: func(ctx context.Context) error {
+		}}, supervise.Component{Name: "fleet-proxy", Restart: restart, Run: s.fleetProxy.Run}, supervise.Component{Name: "fleet-controller", Restart: restart, Run: func(ctx context.Context) error {
 			ctrl := upstream.New(upstream.Config{
 				Dynamic: dyn, Kube: kube, Discovery: kube.Discovery(), Log: log.With("controller", "fleet"),
 				MonitorGracePeriod: s.cfg.FleetMonitorGracePeriod,
