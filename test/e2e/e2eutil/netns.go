@@ -2,10 +2,41 @@ package e2eutil
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
+
+// InNetns runs fn on a thread in the network namespace at path
+// (/var/run/netns/NAME, /proc/PID/ns/net), then returns the thread to its
+// own namespace: the sockets fn makes stay in the one they were made in.
+func InNetns(path string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	target, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter the network namespace %s: %w", path, err)
+	}
+	defer func() {
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+			panic(err) // the thread must not stay in another namespace
+		}
+	}()
+	return fn()
+}
 
 // LAN is a private network segment on this machine: a bridge in a network
 // namespace of its own (NAME-lan), a leg in the host's namespace

@@ -2,13 +2,13 @@ package network
 
 import (
 	"bytes"
-	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffdev/skiff/test/e2e/e2eutil"
 )
 
 // linkCapture records the frames crossing the nodes' network (every port
@@ -29,34 +29,11 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func startCapture(t *testing.T) *linkCapture {
 	t.Helper()
 	fd := -1
-	var err error
-	func() {
-		// A socket belongs to the network namespace it is made in: make
-		// it in skiff-lan from a thread that returns to ours after.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		self, e := os.Open("/proc/thread-self/ns/net")
-		if e != nil {
-			err = e
-			return
-		}
-		defer self.Close()
-		lan, e := os.Open("/var/run/netns/skiff-lan")
-		if e != nil {
-			err = e
-			return
-		}
-		defer lan.Close()
-		if err = unix.Setns(int(lan.Fd()), unix.CLONE_NEWNET); err != nil {
-			return
-		}
-		defer func() {
-			if e := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); e != nil {
-				panic(e) // the thread must not stay in another namespace
-			}
-		}()
+	// A socket belongs to the network namespace it is made in.
+	err := e2eutil.InNetns("/var/run/netns/skiff-lan", func() (err error) {
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
-	}()
+		return err
+	})
 	if err != nil {
 		if fd >= 0 {
 			unix.Close(fd)

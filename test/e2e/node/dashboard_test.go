@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,10 +20,11 @@ import (
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffdev/skiff/test/e2e/e2eutil"
 )
 
 // TestDashboard drives the web dashboard in a real browser (Debian's
@@ -397,44 +397,25 @@ func chromium(t *testing.T, ports ...int) *browser {
 func forwardInto(t *testing.T, pid, port int) {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	type result struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	err := e2eutil.InNetns(fmt.Sprintf("/proc/%d/ns/net", pid), func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("loopback up: %w", err)
+		}
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("forward %s into chromium's network namespace: %v", addr, err)
 	}
-	got := make(chan result, 1)
-	go func() {
-		// The thread enters the browser's namespace and is never unlocked,
-		// so the runtime ends it with the goroutine; the listening socket
-		// stays in the namespace it was made in.
-		runtime.LockOSThread()
-		ln, err := func() (net.Listener, error) {
-			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-			if err != nil {
-				return nil, err
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				return nil, fmt.Errorf("enter the browser's network namespace: %w", err)
-			}
-			lo, err := netlink.LinkByName("lo")
-			if err != nil {
-				return nil, err
-			}
-			if err := netlink.LinkSetUp(lo); err != nil {
-				return nil, fmt.Errorf("loopback up: %w", err)
-			}
-			return net.Listen("tcp", addr)
-		}()
-		got <- result{ln, err}
-	}()
-	r := <-got
-	if r.err != nil {
-		t.Fatalf("forward %s into chromium's network namespace: %v", addr, r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
-			in, err := r.ln.Accept()
+			in, err := ln.Accept()
 			if err != nil {
 				return
 			}
